@@ -1,0 +1,280 @@
+"""Typed experiment configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
+
+A YAML file may name another one with ``base: other.yaml`` (relative to its own folder); its keys are merged
+over the base's. Unknown or misspelled keys raise :class:`ConfigError` naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+VARIANTS = ("baseline", "frame", "instance", "dsfnet")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny
+    weights: Optional[str] = None  # None | path to a torchvision ImageNet state dict | "torchvision"
+    norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
+    frozen_stages: int = 1  # 0: train all; 1: freeze stem + layer1 (conv2)
+    tiny_width: int = 16  # channels of the first stage of resnet_tiny
+
+
+@dataclass
+class RPNConfig:
+    anchor_sizes: tuple[int, ...] = (64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    pre_nms_top_n_train: int = 6000
+    pre_nms_top_n_test: int = 6000
+    post_nms_top_n_train: int = 300
+    post_nms_top_n_test: int = 300
+    nms_thresh: float = 0.7
+    fg_iou_thresh: float = 0.7
+    bg_iou_thresh: float = 0.3
+    batch_size_per_image: int = 256
+    positive_fraction: float = 0.5
+
+
+@dataclass
+class RoIHeadConfig:
+    reduced_channels: int = 256  # 1x1 conv on conv5 before RoIAlign
+    pool_size: int = 7
+    sampling_ratio: int = 2
+    representation_size: int = 1024  # fc6 / fc7 width
+    batch_size_per_image: int = 512
+    positive_fraction: float = 0.25
+    fg_iou_thresh: float = 0.5
+    bg_iou_thresh: float = 0.5
+    bbox_reg_weights: tuple[float, ...] = (10.0, 10.0, 5.0, 5.0)
+    score_thresh: float = 0.001
+    nms_thresh: float = 0.5
+    detections_per_img: int = 300
+
+
+@dataclass
+class FrameFusionConfig:
+    scale_by_sqrt_hw: bool = True  # divide logits by sqrt(h*w) (DESIGN 2.1)
+    chunk_size: int = 0  # queries per chunk at inference (0 = all at once)
+
+
+@dataclass
+class InstanceFusionConfig:
+    num_heads: int = 16
+    key_dim: int = 1024  # total width of the xi / zeta projections (split across heads)
+    geometry: bool = True  # add the geometric term r (eq. 7)
+    embed_freqs: int = 8  # wave lengths of the sinusoidal embedding (16 dims per scalar at 8)
+    eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
+    support_proposals: int = 300  # proposals per support frame used as keys at training time
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "dsfnet"  # baseline | frame | instance | dsfnet
+    num_classes: int = 30  # foreground classes
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    rpn: RPNConfig = field(default_factory=RPNConfig)
+    roi: RoIHeadConfig = field(default_factory=RoIHeadConfig)
+    frame_fusion: FrameFusionConfig = field(default_factory=FrameFusionConfig)
+    instance_fusion: InstanceFusionConfig = field(default_factory=InstanceFusionConfig)
+    pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    @property
+    def uses_frame_fusion(self) -> bool:
+        return self.variant in ("frame", "dsfnet")
+
+    @property
+    def uses_instance_fusion(self) -> bool:
+        return self.variant in ("instance", "dsfnet")
+
+
+@dataclass
+class DataConfig:
+    format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
+    root: str = "data/ILSVRC2015"
+    train_splits: tuple[str, ...] = ("VID_train_15frames", "DET_train_30classes")
+    val_split: str = "VID_val_videos"
+    train_json: Optional[str] = None  # cocovid: annotation file of the training set
+    val_json: Optional[str] = None  # cocovid: annotation file of the validation set
+    class_names: Optional[tuple[str, ...]] = None  # None = the 30 VID classes
+    num_support: int = 2  # support frames per training clip
+    min_size: int = 600  # shorter side after resize
+    max_size: int = 1000  # cap on the longer side
+    flip_prob: float = 0.5
+    num_workers: int = 4
+    skip_bad_samples: bool = False  # log and skip unreadable samples instead of raising
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 247_000
+    lr: float = 2.5e-4
+    lr_steps: tuple[int, ...] = (109_000, 219_000)
+    lr_gamma: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iterations: int = 0
+    warmup_factor: float = 1.0 / 3
+    clips_per_step: int = 1  # clips per process per forward pass
+    accumulation_steps: int = 1  # forward/backward passes per optimiser step
+    clip_grad_norm: float = 0.0  # 0 = off
+    amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_interval: int = 5000
+    log_interval: int = 20
+    eval_interval: int = 0  # 0 = no periodic evaluation
+    eval_max_videos: int = 0  # 0 = the whole validation split
+
+
+@dataclass
+class TestConfig:
+    num_frames: int = 21  # n: test frame + n-1 support frames
+    sampling: str = "shuffled"  # shuffled | stride
+    stride: int = 1
+    mode: str = "cached"  # cached | exact
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict, prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key '{prefix or '<root>'}' must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}' (valid keys here: {', '.join(sorted(names))})")
+        kwargs[key] = _convert(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, dotted: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, dotted + ".")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, dotted)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
+        return tuple(_convert(args[0], item, dotted) for item in value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is not hint:
+        raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"config inheritance cycle through {path}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), values)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """Turn ``["train.lr=0.01", "model.variant=frame"]`` into a nested dict (values parsed as YAML)."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.lr=0.001)")
+        key, raw = item.split("=", 1)
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return nested
+
+
+def validate(config: Config) -> Config:
+    """Check values that types alone cannot; raises :class:`ConfigError`."""
+    checks = [
+        (config.model.variant in VARIANTS, f"model.variant must be one of {VARIANTS}, got '{config.model.variant}'"),
+        (config.model.num_classes >= 1, "model.num_classes must be >= 1"),
+        (config.model.backbone.norm in ("frozen_bn", "group_norm", "batch_norm"),
+         f"model.backbone.norm must be frozen_bn, group_norm or batch_norm, got '{config.model.backbone.norm}'"),
+        (config.model.instance_fusion.key_dim % config.model.instance_fusion.num_heads == 0,
+         "model.instance_fusion.key_dim must be divisible by model.instance_fusion.num_heads"),
+        (config.model.roi.representation_size % config.model.instance_fusion.num_heads == 0,
+         "model.roi.representation_size must be divisible by model.instance_fusion.num_heads"),
+        (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
+        (config.test.sampling in ("shuffled", "stride"), "test.sampling must be shuffled or stride"),
+        (config.test.mode in ("cached", "exact"), "test.mode must be cached or exact"),
+        (config.test.num_frames >= 1, "test.num_frames must be >= 1"),
+        (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
+        (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
+         "data.class_names must have model.num_classes entries"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return config
+
+
+def config_from_dict(values: dict) -> Config:
+    return validate(_build(Config, values, ""))
+
+
+def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Config:
+    """Load a YAML config (following ``base:``), apply ``key=value`` overrides and validate."""
+    values = _read_yaml(Path(path))
+    if overrides:
+        values = _deep_merge(values, parse_overrides(overrides))
+    return config_from_dict(values)
+
+
+def class_names(config: Config) -> tuple[str, ...]:
+    """The dataset's class names (label ``i`` is ``names[i - 1]``)."""
+    if config.data.class_names is not None:
+        return tuple(config.data.class_names)
+    from dsfnet.data.classes import VID_CLASS_NAMES
+
+    return VID_CLASS_NAMES[: config.model.num_classes]
