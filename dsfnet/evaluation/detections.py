@@ -1,0 +1,270 @@
+"""Detection containers and the two detection file formats the evaluator reads and writes.
+
+JSON-lines (what ``dsfnet detect`` / ``dsfnet eval`` write): one JSON object per frame::
+
+    {"video": str, "frame_index": int,
+     "detections": [{"box": [x1, y1, x2, y2], "label": int, "class": str, "score": float}, ...]}
+
+Devkit text (the official ImageNet VID format): one detection per line::
+
+    frame_index class_index score x1 y1 x2 y2
+
+with ``frame_index`` the 1-based position of the frame in the split's frame list (``dataset.frames()``).
+Boxes are inclusive pixel corners in the original image, never clipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from dsfnet.data.records import DatasetRecord
+from dsfnet.evaluation._atomic import atomic_open
+
+
+@dataclass
+class Detections:
+    """Detections of a whole split as flat arrays.
+
+    Attributes:
+        frame_ids: ``int64 [N]`` 0-based position of the frame in ``dataset.frames()``.
+        labels: ``int64 [N]`` class indices ``1..C``.
+        scores: ``float64 [N]``.
+        boxes: ``float64 [N, 4]`` x1, y1, x2, y2 (inclusive pixel corners, original image).
+    """
+
+    frame_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float64))
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float64))
+
+    def __post_init__(self) -> None:
+        self.frame_ids = np.asarray(self.frame_ids, np.int64).reshape(-1)
+        self.labels = np.asarray(self.labels, np.int64).reshape(-1)
+        self.scores = np.asarray(self.scores, np.float64).reshape(-1)
+        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
+        n = len(self.frame_ids)
+        if not (len(self.labels) == len(self.scores) == len(self.boxes) == n):
+            raise ValueError(f"Detections: inconsistent lengths frame_ids={n}, labels={len(self.labels)}, "
+                             f"scores={len(self.scores)}, boxes={len(self.boxes)}")
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def select(self, index: np.ndarray) -> "Detections":
+        """Subset by boolean mask or integer index."""
+        return Detections(self.frame_ids[index], self.labels[index], self.scores[index], self.boxes[index])
+
+    @staticmethod
+    def concatenate(parts: Sequence["Detections"]) -> "Detections":
+        parts = list(parts)
+        if not parts:
+            return Detections()
+        return Detections(np.concatenate([p.frame_ids for p in parts]), np.concatenate([p.labels for p in parts]),
+                          np.concatenate([p.scores for p in parts]), np.concatenate([p.boxes for p in parts]))
+
+    @staticmethod
+    def for_frame(frame_id: int, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> "Detections":
+        """Detections of one frame (``boxes [k, 4]``, ``labels [k]``, ``scores [k]``) at split position ``frame_id``."""
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        return Detections(np.full(len(labels), int(frame_id), np.int64), labels, scores, boxes)
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def _frame_lookup(dataset: DatasetRecord) -> dict[tuple[str, int], int]:
+    lookup: dict[tuple[str, int], int] = {}
+    position = 0
+    for video in dataset.videos:
+        for frame in video.frames:
+            lookup[(frame.video, int(frame.frame_index))] = position
+            # Readers may name the video by the VideoRecord name when it differs from FrameRecord.video.
+            lookup.setdefault((video.name, int(frame.frame_index)), position)
+            position += 1
+    return lookup
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_detections(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
+    """Read a detection file, auto-detecting JSON-lines (first non-blank character ``{``) or devkit text.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a malformed line, an unknown class / label / frame; the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"detection file not found: {path}")
+    with open(path, "r", encoding="utf-8") as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith("{"):
+        return read_jsonl(path, dataset)
+    return read_devkit_txt(path, dataset)
+
+
+def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
+    """Read the JSON-lines format (one object per frame); see the module docstring."""
+    path = Path(path)
+    lookup = _frame_lookup(dataset)
+    num_classes = len(dataset.class_names)
+    name_to_label = {name: i + 1 for i, name in enumerate(dataset.class_names)}
+    frame_ids: list[int] = []
+    labels: list[int] = []
+    scores: list[float] = []
+    boxes: list[list[float]] = []
+    with open(path, "r", encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+
+            def fail(msg: str) -> ValueError:
+                return ValueError(f"{path}:{line_no}: {msg}")
+
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise fail(f"malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise fail("expected a JSON object per line")
+            video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
+            if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
+                raise fail('expected {"video": str, "frame_index": int, "detections": [...]}')
+            position = lookup.get((video, frame_index))
+            if position is None:
+                raise fail(f"frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
+            for k, det in enumerate(dets):
+                if not isinstance(det, dict):
+                    raise fail(f"detection {k}: expected an object")
+                box = det.get("box")
+                if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
+                    raise fail(f"detection {k}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+                score = det.get("score")
+                if not _is_number(score):
+                    raise fail(f"detection {k}: 'score' must be a finite number, got {score!r}")
+                label = det.get("label")
+                name = det.get("class")
+                if label is None and name is None:
+                    raise fail(f"detection {k}: needs 'class' (name) or 'label' (1..{num_classes})")
+                if name is not None:
+                    if name not in name_to_label:
+                        raise fail(f"detection {k}: class {name!r} is not a class of the dataset")
+                    if label is not None and label != name_to_label[name]:
+                        raise fail(f"detection {k}: label {label!r} does not match class {name!r} "
+                                   f"(label {name_to_label[name]})")
+                    label = name_to_label[name]
+                if not _is_int(label) or not 1 <= label <= num_classes:
+                    raise fail(f"detection {k}: label {label!r} out of range 1..{num_classes}")
+                frame_ids.append(position)
+                labels.append(label)
+                scores.append(float(score))
+                boxes.append([float(v) for v in box])
+    if not frame_ids:
+        return Detections()
+    return Detections(np.asarray(frame_ids), np.asarray(labels), np.asarray(scores), np.asarray(boxes))
+
+
+def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
+    """Read the devkit text format ``frame_index class_index score x1 y1 x2 y2`` (1-based frame index)."""
+    path = Path(path)
+    num_frames = sum(len(video.frames) for video in dataset.videos)
+    num_classes = len(dataset.class_names)
+    tokens: list[str] = []
+    line_numbers: list[int] = []
+    with open(path, "r", encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 7:
+                raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
+                                 f" got {len(fields)}: {line.strip()[:100]!r}")
+            tokens.extend(fields)
+            line_numbers.append(line_no)
+    if not line_numbers:
+        return Detections()
+    try:
+        values = np.asarray(tokens, dtype=np.float64).reshape(-1, 7)
+    except ValueError:
+        values = None
+    if values is None or not np.isfinite(values).all():
+        # Slow path, only to name the offending line.
+        for row, line_no in enumerate(line_numbers):
+            for token in tokens[7 * row: 7 * row + 7]:
+                try:
+                    ok = math.isfinite(float(token))
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise ValueError(f"{path}:{line_no}: {token!r} is not a finite number")
+        raise AssertionError("unreachable")  # pragma: no cover
+    frames, classes = values[:, 0], values[:, 1]
+    for column, what in ((frames, "frame_index"), (classes, "class_index")):
+        bad = np.nonzero(column != np.round(column))[0]
+        if len(bad):
+            raise ValueError(f"{path}:{line_numbers[bad[0]]}: {what} must be an integer, got {column[bad[0]]!r}")
+    bad = np.nonzero((frames < 1) | (frames > num_frames))[0]
+    if len(bad):
+        raise ValueError(f"{path}:{line_numbers[bad[0]]}: frame_index {int(frames[bad[0]])} out of range "
+                         f"1..{num_frames} (1-based over the split's frame list)")
+    bad = np.nonzero((classes < 1) | (classes > num_classes))[0]
+    if len(bad):
+        raise ValueError(f"{path}:{line_numbers[bad[0]]}: class_index {int(classes[bad[0]])} is not a class of "
+                         f"the dataset (1..{num_classes})")
+    return Detections(frames.astype(np.int64) - 1, classes.astype(np.int64), values[:, 2], values[:, 3:7])
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+def _frame_order(detections: Detections) -> np.ndarray:
+    """Order by frame, then score descending (stable)."""
+    return np.lexsort((-detections.scores, detections.frame_ids))
+
+
+def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Detections) -> None:
+    """Write the JSON-lines format, one object per frame of ``dataset.frames()`` (frames without detections get
+    an empty list), atomically."""
+    frames = dataset.frames()
+    if len(detections) and (detections.frame_ids.min() < 0 or detections.frame_ids.max() >= len(frames)):
+        raise ValueError(f"detections refer to frame positions outside 0..{len(frames) - 1}")
+    order = _frame_order(detections)
+    fids = detections.frame_ids[order]
+    starts = np.searchsorted(fids, np.arange(len(frames) + 1))
+    labels = detections.labels[order].tolist()
+    scores = detections.scores[order].tolist()
+    boxes = detections.boxes[order].tolist()
+    names = dataset.class_names
+    with atomic_open(path, "w") as handle:
+        for position, frame in enumerate(frames):
+            dets = [{"box": boxes[i], "label": labels[i], "class": names[labels[i] - 1], "score": scores[i]}
+                    for i in range(starts[position], starts[position + 1])]
+            handle.write(json.dumps({"video": frame.video, "frame_index": int(frame.frame_index),
+                                     "detections": dets}) + "\n")
+
+
+def write_devkit_txt(path: str | os.PathLike, detections: Detections) -> None:
+    """Write the devkit text format (1-based frame index), atomically; full float precision."""
+    order = _frame_order(detections)
+    with atomic_open(path, "w") as handle:
+        for f, c, s, box in zip((detections.frame_ids[order] + 1).tolist(), detections.labels[order].tolist(),
+                                detections.scores[order].tolist(), detections.boxes[order].tolist()):
+            handle.write(f"{f} {c} {s!r} {box[0]!r} {box[1]!r} {box[2]!r} {box[3]!r}\n")
+
+
+def detections_from_iterable(items: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> Detections:
+    """Build ``Detections`` from ``(frame_id, boxes [k,4], labels [k], scores [k])`` tuples."""
+    return Detections.concatenate([Detections.for_frame(*item) for item in items])
