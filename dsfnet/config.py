@@ -26,7 +26,7 @@ class BackboneConfig:
     name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny
     weights: Optional[str] = None  # None | path to a torchvision ImageNet state dict | "torchvision"
     norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
-    frozen_stages: int = 1  # 0: train all; 1: freeze stem + layer1 (conv2)
+    freeze_stem_and_conv2: bool = True  # freeze stem + layer1 (use with ImageNet weights)
     tiny_width: int = 16  # channels of the first stage of resnet_tiny
 
 

@@ -1,0 +1,178 @@
+"""ResNet backbones split at conv4 / conv5, with dilated conv5 (total stride 16).
+
+``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
+ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+from torchvision.ops import FrozenBatchNorm2d
+
+from dsfnet.config import BackboneConfig
+
+# name -> (block depths, groups, width per group)
+_ARCHITECTURES = {
+    "resnet50": ([3, 4, 6, 3], 1, 64),
+    "resnet101": ([3, 4, 23, 3], 1, 64),
+    "resnext101_32x4d": ([3, 4, 23, 3], 32, 4),
+}
+# name -> torchvision builder whose ImageNet weights match the architecture (None: torchvision has none)
+_TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights", "resnext101_32x4d": None}
+BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny",)
+
+
+def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    if kind == "frozen_bn":
+        return FrozenBatchNorm2d
+    if kind == "batch_norm":
+        return nn.BatchNorm2d
+    # GroupNorm keeps from-scratch training stable with one clip per step (DESIGN §2)
+    return lambda channels: nn.GroupNorm(min(32, channels // 4), channels)
+
+
+class Backbone(nn.Module):
+    """A ResNet cut into ``conv4`` (stem..layer3) and ``conv5`` (dilated layer4).
+
+    Attributes:
+        conv4_channels: d, channels of the conv4 maps fused by the frame-level fusion.
+        conv5_channels: channels of the conv5 maps fed to the RoI head.
+    """
+
+    def __init__(self, stem: nn.Module, layers: list[nn.Module], conv4_channels: int, conv5_channels: int):
+        super().__init__()
+        self.conv4 = nn.Sequential(stem, *layers[:3])
+        self.conv5 = layers[3]
+        self.conv4_channels = conv4_channels
+        self.conv5_channels = conv5_channels
+
+    def freeze_stem_and_conv2(self) -> None:
+        """Stop gradients to the stem and layer1 (conv2), as in the peers' ImageNet-initialised recipes."""
+        for parameter in self.conv4[:2].parameters():
+            parameter.requires_grad_(False)
+
+
+def _stem(width: int, norm: Callable[[int], nn.Module]) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False), norm(width), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+
+
+def _torchvision_resnet(name: str, norm: Callable[[int], nn.Module]) -> resnet.ResNet:
+    depths, groups, width_per_group = _ARCHITECTURES[name]
+    return resnet.ResNet(
+        resnet.Bottleneck, depths, groups=groups, width_per_group=width_per_group,
+        replace_stride_with_dilation=[False, False, True], norm_layer=norm,
+    )
+
+
+def _tiny_stage(inplanes: int, planes: int, stride: int, dilation: int, norm) -> nn.Sequential:
+    """One torchvision Bottleneck block (with its projection shortcut)."""
+    out = planes * resnet.Bottleneck.expansion
+    downsample = nn.Sequential(resnet.conv1x1(inplanes, out, stride), norm(out))
+    return nn.Sequential(resnet.Bottleneck(inplanes, planes, stride, downsample, dilation=dilation, norm_layer=norm))
+
+
+def _tiny_backbone(width: int, norm: Callable[[int], nn.Module]) -> Backbone:
+    """A 4-block Bottleneck ResNet with ``width`` base channels, for tests and synthetic data."""
+    expansion = resnet.Bottleneck.expansion
+    layers = [
+        _tiny_stage(width, width, 1, 1, norm),
+        _tiny_stage(width * expansion, width * 2, 2, 1, norm),
+        _tiny_stage(width * 2 * expansion, width * 4, 2, 1, norm),
+        _tiny_stage(width * 4 * expansion, width * 8, 1, 2, norm),
+    ]
+    return Backbone(_stem(width, norm), layers, width * 4 * expansion, width * 8 * expansion)
+
+
+def load_imagenet_weights(model: resnet.ResNet, path: str | Path, name: str) -> None:
+    """Load a torchvision ImageNet state dict from ``path`` into ``model`` (the classifier ``fc`` is ignored).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a state dict, or its keys / shapes do not match the architecture ``name``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"backbone weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt files
+        raise ValueError(f"backbone weights file {path} could not be read as a torch state dict: {error}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"backbone weights file {path} does not hold a state dict")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")
+                and not k.endswith("num_batches_tracked")}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"backbone weights file {path} does not match architecture '{name}': "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ValueError(
+                f"backbone weights file {path} does not match architecture '{name}': key '{key}' has shape "
+                f"{tuple(value.shape)}, expected {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+
+
+def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
+    """Opt-in download through torchvision's own downloader; fails fast and clearly when offline."""
+    enum_name = _TORCHVISION_WEIGHTS[name]
+    if enum_name is None:
+        raise ValueError(
+            f"torchvision ships no ImageNet weights for '{name}': convert a checkpoint to torchvision key names "
+            "and set backbone.weights to its path (see README)"
+        )
+    import torchvision.models as models
+
+    weights = getattr(models, enum_name).IMAGENET1K_V1
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        state = weights.get_state_dict(progress=True)
+    except Exception as error:
+        raise RuntimeError(
+            f"could not download torchvision weights for '{name}' ({error}); download them on a machine with "
+            "internet access and set backbone.weights to the local file"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
+
+
+def build_backbone(config: BackboneConfig) -> Backbone:
+    """Build the backbone named in ``config``, load ImageNet weights if asked, freeze early stages."""
+    if config.name not in BACKBONES:
+        raise ValueError(f"unknown backbone '{config.name}'; choose one of {BACKBONES}")
+    if config.weights is not None and config.norm == "group_norm":
+        raise ValueError("ImageNet weights carry BatchNorm statistics: use backbone.norm frozen_bn or batch_norm")
+    norm = _norm_layer(config.norm)
+    if config.name == "resnet_tiny":
+        if config.weights is not None:
+            raise ValueError("resnet_tiny has no ImageNet weights; leave backbone.weights empty")
+        backbone = _tiny_backbone(config.tiny_width, norm)
+    else:
+        net = _torchvision_resnet(config.name, norm)
+        if config.weights == "torchvision":
+            _download_torchvision_weights(net, config.name)
+        elif config.weights is not None:
+            load_imagenet_weights(net, config.weights, config.name)
+        stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        backbone = Backbone(stem, [net.layer1, net.layer2, net.layer3, net.layer4], 1024, 2048)
+    if config.freeze_stem_and_conv2:
+        backbone.freeze_stem_and_conv2()
+    return backbone

@@ -1,0 +1,240 @@
+"""The DSFNet detector: Faster R-CNN with frame-level and instance-level fusion over a clip (DESIGN §2).
+
+A clip is ``[n, 3, H, W]`` RGB frames in ``[0, 1]`` (the model normalises them), all of one size; one of them
+is the key (test) frame, the others are its support frames. The model is permutation-invariant in the support
+frames and processes every clip of a batch on its own, so clips of different sizes need no padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
+
+from dsfnet.config import ModelConfig
+from dsfnet.models.backbone import Backbone
+from dsfnet.models.fusion import FrameFusion, InstanceFusion
+from dsfnet.models.heads import RoIBoxHead, propose
+from dsfnet.models.inputs import as_clips, check_targets
+
+ClipInput = Union[Tensor, Sequence[Union[Tensor, Sequence[Tensor]]]]
+
+
+@dataclass
+class SupportCache:
+    """What a test frame needs from its support frames in ``cached`` mode (computed once per video).
+
+    Attributes:
+        frame_keys, frame_values: ``[s*d, h*w]`` frame-fusion tokens of the s support frames' raw conv4.
+        boxes: ``[M, 4]`` proposals of all support frames.
+        keys1, values1: support instances projected by the first instance fusion (``[H, M, dk]``, ``[M, D]``).
+        keys2, values2: the same for the second fusion, from the support instances fused among themselves.
+    """
+
+    frame_keys: Optional[Tensor] = None
+    frame_values: Optional[Tensor] = None
+    boxes: Optional[Tensor] = None
+    keys1: Optional[Tensor] = None
+    values1: Optional[Tensor] = None
+    keys2: Optional[Tensor] = None
+    values2: Optional[Tensor] = None
+
+
+class DSFNet(nn.Module):
+    """Faster R-CNN + frame-level fusion (eq. 1-3) on conv4 + two instance-level fusions (eq. 4-7) around fc7.
+
+    ``frame_fusion`` / ``instance_fusions`` set to ``None`` give the ``baseline``, ``frame`` and ``instance``
+    variants of the paper's ablation.
+    """
+
+    def __init__(
+        self, config: ModelConfig, backbone: Backbone, rpn: nn.Module, box_head: RoIBoxHead,
+        frame_fusion: Optional[FrameFusion], instance_fusions: Optional[tuple[InstanceFusion, InstanceFusion]],
+    ):
+        super().__init__()
+        self.config = config
+        self.num_classes = config.num_classes
+        self.backbone = backbone
+        self.frame_fusion = frame_fusion
+        self.rpn = rpn
+        self.box_head = box_head
+        self.instance_fusions = nn.ModuleList(instance_fusions) if instance_fusions is not None else None
+        roi = config.roi
+        # torchvision's RoIHeads used for its RoI sampling and post-processing only (the box head is ours)
+        self.roi_sampler = RoIHeads(
+            None, None, None, roi.fg_iou_thresh, roi.bg_iou_thresh, roi.batch_size_per_image,
+            roi.positive_fraction, tuple(roi.bbox_reg_weights), roi.score_thresh, roi.nms_thresh,
+            roi.detections_per_img,
+        )
+        self.support_proposals = config.instance_fusion.support_proposals
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    # ------------------------------------------------------------------ public API
+    def forward(
+        self, clips: ClipInput, targets: Optional[Union[dict, Sequence[dict]]] = None, key: int = 0,
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """Run on a batch of clips.
+
+        Args:
+            clips: one clip ``[n, 3, H, W]``, a batch ``[B, n, 3, H, W]``, or a list of clips (each a tensor
+                ``[n_i, 3, H_i, W_i]`` or a list of ``[3, H_i, W_i]`` frames); values in ``[0, 1]``.
+            targets: key-frame ground truth, a dict (one clip) or one dict per clip, with ``boxes``
+                ``float [k, 4]`` (x1, y1, x2, y2 in input pixels) and ``labels`` ``int64 [k]`` in ``1..C``.
+                Required in training mode.
+            key: index of the key (test) frame inside each clip.
+
+        Returns:
+            ``(detections, losses)``. In eval mode, detections has one dict per clip with the key frame's
+            ``boxes [N, 4]`` (input pixels), ``labels [N]`` and ``scores [N]``, and losses is empty. In training
+            mode detections is empty and losses holds ``loss_objectness``, ``loss_rpn_box_reg``,
+            ``loss_classifier`` and ``loss_box_reg`` averaged over clips.
+        """
+        clips = as_clips(clips, key)
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            targets = check_targets(targets, clips, self.num_classes)
+            per_clip = [self._losses(clip, target, key) for clip, target in zip(clips, targets)]
+            return [], {name: sum(losses[name] for losses in per_clip) / len(per_clip) for name in per_clip[0]}
+        if targets is not None:
+            check_targets(targets, clips, self.num_classes)
+        detections = []
+        for clip in clips:
+            conv4, key_in_conv4 = self._needed_conv4(clip, key)
+            detections.append(self.detect_exact(conv4, tuple(clip.shape[-2:]), key_in_conv4))
+        return detections, {}
+
+    def conv4(self, frames: Tensor) -> Tensor:
+        """Frames ``[k, 3, H, W]`` in ``[0, 1]`` -> raw conv4 maps ``[k, d, h, w]``."""
+        return self.backbone.conv4((frames - self.pixel_mean) / self.pixel_std)
+
+    def detect_exact(self, conv4: Tensor, image_size: tuple[int, int], key: int = 0) -> dict[str, Tensor]:
+        """The network exactly as the equations state, on the conv4 maps ``[n, d, h, w]`` of one clip."""
+        rows = self._rows_needed(conv4.shape[0], key)
+        enhanced = self._enhance(conv4, rows)
+        key_row = rows.index(key)
+        proposals, _ = propose(self.rpn, enhanced, image_size)
+        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
+        if self.instance_fusions is not None:
+            boxes = torch.cat(proposals)
+            features = self.instance_fusions[0](features, boxes)
+            features = self.box_head.fc7_features(features)
+            key_index = self._frame_slice(proposals, key_row)
+            features = self.instance_fusions[1](features, boxes, key_index)
+        else:
+            features = self.box_head.fc7_features(features)
+        return self._postprocess(features, proposals[key_row], image_size)
+
+    def build_support_cache(self, support_conv4: Tensor, image_size: tuple[int, int]) -> SupportCache:
+        """Precompute, once per video, what test frames need from the support frames' raw conv4 ``[s, d, h, w]``.
+
+        Support frames are enhanced among themselves (not re-enhanced by each test frame): this is the one
+        approximation of ``cached`` mode; the test frame's own fusion reads the support frames' raw conv4, so
+        the ``frame`` variant gives exactly the ``exact`` result.
+        """
+        cache = SupportCache()
+        if support_conv4.shape[0] == 0:
+            return cache
+        if self.frame_fusion is not None:
+            cache.frame_keys, cache.frame_values = self.frame_fusion.keys_values(support_conv4)
+        if self.instance_fusions is None:
+            return cache
+        enhanced = support_conv4
+        if self.frame_fusion is not None:
+            enhanced = self.frame_fusion.fuse(support_conv4, cache.frame_keys, cache.frame_values)
+        proposals, _ = propose(self.rpn, enhanced, image_size)
+        proposals = [boxes[: self.support_proposals] for boxes in proposals]
+        cache.boxes = torch.cat(proposals)
+        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
+        first, second = self.instance_fusions
+        cache.keys1, cache.values1 = first.project_keys(features)
+        features = first.attend(features, cache.boxes, cache.keys1, cache.values1, cache.boxes)
+        cache.keys2, cache.values2 = second.project_keys(self.box_head.fc7_features(features))
+        return cache
+
+    def detect_cached(self, conv4: Tensor, cache: SupportCache, image_size: tuple[int, int]) -> dict[str, Tensor]:
+        """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`."""
+        enhanced = conv4
+        if self.frame_fusion is not None:
+            own_keys, own_values = self.frame_fusion.keys_values(conv4)
+            keys = _cat_optional(cache.frame_keys, own_keys)
+            values = _cat_optional(cache.frame_values, own_values)
+            enhanced = self.frame_fusion.fuse(conv4, keys, values)
+        proposals, _ = propose(self.rpn, enhanced, image_size)
+        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
+        if self.instance_fusions is not None:
+            boxes = proposals[0]
+            all_boxes = _cat_optional(cache.boxes, boxes)
+            for stage, fusion in enumerate(self.instance_fusions):
+                if stage == 1:
+                    features = self.box_head.fc7_features(features)
+                own_keys, own_values = fusion.project_keys(features)
+                cached_keys, cached_values = (cache.keys1, cache.values1) if stage == 0 else (cache.keys2, cache.values2)
+                keys = own_keys if cached_keys is None else torch.cat([cached_keys, own_keys], dim=1)
+                values = _cat_optional(cached_values, own_values)
+                features = fusion.attend(features, boxes, keys, values, all_boxes)
+        else:
+            features = self.box_head.fc7_features(features)
+        return self._postprocess(features, proposals[0], image_size)
+
+    # ------------------------------------------------------------------ internals
+    def _needed_conv4(self, clip: Tensor, key: int) -> tuple[Tensor, int]:
+        """conv4 of the frames the key frame's output depends on (only the key frame for the baseline)."""
+        if self.frame_fusion is None and self.instance_fusions is None:
+            return self.conv4(clip[key : key + 1]), 0
+        return self.conv4(clip), key
+
+    def _rows_needed(self, frames: int, key: int) -> list[int]:
+        """Frames whose enhanced conv4 the output depends on: all of them only with instance fusion."""
+        return list(range(frames)) if self.instance_fusions is not None else [key]
+
+    def _enhance(self, conv4: Tensor, rows: list[int]) -> Tensor:
+        """Frame-level fusion of ``rows`` against all frames (``[len(rows), d, h, w]``)."""
+        if self.frame_fusion is None:
+            return conv4[rows]
+        return self.frame_fusion(conv4, query_frames=rows)
+
+    @staticmethod
+    def _frame_slice(proposals: list[Tensor], row: int) -> Tensor:
+        """Indices into the concatenated proposals of frame ``row``."""
+        start = sum(len(boxes) for boxes in proposals[:row])
+        return torch.arange(start, start + len(proposals[row]), device=proposals[row].device)
+
+    def _losses(self, clip: Tensor, target: dict, key: int) -> dict[str, Tensor]:
+        image_size = tuple(clip.shape[-2:])
+        conv4, key = self._needed_conv4(clip, key)
+        rows = self._rows_needed(conv4.shape[0], key)
+        enhanced = self._enhance(conv4, rows)
+        key_row = rows.index(key)
+        proposals, losses = propose(self.rpn, enhanced, image_size, key_row, target)
+        sampled, _, labels, regression_targets = self.roi_sampler.select_training_samples(
+            [proposals[key_row]], [target])
+        # the key frame contributes its sampled RoIs, each support frame its top proposals (DESIGN §2.2)
+        boxes = [sampled[0] if row == key_row else proposals[row][: self.support_proposals]
+                 for row in range(len(rows))]
+        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), boxes)
+        if self.instance_fusions is not None:
+            all_boxes = torch.cat(boxes)
+            features = self.instance_fusions[0](features, all_boxes)
+            features = self.instance_fusions[1](self.box_head.fc7_features(features), all_boxes)
+            features = features[self._frame_slice(boxes, key_row)]
+        else:
+            features = self.box_head.fc7_features(features)
+        class_logits, box_deltas = self.box_head.predict(features)
+        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_deltas, labels, regression_targets)
+        losses.update(loss_classifier=loss_classifier, loss_box_reg=loss_box_reg)
+        return losses
+
+    def _postprocess(self, features: Tensor, proposals: Tensor, image_size: tuple[int, int]) -> dict[str, Tensor]:
+        class_logits, box_deltas = self.box_head.predict(features)
+        boxes, scores, labels = self.roi_sampler.postprocess_detections(
+            class_logits.float(), box_deltas.float(), [proposals.float()], [image_size])
+        return {"boxes": boxes[0], "labels": labels[0], "scores": scores[0]}
+
+
+def _cat_optional(cached: Optional[Tensor], own: Tensor) -> Tensor:
+    return own if cached is None else torch.cat([cached, own])
