@@ -1,0 +1,216 @@
+"""The two semantic fusion modules of DSFNet (DESIGN §2.1, §2.2; paper eq. 1-7).
+
+Both are residual attention blocks whose value projection (θ, γ) starts at zero, so a freshly built module is
+the identity and a freshly built DSFNet equals the single-frame baseline. Both split keys/values from queries
+so that a video's support frames can be projected once and every test frame only pays for its own queries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["FrameFusion", "InstanceFusion"]
+
+
+class FrameFusion(nn.Module):
+    """Frame-level semantic fusion, eq. 1-3: channel tokens of n frames attend to all n·d channel tokens.
+
+    A token is one channel of one frame's conv4 map, flattened to a vector of length h·w::
+
+        F_e[i] = F_c[i] + Σ_j S[i, j] · θ(F_c)[j]
+        S[i, :] = softmax_j(<ϕ(F_c)[i], φ(F_c)[j]> / sqrt(h·w))
+
+    ϕ (``phi``), φ (``varphi``) and θ (``theta``) are 1×1 convolutions d→d shared by all frames, so the token
+    count is n·d whatever the image size. θ is zero-initialised (weight and bias).
+
+    Args:
+        channels: d, the conv4 channel count.
+        scale_by_sqrt_hw: divide the logits by sqrt(h·w) (a decision for numerical stability, DESIGN §2.1).
+        chunk_size: if > 0, at most this many query tokens are scored at once, so no more than
+            ``chunk_size × n·d`` logits exist at a time; 0 scores all queries at once.
+    """
+
+    def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0):
+        super().__init__()
+        self.channels = channels
+        self.scale_by_sqrt_hw = scale_by_sqrt_hw
+        self.chunk_size = chunk_size
+        self.phi = nn.Conv2d(channels, channels, 1)
+        self.varphi = nn.Conv2d(channels, channels, 1)
+        self.theta = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.theta.weight)
+        nn.init.zeros_(self.theta.bias)
+
+    def keys_values(self, feats: Tensor) -> tuple[Tensor, Tensor]:
+        """Project the frames that serve as keys/values.
+
+        Args:
+            feats: ``[n, d, h, w]`` raw conv4 maps of all n frames.
+        Returns:
+            ``(keys, values)``, each ``[n·d, h·w]``: φ tokens and θ tokens, frame-major (token f·d + c is
+            channel c of frame f).
+        """
+        return self.varphi(feats).flatten(0, 1).flatten(1), self.theta(feats).flatten(0, 1).flatten(1)
+
+    def fuse(self, query_feats: Tensor, keys: Tensor, values: Tensor) -> Tensor:
+        """Enhance the query frames with attention over the given keys/values.
+
+        Args:
+            query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance.
+            keys, values: ``[n·d, h·w]`` from :meth:`keys_values` (of all n frames, query frames included).
+        Returns:
+            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens.
+        """
+        q, d, h, w = query_feats.shape
+        queries = self.phi(query_feats).flatten(0, 1).flatten(1)  # [q·d, h·w]
+        if self.scale_by_sqrt_hw:
+            # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
+            queries = queries / math.sqrt(h * w)
+        chunks = queries.split(self.chunk_size) if self.chunk_size > 0 else (queries,)
+        fused = torch.cat([torch.softmax(c @ keys.T, dim=-1) @ values for c in chunks])  # [q·d, h·w]
+        return query_feats + fused.view(q, d, h, w)
+
+    def forward(self, feats: Tensor, query_frames: Optional[Sequence[int]] = None) -> Tensor:
+        """Fuse a clip.
+
+        Args:
+            feats: ``[n, d, h, w]`` raw conv4 maps of the n frames; keys/values always come from all of them.
+            query_frames: indices of the frames to enhance; ``None`` = all frames.
+        Returns:
+            ``[n, d, h, w]``, or ``[len(query_frames), d, h, w]`` in the order given. Only
+            ``len(query_frames)·d × n·d`` logits are ever built for the latter.
+        """
+        keys, values = self.keys_values(feats)
+        queries = feats if query_frames is None else feats[list(query_frames)]
+        return self.fuse(queries, keys, values)
+
+
+class InstanceFusion(nn.Module):
+    """Instance-level semantic fusion, eq. 4-7: multi-head relation attention over all proposals of all frames.
+
+    For query instance k and key instance l, per head::
+
+        Q_e[k] = Q[k] + Σ_l S[k, l] · γ(Q)[l]
+        S[k, :] = softmax_l(z[k, l] + r[k, l])
+        z[k, l] = <ξ(Q[k]), ζ(Q[l])> / sqrt(d_k)                                      d_k = key_dim / H
+        r[k, l] = ψ(ϱ(log(w_k/w_l), log(h_k/h_l), log(|w_k/h_k − w_l/h_l| + eps)))
+
+    ξ (``xi``) and ζ (``zeta``) map dim → key_dim, split into H heads of d_k. γ (``gamma``) maps dim → dim; its
+    output channels ``[h·dim/H, (h+1)·dim/H)`` are head h's values ("grouped per head") and it is zero-initialised.
+    ψ (``psi``) maps the 3·2·embed_freqs geometric embedding to one logit per head; r is added to the logits
+    as is (no ReLU/log, eq. 5). ``geometry=False`` drops r and ψ.
+
+    ζ and ψ have no bias: a bias there adds a constant to every logit of a query row, which the softmax
+    cancels, so it would be a parameter that never receives a gradient.
+
+    Box widths and heights are ``x2 − x1`` and ``y2 − y1`` clamped to ≥ 1e-3: proposals are continuous boxes
+    (no +1 pixel convention) and the clamp keeps the logs finite for degenerate ones.
+    """
+
+    def __init__(
+        self,
+        dim: int = 1024,
+        num_heads: int = 16,
+        key_dim: int = 1024,
+        geometry: bool = True,
+        embed_freqs: int = 8,
+        eps: float = 1e-3,
+    ):
+        super().__init__()
+        if dim % num_heads or key_dim % num_heads:
+            raise ValueError(f"dim ({dim}) and key_dim ({key_dim}) must be divisible by num_heads ({num_heads})")
+        self.num_heads = num_heads
+        self.embed_freqs = embed_freqs
+        self.eps = eps
+        self.xi = nn.Linear(dim, key_dim)
+        self.zeta = nn.Linear(dim, key_dim, bias=False)
+        self.gamma = nn.Linear(dim, dim)
+        nn.init.zeros_(self.gamma.weight)
+        nn.init.zeros_(self.gamma.bias)
+        self.psi = nn.Linear(3 * 2 * embed_freqs, num_heads, bias=False) if geometry else None
+
+    def project_keys(self, key_feats: Tensor) -> tuple[Tensor, Tensor]:
+        """Project the key instances once (e.g. a video's cached support proposals).
+
+        Args:
+            key_feats: ``[m, dim]``.
+        Returns:
+            ``(keys [H, m, key_dim/H], values [m, dim])``: ζ split per head and γ (head h owns channel slice h).
+        """
+        keys = self.zeta(key_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        return keys, self.gamma(key_feats)
+
+    def attend(
+        self, query_feats: Tensor, query_boxes: Tensor, keys: Tensor, values: Tensor, key_boxes: Tensor
+    ) -> Tensor:
+        """Enhance query instances with attention over projected keys.
+
+        Args:
+            query_feats: ``[q, dim]``.
+            query_boxes: ``[q, 4]`` as ``(x1, y1, x2, y2)``; unused when ``geometry=False``.
+            keys, values: ``[H, m, key_dim/H]`` and ``[m, dim]`` from :meth:`project_keys`.
+            key_boxes: ``[m, 4]`` boxes of the key instances; unused when ``geometry=False``.
+        Returns:
+            ``[q, dim]``: ``Q + concat_h(softmax_l(z + r) @ values_h)``.
+        """
+        queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
+        logits = (queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2)  # [H, q, m]
+        if self.psi is not None:
+            # In place: saves one [H, q, m] buffer, which is gigabytes when all 21×300 proposals are queries.
+            logits += self._geometric_logits(query_boxes, key_boxes).permute(2, 0, 1)
+        fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
+
+    def forward(self, feats: Tensor, boxes: Tensor, query_index: Optional[Tensor] = None) -> Tensor:
+        """Fuse instances.
+
+        Args:
+            feats: ``[m, dim]`` RoI features of all m instances of all frames (all are keys).
+            boxes: ``[m, 4]`` their boxes ``(x1, y1, x2, y2)``.
+            query_index: indices (or boolean mask) of the instances to enhance; ``None`` = all.
+        Returns:
+            ``[m, dim]``, or ``[q, dim]`` for ``feats[query_index]``.
+        """
+        keys, values = self.project_keys(feats)
+        if query_index is None:
+            return self.attend(feats, boxes, keys, values, boxes)
+        return self.attend(feats[query_index], boxes[query_index], keys, values, boxes)
+
+    def geometric_embedding(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
+        """ϱ of eq. 7 for every (query, key) pair.
+
+        Args:
+            query_boxes: ``[q, 4]``; key_boxes: ``[m, 4]``, both ``(x1, y1, x2, y2)``.
+        Returns:
+            ``[q, m, 3·2·F]`` (F = embed_freqs): for each of the 3 scalars in the order of eq. 7, F sines then
+            F cosines (the layout ``psi.weight`` columns follow).
+        """
+        return torch.cat([self._embed(s) for s in self._relative_geometry(query_boxes, key_boxes)], dim=-1)
+
+    def _relative_geometry(self, query_boxes: Tensor, key_boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The 3 scalars of eq. 7, each ``[q, m]``: log(w_k/w_l), log(h_k/h_l), log(|w_k/h_k − w_l/h_l| + eps)."""
+        qw, qh = (query_boxes[:, 2:] - query_boxes[:, :2]).clamp_min(1e-3).unbind(-1)
+        kw, kh = (key_boxes[:, 2:] - key_boxes[:, :2]).clamp_min(1e-3).unbind(-1)
+        aspect = ((qw / qh)[:, None] - (kw / kh)[None, :]).abs() + self.eps
+        return torch.log(qw[:, None] / kw[None, :]), torch.log(qh[:, None] / kh[None, :]), torch.log(aspect)
+
+    def _embed(self, x: Tensor) -> Tensor:
+        """Relation Networks' sinusoidal embedding: ``[...]`` -> ``[..., 2F]`` = sin, cos of 100·x / 1000^(i/F)."""
+        wave_lengths = 1000.0 ** (torch.arange(self.embed_freqs, dtype=x.dtype, device=x.device) / self.embed_freqs)
+        phase = 100.0 * x[..., None] / wave_lengths
+        return torch.cat([phase.sin(), phase.cos()], dim=-1)
+
+    def _geometric_logits(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
+        """r = ψ(ϱ(...)), ``[q, m, H]``, equal to ``psi(geometric_embedding(...))``.
+
+        ψ is linear, so it is applied to one scalar's 2F-wide block at a time: the full ``[q, m, 6F]``
+        embedding never exists, which matters when all proposals of a 21-frame clip are queries.
+        """
+        blocks = self.psi.weight.split(2 * self.embed_freqs, dim=1)  # 3 × [H, 2F]
+        scalars = self._relative_geometry(query_boxes, key_boxes)
+        return sum(self._embed(s) @ wb.T for s, wb in zip(scalars, blocks))

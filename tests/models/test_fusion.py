@@ -1,0 +1,287 @@
+"""FrameFusion and InstanceFusion against slow references written directly from eq. 1-7 (DESIGN §2.1, §2.2).
+
+The references read the modules' parameter tensors but none of their methods, and loop explicitly over
+tokens / instances / heads, so they share no vectorisation (or bug) with the modules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dsfnet.models.fusion import FrameFusion, InstanceFusion
+
+TOL = 1e-8
+
+
+def randomise(module: nn.Module, seed: int = 0, std: float = 0.5) -> nn.Module:
+    """Random weights everywhere, θ/γ included, so that the fused term is not trivially zero."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
+    return module
+
+
+def random_boxes(m: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(m, 2, generator=gen, dtype=torch.float64) * 50
+    wh = torch.rand(m, 2, generator=gen, dtype=torch.float64) * 40 + 1
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+# ---------------------------------------------------------------- references
+
+
+def reference_frame_fusion(module: FrameFusion, feats: torch.Tensor) -> torch.Tensor:
+    """Eq. 1-3 with explicit loops over the n·d channel tokens i, j."""
+    n, d, h, w = feats.shape
+
+    def tokens(conv: nn.Conv2d | None) -> list[torch.Tensor]:
+        out = []
+        for f in range(n):
+            x = feats[f].reshape(d, h * w)
+            if conv is not None:  # a 1x1 convolution is W @ x + b at every position
+                x = conv.weight[:, :, 0, 0] @ x + conv.bias[:, None]
+            out.extend(x[c] for c in range(d))
+        return out
+
+    f_c, phi, varphi, theta = tokens(None), tokens(module.phi), tokens(module.varphi), tokens(module.theta)
+    scale = 1 / math.sqrt(h * w) if module.scale_by_sqrt_hw else 1.0
+    enhanced = []
+    for i in range(n * d):
+        a = [float(phi[i] @ varphi[j]) * scale for j in range(n * d)]
+        top = max(a)
+        e = [math.exp(a_j - top) for a_j in a]
+        total = sum(e)
+        f_e = f_c[i].clone()
+        for j in range(n * d):
+            f_e += e[j] / total * theta[j]
+        enhanced.append(f_e)
+    return torch.stack(enhanced).reshape(n, d, h, w)
+
+
+def reference_embedding(x: float, freqs: int) -> list[float]:
+    """Relation Networks' ϱ for one scalar: F sines then F cosines of 100·x / 1000^(i/F)."""
+    phases = [100 * x / 1000 ** (i / freqs) for i in range(freqs)]
+    return [math.sin(p) for p in phases] + [math.cos(p) for p in phases]
+
+
+def reference_pair_embedding(box_k, box_l, freqs: int, eps: float) -> list[float]:
+    wk, hk = max(box_k[2] - box_k[0], 1e-3), max(box_k[3] - box_k[1], 1e-3)
+    wl, hl = max(box_l[2] - box_l[0], 1e-3), max(box_l[3] - box_l[1], 1e-3)
+    scalars = (math.log(wk / wl), math.log(hk / hl), math.log(abs(wk / hk - wl / hl) + eps))
+    return [v for s in scalars for v in reference_embedding(s, freqs)]
+
+
+def reference_instance_fusion(module: InstanceFusion, feats: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Eq. 4-7 with explicit loops over heads, query instances k and key instances l."""
+    m, dim = feats.shape
+    heads = module.num_heads
+    xi = feats @ module.xi.weight.T + module.xi.bias
+    zeta = feats @ module.zeta.weight.T
+    gamma = feats @ module.gamma.weight.T + module.gamma.bias
+    d_k, d_v = xi.shape[1] // heads, dim // heads
+    box_list = boxes.tolist()
+    psi = module.psi.weight.tolist() if module.psi is not None else None
+    enhanced = feats.clone()
+    for head in range(heads):
+        ks, vs = slice(head * d_k, (head + 1) * d_k), slice(head * d_v, (head + 1) * d_v)
+        for k in range(m):
+            logits = []
+            for l in range(m):
+                z = float(xi[k, ks] @ zeta[l, ks]) / math.sqrt(d_k)
+                r = 0.0
+                if psi is not None:
+                    emb = reference_pair_embedding(box_list[k], box_list[l], module.embed_freqs, module.eps)
+                    r = sum(wt * e for wt, e in zip(psi[head], emb))
+                logits.append(z + r)
+            top = max(logits)
+            e = [math.exp(x - top) for x in logits]
+            total = sum(e)
+            for l in range(m):
+                enhanced[k, vs] += e[l] / total * gamma[l, vs]
+    return enhanced
+
+
+# ---------------------------------------------------------------- frame fusion
+
+FRAME_CASES = [  # n, d, h, w, scale_by_sqrt_hw
+    (1, 3, 2, 5, True),
+    (2, 4, 3, 3, True),
+    (3, 5, 5, 7, True),
+    (2, 3, 1, 1, False),
+    (3, 2, 4, 3, False),
+]
+
+
+@pytest.mark.parametrize("n,d,h,w,scale", FRAME_CASES)
+def test_frame_fusion_matches_reference(n, d, h, w, scale):
+    module = randomise(FrameFusion(d, scale_by_sqrt_hw=scale).double(), seed=n * 100 + d)
+    feats = torch.randn(n, d, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(h * w))
+    with torch.no_grad():
+        expected = reference_frame_fusion(module, feats)
+        full = module(feats)
+        assert (full - expected).abs().max() < TOL
+        for f in range(n):  # the test-frame path equals the matching rows of the full computation
+            assert (module(feats, query_frames=[f]) - expected[f : f + 1]).abs().max() < TOL
+
+
+def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
+    module = randomise(FrameFusion(6).double())
+    feats = torch.randn(4, 6, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        full = module(feats)
+        keys, values = module.keys_values(feats)
+        assert keys.shape == values.shape == (4 * 6, 5 * 3)
+        picked = module(feats, query_frames=[3, 1])
+        assert torch.allclose(picked, full[[3, 1]], rtol=0, atol=1e-12)
+        assert torch.allclose(module.fuse(feats[[3, 1]], keys, values), picked, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 7, 100])
+def test_frame_fusion_chunked_equals_unchunked(chunk_size):
+    feats = torch.randn(3, 5, 4, 7, dtype=torch.float64)
+    whole = randomise(FrameFusion(5).double())
+    chunked = FrameFusion(5, chunk_size=chunk_size).double()
+    chunked.load_state_dict(whole.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(chunked(feats), whole(feats), rtol=0, atol=1e-12)
+        assert torch.allclose(chunked(feats, query_frames=[2]), whole(feats)[2:], rtol=0, atol=1e-12)
+
+
+def test_frame_fusion_chunks_bound_the_logits():
+    """No matmul result larger than chunk_size × n·d exists, whatever the query count."""
+    n, d, chunk = 3, 8, 5
+    module = randomise(FrameFusion(d, chunk_size=chunk))
+    largest = []
+
+    class Spy(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in (torch.Tensor.__matmul__, torch.matmul, torch.softmax, torch.Tensor.softmax):
+                largest.append(out.numel())
+            return out
+
+    with torch.no_grad(), Spy():
+        module(torch.randn(n, d, 4, 4))
+    assert largest and max(largest) <= max(chunk * n * d, chunk * 16)
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 9), (13, 5), (38, 63)])
+def test_frame_fusion_any_image_size(h, w):
+    module = randomise(FrameFusion(4))
+    feats = torch.randn(2, 4, h, w)
+    with torch.no_grad():
+        assert module(feats).shape == (2, 4, h, w)
+        assert module(feats, query_frames=[0]).shape == (1, 4, h, w)
+
+
+def test_frame_fusion_is_identity_at_init():
+    module = FrameFusion(6)
+    feats = torch.randn(3, 6, 5, 7)
+    assert torch.equal(module(feats), feats)
+    assert torch.equal(module(feats, query_frames=[1]), feats[1:2])
+
+
+def test_frame_fusion_gradients():
+    module = FrameFusion(4)
+    feats = torch.randn(3, 4, 5, 3)
+    weights = torch.randn(3, 4, 5, 3)
+    (module(feats) * weights).sum().backward()
+    assert module.theta.weight.grad.abs().sum() > 0  # training can start from the zero init
+    module.zero_grad()
+    randomise(module)
+    (module(feats) * weights).sum().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------- instance fusion
+
+INSTANCE_CASES = [  # m, dim, heads, key_dim, geometry, embed_freqs
+    (5, 8, 2, 6, True, 8),
+    (9, 12, 3, 9, True, 4),
+    (6, 16, 1, 4, True, 2),
+    (7, 8, 4, 8, False, 8),
+    (4, 6, 2, 2, False, 8),
+]
+
+
+@pytest.mark.parametrize("m,dim,heads,key_dim,geometry,freqs", INSTANCE_CASES)
+def test_instance_fusion_matches_reference(m, dim, heads, key_dim, geometry, freqs):
+    module = InstanceFusion(dim, heads, key_dim, geometry=geometry, embed_freqs=freqs).double()
+    randomise(module, seed=m * 10 + heads, std=0.3)
+    feats = torch.randn(m, dim, dtype=torch.float64, generator=torch.Generator().manual_seed(m))
+    boxes = random_boxes(m, seed=m)
+    boxes[0, 2] = boxes[0, 0]  # a degenerate (zero-width) proposal: widths clamp to 1e-3
+    with torch.no_grad():
+        expected = reference_instance_fusion(module, feats, boxes)
+        assert (module(feats, boxes) - expected).abs().max() < TOL
+        for k in range(m):  # the test-frame path equals the matching rows of the full computation
+            rows = module(feats, boxes, query_index=torch.tensor([k]))
+            assert (rows - expected[k : k + 1]).abs().max() < TOL
+
+
+def test_geometric_embedding_matches_reference():
+    module = InstanceFusion(8, 2, 8, embed_freqs=3).double()
+    query_boxes, key_boxes = random_boxes(3, seed=1), random_boxes(5, seed=2)
+    emb = module.geometric_embedding(query_boxes, key_boxes)
+    assert emb.shape == (3, 5, 3 * 2 * 3)
+    for k in range(3):
+        for l in range(5):
+            expected = reference_pair_embedding(query_boxes[k].tolist(), key_boxes[l].tolist(), 3, module.eps)
+            assert (emb[k, l] - torch.tensor(expected, dtype=torch.float64)).abs().max() < TOL
+
+
+def test_instance_fusion_attend_with_cached_keys():
+    module = randomise(InstanceFusion(16, 4, 8).double())
+    feats, boxes = torch.randn(10, 16, dtype=torch.float64), random_boxes(10)
+    index = torch.tensor([7, 2, 3])
+    with torch.no_grad():
+        full = module(feats, boxes)
+        keys, values = module.project_keys(feats)
+        assert keys.shape == (4, 10, 2) and values.shape == (10, 16)
+        picked = module(feats, boxes, query_index=index)
+        assert torch.allclose(picked, full[index], rtol=0, atol=1e-12)
+        assert torch.allclose(module.attend(feats[index], boxes[index], keys, values, boxes), picked, rtol=0, atol=1e-12)
+        mask = torch.zeros(10, dtype=torch.bool)
+        mask[index] = True
+        assert torch.allclose(module(feats, boxes, query_index=mask), full[mask], rtol=0, atol=1e-12)
+
+
+def test_instance_fusion_is_identity_at_init():
+    module = InstanceFusion(32, 4, 16)
+    feats, boxes = torch.randn(12, 32), random_boxes(12).float()
+    assert torch.equal(module(feats, boxes), feats)
+    assert torch.equal(module(feats, boxes, query_index=torch.tensor([0, 5])), feats[[0, 5]])
+
+
+@pytest.mark.parametrize("geometry", [True, False])
+def test_instance_fusion_gradients(geometry):
+    module = InstanceFusion(16, 4, 8, geometry=geometry)
+    assert (module.psi is not None) == geometry
+    feats, boxes = torch.randn(9, 16), random_boxes(9).float()
+    weights = torch.randn(9, 16)
+    (module(feats, boxes) * weights).sum().backward()
+    assert module.gamma.weight.grad.abs().sum() > 0  # training can start from the zero init
+    module.zero_grad()
+    randomise(module)
+    (module(feats, boxes) * weights).sum().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_instance_fusion_invariant_to_box_translation():
+    """Eq. 7 only sees widths, heights and aspect ratios, so shifting every box changes nothing."""
+    module = randomise(InstanceFusion(16, 4, 8).double())
+    feats, boxes = torch.randn(8, 16, dtype=torch.float64), random_boxes(8)
+    shifted = boxes + torch.tensor([37.5, -12.25, 37.5, -12.25], dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(module(feats, shifted), module(feats, boxes), rtol=0, atol=1e-12)
+        assert torch.allclose(
+            module.geometric_embedding(shifted, shifted), module.geometric_embedding(boxes, boxes), rtol=0, atol=1e-9
+        )
