@@ -1,0 +1,261 @@
+"""Checkpoints: atomic save, checked load, architecture compatibility, model loading and weight export.
+
+A checkpoint is a dict saved with ``torch.save``::
+
+    format_version   1
+    dsfnet_version   package version that wrote it
+    config           Config.to_dict() of the run (the model is rebuilt from it)
+    model            model state dict (unwrapped from DDP)
+    # training checkpoints only:
+    optimizer, scheduler, scaler (None with bf16 / fp32), iteration (optimiser steps done), rng
+
+Everything in it loads with ``torch.load(weights_only=True)`` (no pickled code), so a checkpoint from an
+untrusted source cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+import dsfnet
+from dsfnet.config import Config, ConfigError, config_from_dict
+
+FORMAT_VERSION = 1
+
+# model-config fields that change the parameter set or its shapes: a checkpoint whose values differ cannot be
+# loaded into (or resumed with) the other architecture
+ARCHITECTURE_FIELDS = (
+    "variant",
+    "num_classes",
+    "backbone.name",
+    "backbone.tiny_width",
+    "backbone.norm",
+    "rpn.anchor_sizes",
+    "rpn.aspect_ratios",
+    "roi.reduced_channels",
+    "roi.pool_size",
+    "roi.representation_size",
+    "instance_fusion.num_heads",
+    "instance_fusion.key_dim",
+    "instance_fusion.geometry",
+    "instance_fusion.embed_freqs",
+)
+
+
+# ---------------------------------------------------------------------------------------------- save / load
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Save ``state`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    If anything fails (disk full, exception while serialising, process killed) the previous file at ``path``
+    is left untouched and the temp file is removed (a killed process may leave a ``.*.tmp`` sibling).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` / :func:`export_weights`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a readable torch checkpoint, is not a DSFNet checkpoint, or has an
+            unsupported ``format_version``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for truncated / foreign files
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
+        raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
+    version = checkpoint.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has format_version {version!r}; this dsfnet "
+                         f"({dsfnet.__version__}) reads format_version {FORMAT_VERSION}")
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------------------------- compatibility
+def _get(values: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return None
+        values = values[part]
+    return tuple(values) if isinstance(values, list) else values
+
+
+def architecture_differences(model_a: dict, model_b: dict) -> list[str]:
+    """``["model.variant: 'dsfnet' != 'baseline'", ...]`` for the :data:`ARCHITECTURE_FIELDS` that differ."""
+    differences = []
+    for name in ARCHITECTURE_FIELDS:
+        a, b = _get(model_a, name), _get(model_b, name)
+        if name == "backbone.tiny_width" and _get(model_a, "backbone.name") != "resnet_tiny":
+            continue  # only resnet_tiny reads the width
+        if name.startswith("instance_fusion.") and _get(model_a, "variant") not in ("instance", "dsfnet"):
+            continue  # no instance fusion modules in this variant
+        if a != b:
+            differences.append(f"model.{name}: {a!r} != {b!r}")
+    return differences
+
+
+def check_compatible(checkpoint: dict, config: Config) -> None:
+    """Raise ``ValueError`` if ``checkpoint`` cannot be loaded into the model that ``config`` builds.
+
+    The message names the format version or every differing architecture field (checkpoint value first).
+    """
+    version = checkpoint.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"checkpoint has format_version {version!r}, expected {FORMAT_VERSION}")
+    saved = checkpoint.get("config", {}).get("model", {})
+    differences = architecture_differences(saved, config.to_dict()["model"])
+    if differences:
+        raise ValueError("checkpoint was trained with another architecture (checkpoint != config): "
+                         + "; ".join(differences))
+
+
+# ---------------------------------------------------------------------------------------------- model loading
+def config_from_checkpoint(checkpoint: dict) -> Config:
+    """The run's :class:`Config`, with ``backbone.weights`` cleared (the checkpoint holds all weights)."""
+    try:
+        config = config_from_dict(checkpoint["config"])
+    except ConfigError as error:
+        raise ValueError(f"checkpoint config is not valid for this dsfnet version: {error}") from None
+    config.model.backbone.weights = None
+    return config
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Build the model from the checkpoint's own config and load its weights.
+
+    Returns:
+        ``(model, config)``: the model in eval mode on ``device`` (fp32 even for an fp16 export), and its
+        :class:`Config`.
+    """
+    from dsfnet.models.build import build_model
+
+    checkpoint = load_checkpoint(path)
+    config = config_from_checkpoint(checkpoint)
+    model = build_model(config.model)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ValueError(f"checkpoint {path} does not match its own config's architecture: "
+                         f"{' '.join(line.strip() for line in first[:3])}") from None
+    return model.to(device).eval(), config
+
+
+def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLike, half: bool = False) -> Path:
+    """Write an inference-only checkpoint (config + model weights, no optimiser / RNG state).
+
+    ``half=True`` stores floating-point weights as fp16 (half the size; :func:`load_model` casts back to fp32).
+    Returns the output path.
+    """
+    checkpoint = load_checkpoint(checkpoint_path)
+    model = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["model"].items()}
+    state = {
+        "format_version": FORMAT_VERSION,
+        "dsfnet_version": dsfnet.__version__,
+        "config": checkpoint["config"],
+        "model": model,
+        "iteration": checkpoint.get("iteration"),
+    }
+    return save_checkpoint(out_path, state)
+
+
+# ---------------------------------------------------------------------------------------------- RNG state
+def rng_state() -> dict:
+    """Python, numpy, torch (and CUDA, if initialised) generator states, in ``weights_only``-safe types."""
+    bit_generator = np.random.get_state(legacy=False)
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": bit_generator["bit_generator"],
+            "key": torch.from_numpy(bit_generator["state"]["key"].astype(np.int64)),
+            "pos": int(bit_generator["state"]["pos"]),
+            "has_gauss": int(bit_generator["has_gauss"]),
+            "gauss": float(bit_generator["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the states captured by :func:`rng_state`."""
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy_state = state["numpy"]
+    np.random.set_state({
+        "bit_generator": numpy_state["bit_generator"],
+        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+        "has_gauss": numpy_state["has_gauss"],
+        "gauss": numpy_state["gauss"],
+    })
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def training_checkpoint(
+    model: torch.nn.Module, config: Config, iteration: int, optimizer: Optional[torch.optim.Optimizer] = None,
+    scheduler: Optional[Any] = None, scaler: Optional[Any] = None, extra: Optional[dict] = None,
+) -> dict:
+    """The checkpoint dict of a training run (``model`` may be DDP-wrapped)."""
+    module = model.module if hasattr(model, "module") else model
+    state = {
+        "format_version": FORMAT_VERSION,
+        "dsfnet_version": dsfnet.__version__,
+        "config": config.to_dict(),
+        "model": module.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        # bf16 autocast needs no GradScaler: the slot stays None unless an fp16 scaler is used
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "iteration": int(iteration),
+        "rng": rng_state(),
+    }
+    if extra:
+        state.update(extra)
+    return state
