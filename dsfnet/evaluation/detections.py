@@ -241,6 +241,8 @@ def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Det
     frames = dataset.frames()
     if len(detections) and (detections.frame_ids.min() < 0 or detections.frame_ids.max() >= len(frames)):
         raise ValueError(f"detections refer to frame positions outside 0..{len(frames) - 1}")
+    if len(detections) and (detections.labels.min() < 1 or detections.labels.max() > len(dataset.class_names)):
+        raise ValueError(f"detections have labels outside 1..{len(dataset.class_names)}")
     order = _frame_order(detections)
     fids = detections.frame_ids[order]
     starts = np.searchsorted(fids, np.arange(len(frames) + 1))
