@@ -75,18 +75,20 @@ class FrameFusion(nn.Module):
         fused = torch.cat([torch.softmax(c @ keys.T, dim=-1) @ values for c in chunks])  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
-    def forward(self, feats: Tensor, query_frames: Optional[Sequence[int]] = None) -> Tensor:
+    def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """Fuse a clip.
 
         Args:
             feats: ``[n, d, h, w]`` raw conv4 maps of the n frames; keys/values always come from all of them.
-            query_frames: indices of the frames to enhance; ``None`` = all frames.
+            query_frames: indices of the frames to enhance (sequence or 1-D tensor); ``None`` = all frames.
         Returns:
             ``[n, d, h, w]``, or ``[len(query_frames), d, h, w]`` in the order given. Only
             ``len(query_frames)·d × n·d`` logits are ever built for the latter.
         """
         keys, values = self.keys_values(feats)
-        queries = feats if query_frames is None else feats[list(query_frames)]
+        queries = feats
+        if query_frames is not None:
+            queries = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
         return self.fuse(queries, keys, values)
 
 

@@ -140,6 +140,9 @@ def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
         picked = module(feats, query_frames=[3, 1])
         assert torch.allclose(picked, full[[3, 1]], rtol=0, atol=1e-12)
         assert torch.allclose(module.fuse(feats[[3, 1]], keys, values), picked, rtol=0, atol=1e-12)
+        for frames in ((3, 1), torch.tensor([3, 1])):
+            assert torch.allclose(module(feats, query_frames=frames), picked, rtol=0, atol=1e-12)
+        assert torch.allclose(module(feats, query_frames=range(1, 3)), full[1:3], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 7, 100])
