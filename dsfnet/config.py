@@ -184,7 +184,9 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
         return tuple(_convert(args[0], item, dotted) for item in value)
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{dotted}' must be float, got {value!r}")
         return float(value)
     if hint in (int, str, bool) and type(value) is not hint:
         raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {value!r}")

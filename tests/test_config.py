@@ -1,0 +1,66 @@
+"""Config loading: YAML inheritance, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsfnet.config import ConfigError, load_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("[!_]*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert config.model.variant in ("baseline", "frame", "instance", "dsfnet")
+
+
+def test_paper_variants_differ_only_in_variant():
+    folder = CONFIGS[0].parent
+    configs = {v: load_config(folder / f"vid_r101_{v}.yaml") for v in ("baseline", "frame", "instance", "dsfnet")}
+    assert {v: c.model.variant for v, c in configs.items()} == {v: v for v in configs}
+    dsfnet = configs["dsfnet"]
+    assert dsfnet.model.backbone.name == "resnet101" and dsfnet.train.lr == 2.5e-4
+    assert dsfnet.train.lr_steps == (109_000, 219_000) and dsfnet.train.iterations == 247_000
+    assert load_config(folder / "vid_x101_dsfnet.yaml").model.backbone.name == "resnext101_32x4d"
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  backbone:\n    nmae: resnet50\n")
+    with pytest.raises(ConfigError, match="unknown config key 'model.backbone.nmae'"):
+        load_config(path)
+
+
+def test_overrides_and_inheritance(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.1\n  lr_steps: [5, 10]\nmodel:\n  variant: frame\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain:\n  lr: 0.2\n")
+    config = load_config(tmp_path / "child.yaml", ["train.iterations=7", "model.instance_fusion.geometry=false"])
+    assert config.train.lr == 0.2 and config.train.lr_steps == (5, 10) and config.model.variant == "frame"
+    assert config.train.iterations == 7 and config.model.instance_fusion.geometry is False
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=fast", "'train.lr' must be float"),
+    ("train.iterations=1.5", "'train.iterations' must be int"),
+    ("model.variant=both", "model.variant must be one of"),
+    ("train.nope=1", "unknown config key 'train.nope'"),
+    ("model.rpn.anchor_sizes=3", "'model.rpn.anchor_sizes' must be a list"),
+    ("train.lr", "must look like key=value"),
+])
+def test_bad_values_are_rejected(tmp_path, override, message):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, [override])
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
