@@ -151,7 +151,8 @@ def _parse_video_list(path: Path, lines, problems: _Problems) -> list[SplitEntry
             if expected is not None and start != expected:
                 raise _line_error(path, number, fields, f"global start {start}, expected {expected}")
             expected = start + count
-            entries.append(SplitEntry(fields[0], number, False, list(range(count)), [(number, f) for f in range(count)]))
+            frames = list(range(count))
+            entries.append(SplitEntry(fields[0], number, False, frames, [(number, f) for f in frames]))
         except ValueError as error:
             expected = None
             problems.report(error)
@@ -352,7 +353,8 @@ def _build_index(root: str, split_path: Path, entries: list[SplitEntry], listing
             object_offsets.append(len(labels))
         frame_offsets.append(len(numbers))
     return {
-        "names": names, "stills": np.asarray(stills, bool), "keys": np.asarray([key[1:] for key in sorted(keys)], np.int64).reshape(-1, 2),
+        "names": names, "stills": np.asarray(stills, bool),
+        "keys": np.asarray([key[1:] for key in sorted(keys)], np.int64).reshape(-1, 2),  # in split-line order
         "frame_offsets": np.asarray(frame_offsets, np.int64), "numbers": np.asarray(numbers, np.int64),
         "widths": np.asarray(widths, np.int64), "heights": np.asarray(heights, np.int64),
         "object_offsets": np.asarray(object_offsets, np.int64),
