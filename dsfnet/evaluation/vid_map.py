@@ -275,7 +275,8 @@ def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True
         empty_weight = float(in_group.sum()) / total_gt if total_gt else 0.0
         # Weight of a tie in a frame with GT: "the fraction of the frame's GT that are ignored" (DESIGN §6,
         # literally; FGFA's vid_eval_motion does the same).
-        ignored_per_frame = np.add.reduceat((~in_group).astype(np.int64), gt.start[:-1][has_gt]) if total_gt else np.zeros(0)
+        ignored_per_frame = (np.add.reduceat((~in_group).astype(np.int64), gt.start[:-1][has_gt])
+                             if total_gt else np.zeros(0))
         ignored_fraction = np.zeros(num_frames)
         ignored_fraction[has_gt] = ignored_per_frame / (gt.start[1:] - gt.start[:-1])[has_gt]
         o_i, o_n = overlaps[g]
