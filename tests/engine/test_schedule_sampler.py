@@ -1,0 +1,68 @@
+"""LR schedule of the paper recipe and the resumable distributed sampler / batch stream."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from dsfnet.config import TrainConfig
+from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
+from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
+from dsfnet.engine.trainer import batch_stream
+
+from enginehelpers import FakeClips, collate
+
+
+def test_paper_schedule_steps_at_109k_and_219k():
+    config = TrainConfig()  # defaults = the paper recipe
+    assert config.lr == 2.5e-4 and config.iterations == 247_000
+    assert lr_factor(0, config) == 1.0
+    assert lr_factor(108_999, config) == 1.0
+    assert lr_factor(109_000, config) == pytest.approx(0.1)
+    assert lr_factor(218_999, config) == pytest.approx(0.1)
+    assert lr_factor(219_000, config) == pytest.approx(0.01)
+    assert lr_factor(246_999, config) == pytest.approx(0.01)
+
+
+def test_warmup_is_linear_from_warmup_factor():
+    config = TrainConfig(warmup_iterations=10, warmup_factor=0.1, lr_steps=(5,))
+    assert lr_factor(0, config) == pytest.approx(0.1)
+    assert lr_factor(4, config) == pytest.approx(0.1 * 0.6 + 0.4)
+    assert lr_factor(5, config) == pytest.approx((0.1 * 0.5 + 0.5) * 0.1)
+    assert lr_factor(10, config) == pytest.approx(0.1)
+
+
+def test_scheduler_drives_optimizer_lr():
+    config = TrainConfig(lr=0.5, lr_steps=(2,), momentum=0.0, weight_decay=0.0)
+    model = torch.nn.Linear(2, 2)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config)
+    seen = []
+    for _ in range(4):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([0.5, 0.5, 0.05, 0.05])
+
+
+def test_sampler_partitions_an_epoch_across_ranks_and_skips_to_an_offset():
+    ranks = [ResumableDistributedSampler(10, rank, 3, seed=4, epoch=2).indices() for rank in range(3)]
+    assert all(len(indices) == 4 for indices in ranks)  # padded to 12
+    assert set(itertools.chain(*ranks)) == set(range(10))
+    assert list(ResumableDistributedSampler(10, 1, 3, seed=4, epoch=2, start=3)) == ranks[1][3:]
+    assert ResumableDistributedSampler(10, 0, 1, seed=4, epoch=3).indices() != \
+        ResumableDistributedSampler(10, 0, 1, seed=4, epoch=2).indices()
+
+
+def test_batch_stream_started_at_k_continues_the_uninterrupted_stream():
+    context = DistributedContext()
+    full = batch_stream(FakeClips(5), collate, 2, 0, 7, context)
+    order = [(epoch, [m["index"] for m in batch["metas"]]) for epoch, batch in itertools.islice(full, 7)]
+    assert [epoch for epoch, _ in order] == [0, 0, 1, 1, 2, 2, 3]  # 2 full batches per epoch of 5
+    dataset = FakeClips(5)
+    resumed = batch_stream(dataset, collate, 2, 3, 7, context)
+    tail = [(epoch, [m["index"] for m in batch["metas"]]) for epoch, batch in itertools.islice(resumed, 4)]
+    assert tail == order[3:]
+    assert dataset.epochs_seen[0] == 1
