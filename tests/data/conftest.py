@@ -79,3 +79,12 @@ def make_vid_tree(root: Path) -> Path:
 @pytest.fixture
 def vid_tree(tmp_path) -> Path:
     return make_vid_tree(tmp_path / "ILSVRC2015")
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset shared by the tests that only read it."""
+    from dsfnet.data.synth import generate_synthetic_vid
+
+    return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "ILSVRC2015", num_videos=12, seed=3,
+                                  num_val_videos=3, num_frames=30, num_det_images=6, size=(96, 80))

@@ -1,0 +1,138 @@
+"""Training clips as a torch ``Dataset``, their collate function and the reproducible ``DataLoader``.
+
+A sample is a key frame plus ``num_support`` support frames drawn from the same snippet (a DET image repeated
+``1 + num_support`` times), resized and flipped as one clip by :class:`~dsfnet.data.transforms.ClipTransform`.
+All randomness of sample ``i`` comes from ``numpy.random.default_rng([seed, epoch, i])``, so a clip does not
+depend on which worker builds it or in which order.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from dsfnet.config import DataConfig
+from dsfnet.data.images import load_frame
+from dsfnet.data.records import DatasetRecord
+from dsfnet.data.sampling import train_support_frames
+from dsfnet.data.split import key_frames
+from dsfnet.data.transforms import ClipTransform
+
+logger = logging.getLogger(__name__)
+
+#: With ``skip_bad``, a sample whose images cannot be read is replaced by the next one, at most this many times.
+MAX_SKIPS = 10
+
+
+class TrainClipDataset(Dataset):
+    """Training clips around the key frames of one or more datasets.
+
+    ``dataset[i]`` is a dict:
+
+    - ``"frames"``: ``float32 [1 + num_support, 3, H, W]`` in [0, 1], key frame first (not normalised: the
+      model normalises internally);
+    - ``"target"``: ``{"boxes": float32 [k, 4]`` x1, y1, x2, y2 in resized-frame pixels, ``"labels": int64 [k]}``
+      of the key frame;
+    - ``"meta"``: ``{"video": str, "frame_indices": list[int]`` (``frame_index`` of each clip frame),
+      ``"scale": float, "flip": bool, "orig_size": (h, w)}``.
+    """
+
+    def __init__(self, datasets: list[DatasetRecord], num_support: int, transform: ClipTransform, seed: int,
+                 skip_bad: bool = False):
+        if num_support < 0:
+            raise ValueError(f"num_support must be >= 0, got {num_support}")
+        self.datasets, self.num_support, self.transform = datasets, num_support, transform
+        self.seed, self.skip_bad, self.epoch = seed, skip_bad, 0
+        self.keys = [(d, v, f) for d, dataset in enumerate(datasets) for v, f in key_frames(dataset)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new support frames and flips for ``epoch`` (call before creating the epoch's iterator)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> dict:
+        for attempt in range(MAX_SKIPS + 1):
+            sample = (index + attempt) % len(self.keys)
+            try:
+                return self._clip(sample)
+            except (FileNotFoundError, ValueError) as error:
+                if not self.skip_bad or attempt == MAX_SKIPS:
+                    raise
+                logger.warning("skipping %s", error)
+        raise AssertionError("unreachable")
+
+    def _clip(self, index: int) -> dict:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        d, v, f = self.keys[index]
+        video = self.datasets[d].videos[v]
+        if video.is_still_image:
+            positions = [f] * (1 + self.num_support)
+        else:
+            positions = [f] + train_support_frames(len(video.frames), f, self.num_support, rng)
+        decoded: dict[int, object] = {}
+        for position in positions:
+            if position not in decoded:
+                frame = video.frames[position]
+                try:
+                    decoded[position] = load_frame(frame.image_path)
+                except (FileNotFoundError, ValueError) as error:
+                    raise type(error)(f"training sample {index} (video {video.name}, frame {frame.frame_index}): "
+                                      f"{error}") from None
+        key = video.frames[f]
+        frames, boxes, scale, flip = self.transform([decoded[p] for p in positions], key.boxes, rng)
+        return {
+            "frames": frames,
+            "target": {"boxes": torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
+                       "labels": torch.as_tensor(np.asarray(key.labels), dtype=torch.int64)},
+            "meta": {"video": video.name, "frame_indices": [video.frames[p].frame_index for p in positions],
+                     "scale": scale, "flip": flip, "orig_size": (key.height, key.width)},
+        }
+
+
+def collate_clips(batch: list[dict]) -> dict:
+    """Batch clips of different sizes as lists (no padding; the model pads):
+    ``{"clips": [Tensor[n, 3, H_i, W_i]], "targets": [dict], "metas": [dict]}``."""
+    return {"clips": [item["frames"] for item in batch], "targets": [item["target"] for item in batch],
+            "metas": [item["meta"] for item in batch]}
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed ``random`` and ``numpy``'s global state from the worker's torch seed (itself derived from the
+    loader's seeded generator), for any library code that draws from them."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def build_train_loader(datasets: list[DatasetRecord], config: DataConfig, seed: int, batch_size: int = 1,
+                       distributed: bool = False, num_workers: Optional[int] = None) -> DataLoader:
+    """A shuffling ``DataLoader`` of :class:`TrainClipDataset` clips.
+
+    The order comes from a ``DistributedSampler`` seeded with ``seed`` (with one replica when not
+    distributed), so epoch ``e``'s order depends only on (seed, e): call :func:`set_epoch` before each epoch.
+    ``num_workers`` defaults to ``config.num_workers``.
+    """
+    dataset = TrainClipDataset(datasets, config.num_support,
+                               ClipTransform(config.min_size, config.max_size, config.flip_prob), seed,
+                               skip_bad=config.skip_bad_samples)
+    if len(dataset) == 0:
+        raise ValueError("no training key frames: the training splits are empty")
+    sampler = (DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True) if distributed
+               else DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed))
+    workers = config.num_workers if num_workers is None else num_workers
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_clips, worker_init_fn=worker_init_fn,
+                      generator=torch.Generator().manual_seed(seed), drop_last=True)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Set the epoch of a loader from :func:`build_train_loader` (its sampler's order and its clips)."""
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
