@@ -209,7 +209,8 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
 
     seed_everything(tc.seed, tc.deterministic)  # same initial weights on every rank
     model = build_model(config.model).to(context.device).train()
-    optimizer, scheduler = build_optimizer(model, tc), build_scheduler(optimizer, tc)
+    optimizer = build_optimizer(model, tc)
+    scheduler = build_scheduler(optimizer, tc)
     start = 0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
