@@ -42,7 +42,6 @@ Frames are resized with one scale per video (``dsfnet.data.transforms.resize_sca
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -110,7 +109,7 @@ class SupportPlan:
         self.shared: Optional[list[int]] = None
         self.special: dict[int, list[int]] = {}
         self.reach = 0
-        if n <= 1 or num_frames <= 1:
+        if n <= 1:
             self.shared = []
             return
         from dsfnet.data import sampling as sampling_module
@@ -118,7 +117,7 @@ class SupportPlan:
         self._support_frames = sampling_module.support_frames
         if sampling == "shuffled":
             order = [int(i) for i in sampling_module.shuffled_support_order(num_frames, seed)]
-            global_set = order[: n - 1]
+            global_set = order[: n - 1]  # all frames when the video is shorter than n
             members = set(global_set)
             # the ≤ n-1 frames of the global set each get their own support (the substitute replaces them)
             self.special = {t: self._call(t) for t in global_set}
@@ -137,19 +136,18 @@ class SupportPlan:
                 needed.update(support)
             self.prefetch = sorted(needed)
         elif sampling == "stride":
-            self.reach = (n - 1) * max(1, stride)
+            # offsets -s, +s, -2s, ... : n-1 of them reach (n // 2)·s frames away at most
+            self.reach = (n // 2) * stride
         else:
             raise ValueError(f"sampling must be 'shuffled' or 'stride', got {sampling!r}")
 
     def _call(self, t: int) -> list[int]:
-        support = [int(i) for i in self._support_frames(self.num_frames, t, self.n, self.sampling,
-                                                        stride=self.stride, seed=self.seed)]
-        if t in support:
-            raise RuntimeError(f"support_frames gave test frame {t} as its own support: {support}")
-        return support
+        return [int(i) for i in self._support_frames(self.num_frames, t, self.n, self.sampling,
+                                                     stride=self.stride, seed=self.seed)]
 
     def support(self, t: int) -> list[int]:
-        """The support frames of test frame ``t`` (never ``t`` itself)."""
+        """The support frames of test frame ``t`` (``support_frames``: never ``t`` itself in shuffled sampling of a
+        video of ≥ 2 frames; stride sampling clamps at the video's ends and may repeat frames, ``t`` included)."""
         if self.shared is not None and t not in self.special:
             return self.shared
         if t in self.special:
@@ -208,6 +206,9 @@ class VideoPredictor:
                                  f"{', '.join(self.class_names)}")
             self.allowed_labels = {self.class_names.index(name) + 1 for name in classes}
         # a model without fusion looks at the test frame only: no support frames to read
+        #: counters of the last ``predict`` run: frames, backbone_frames (frames through conv1..conv4),
+        #: max_stored (most conv4 maps held at once), support_caches (SupportCache builds)
+        self.stats: dict[str, int] = {}
         self.uses_support = getattr(model, "frame_fusion", None) is not None or \
             getattr(model, "instance_fusions", None) is not None
 
@@ -233,6 +234,7 @@ class VideoPredictor:
     # ------------------------------------------------------------------ internals
     def _predict(self, source: FrameSource, num_frames: int) -> Iterator[FrameResult]:
         plan = self.plan(num_frames)
+        self.stats = {"frames": num_frames, "backbone_frames": 0, "max_stored": 0, "support_caches": 0}
         pinned = set(plan.prefetch)
         store: dict[int, Tensor] = {}  # frame -> raw conv4 [1, d, h, w]
         self._geometry = None
@@ -262,7 +264,8 @@ class VideoPredictor:
                         need[j] += 1
                 planned += 1
             support = supports.pop(t)
-            last_needed = max([t] + support)
+            # decode ahead only as far as a support frame that is not stored yet (stride); prefetched ones are kept
+            last_needed = max([t] + [j for j in support if j not in pinned])
             while decoded <= last_needed:
                 try:
                     index, image = next(frames)
@@ -274,6 +277,7 @@ class VideoPredictor:
                 pending.append((index, image if self.keep_images else None))
                 decoded += 1
 
+            self.stats["max_stored"] = max(self.stats["max_stored"], len(store))
             conv4 = store[t]
             if self.mode == "exact":
                 clip = torch.cat([store[j] for j in support] + [conv4])
@@ -303,34 +307,40 @@ class VideoPredictor:
     def _support_cache(self, store: dict[int, Tensor], support: list[int]):
         from dsfnet.models.detector import SupportCache
 
+        self.stats["support_caches"] += 1
         if not support:
             return SupportCache()
         return self.model.build_support_cache(torch.cat([store[j] for j in support]), self._geometry["size"])
 
     def _conv4(self, image: np.ndarray) -> Tensor:
         """One frame (RGB uint8 [H, W, 3]) -> raw conv4 ``[1, d, h, w]`` (the only place the backbone runs)."""
+        self.stats["backbone_frames"] += 1
         return self.model.conv4(self._prepare(image))
 
     def _prepare(self, image: np.ndarray) -> Tensor:
-        """RGB uint8 [H, W, 3] -> float ``[1, 3, h, w]`` in [0, 1], resized with the video's one scale."""
+        """RGB uint8 [H, W, 3] -> float ``[1, 3, h, w]`` in [0, 1], resized with the video's one scale exactly as
+        the training transform does (PIL bilinear on the uint8 frame, ``dsfnet.data.transforms.ClipTransform``)."""
+        from PIL import Image
+
         height, width = image.shape[:2]
         if self._geometry is None:
-            from dsfnet.data.transforms import resize_scale
+            from dsfnet.data.images import resize_scale
 
             scale = resize_scale(height, width, self.config.data.min_size, self.config.data.max_size)
             size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
-            self._geometry = {"original": (height, width), "size": size,
-                              "factors": torch.tensor([width / size[1], height / size[0]] * 2)}
+            self._geometry = {"original": (height, width), "size": size, "scale": float(scale)}
         elif (height, width) != self._geometry["original"]:
             raise ValueError(f"frame size {width}x{height} differs from the video's first frame "
                              f"{self._geometry['original'][1]}x{self._geometry['original'][0]}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float() / 255
-        if tuple(self._geometry["size"]) != (height, width):
-            tensor = _resize(tensor, self._geometry["size"])
-        return tensor
+        size = self._geometry["size"]
+        if size != (height, width):
+            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(self.device)
+        return tensor.permute(2, 0, 1)[None].float().div_(255.0)
 
     def _result(self, index: int, detections: dict[str, Tensor], image: Optional[np.ndarray]) -> FrameResult:
-        boxes = (detections["boxes"].float().cpu() * self._geometry["factors"]).numpy().astype(np.float32)
+        # training maps boxes with x * scale (ClipTransform), so the inverse is one division
+        boxes = (detections["boxes"].float().cpu() / self._geometry["scale"]).numpy().astype(np.float32)
         labels = detections["labels"].cpu().numpy().astype(np.int64)
         scores = detections["scores"].float().cpu().numpy().astype(np.float32)
         keep = scores >= self.score_thresh
@@ -341,13 +351,3 @@ class VideoPredictor:
         names = [self.class_names[label - 1] for label in labels.tolist()]
         return FrameResult(index, boxes.reshape(-1, 4), labels, scores, names, image)
 
-
-def _resize(tensor: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``[1, 3, H, W]`` to ``size`` (as the training transforms do)."""
-    from dsfnet.data import transforms
-
-    resize = getattr(transforms, "resize_tensor", None)
-    if resize is not None:
-        return resize(tensor, size)
-    return torch.nn.functional.interpolate(tensor, size=size, mode="bilinear", align_corners=False,
-                                           antialias=math.prod(size) < tensor.shape[-1] * tensor.shape[-2])

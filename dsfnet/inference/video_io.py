@@ -85,16 +85,10 @@ class FrameListSource(FrameSource):
         return len(self.paths)
 
     def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
-        from PIL import Image
+        from dsfnet.data.images import load_frame
 
         for path in self.paths[:stop]:
-            try:
-                with Image.open(path) as image:
-                    array = np.asarray(image.convert("RGB"))
-            except FileNotFoundError:
-                raise FileNotFoundError(f"frame not found: {path}") from None
-            except Exception as error:  # PIL raises several types for damaged files
-                raise ValueError(f"{path}: cannot read image ({error})") from None
+            array = np.asarray(load_frame(path))  # same decoding rules as training; errors name the file
             size = array.shape[:2]
             if self._size is None:
                 self._size = size

@@ -1,0 +1,91 @@
+"""Helpers of the inference tests: tiny models and checkpoints, small videos written and decoded with PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import dsfnet
+from dsfnet.config import load_config
+from dsfnet.engine.checkpoint import FORMAT_VERSION, save_checkpoint
+from dsfnet.models.build import build_model
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "tiny.yaml"
+
+
+def tiny(*overrides: str):
+    return load_config(TINY, list(overrides))
+
+
+def randomise_fusion(model: torch.nn.Module, std: float = 0.05, seed: int = 0) -> torch.nn.Module:
+    """Give the zero-initialised value projections (θ, γ) random weights, so fusion changes the output, and
+    spread the classifier so that scores are not all ~1/(C+1) (near-ties would make comparisons fragile)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            for name in ("theta", "gamma"):
+                layer = getattr(module, name, None)
+                if isinstance(layer, torch.nn.Module) and hasattr(layer, "weight"):
+                    layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * std)
+        classifier = model.box_head.cls_score
+        classifier.weight.copy_(torch.randn(classifier.weight.shape, generator=generator))
+    return model.eval()
+
+
+def make_model(variant: str = "dsfnet", seed: int = 0, *overrides: str):
+    config = tiny(f"model.variant={variant}", *overrides)
+    torch.manual_seed(seed)
+    return randomise_fusion(build_model(config.model), seed=seed), config
+
+
+def write_checkpoint(path: Path, variant: str = "dsfnet", *overrides: str) -> Path:
+    model, config = make_model(variant, 0, *overrides)
+    state = {"format_version": FORMAT_VERSION, "dsfnet_version": dsfnet.__version__, "config": config.to_dict(),
+             "model": model.state_dict()}
+    return save_checkpoint(path, state)
+
+
+def moving_square(index: int, width: int, height: int) -> np.ndarray:
+    """A frame with a bright square moving over a gradient."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = np.linspace(30, 120, width, dtype=np.uint8)[None]
+    image[..., 2] = np.linspace(60, 140, height, dtype=np.uint8)[:, None]
+    side = max(4, min(width, height) // 3)
+    x = (2 * index) % max(1, width - side)
+    y = (index // 2) % max(1, height - side)
+    image[y:y + side, x:x + side] = (240, 220, 40)
+    return image
+
+
+def write_video(path: Path, frames: int, width: int = 64, height: int = 48, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", fps: int = 25, options: dict | None = None) -> Path:
+    """Encode ``frames`` synthetic frames with PyAV (``pix_fmt`` gray -> single-channel frames)."""
+    container = av.open(str(path), "w", options=options or {})
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+    container.start_encoding()
+    for index in range(frames):
+        image = moving_square(index, width, height)
+        if pix_fmt == "gray":
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[..., 1]), format="gray")
+        else:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def decode_all(path: Path) -> tuple[int, int, int]:
+    """(frame count, width, height) of a video, decoded with PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, stream.width, stream.height
