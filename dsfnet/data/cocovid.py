@@ -165,7 +165,7 @@ def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool,
         degraded.append(ann.get("degraded") in (True, 1))
     return VIDFrameRecord(
         video=video, frame_index=0 if still else int(_field(image, "frame_id", here)),
-        image_path=os.path.join(root, _field(image, "file_name", here)), width=width, height=height,
+        image_path=os.path.normpath(os.path.join(root, _field(image, "file_name", here))), width=width, height=height,
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=np.asarray(label_list, np.int64),
         track_ids=np.asarray(tracks, np.int64), occluded=np.asarray(occluded, bool),
         degraded=np.asarray(degraded, bool))
