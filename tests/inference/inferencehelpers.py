@@ -63,14 +63,18 @@ def moving_square(index: int, width: int, height: int) -> np.ndarray:
 
 
 def write_video(path: Path, frames: int, width: int = 64, height: int = 48, codec: str = "libx264",
-                pix_fmt: str = "yuv420p", fps: int = 25, options: dict | None = None) -> Path:
-    """Encode ``frames`` synthetic frames with PyAV (``pix_fmt`` gray -> single-channel frames)."""
+                pix_fmt: str = "yuv420p", fps: int = 25, options: dict | None = None, noise: bool = False) -> Path:
+    """Encode ``frames`` synthetic frames with PyAV (``pix_fmt`` gray -> single-channel frames; ``noise``: random
+    pixels, which compress badly, so that every frame has a sizeable packet)."""
+    rng = np.random.default_rng(0)
     container = av.open(str(path), "w", options=options or {})
     stream = container.add_stream(codec, rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
     container.start_encoding()
     for index in range(frames):
         image = moving_square(index, width, height)
+        if noise:
+            image = rng.integers(0, 256, image.shape, dtype=np.uint8)
         if pix_fmt == "gray":
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[..., 1]), format="gray")
         else:
