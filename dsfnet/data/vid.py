@@ -14,10 +14,12 @@ XML fields are read by tag, boxes are clipped to ``[0, W-1] x [0, H-1]``, frames
 objects get ``trackid`` (DET: their position) and the optional ``occluded`` / ``degraded`` flags.
 
 Index cache: parsing ~1.1 M XML files of the real train split takes minutes, so the parsed split is stored in
-``cache_dir`` (default ``root/.dsfnet_cache``) as a pickle of flat arrays, keyed by a fingerprint of the split
-file's bytes and of the name, mtime and size of every annotation file in the folders the split names (one
-``os.scandir`` per folder, no XML parsing). Editing, adding or removing an annotation file, or editing the
-split file, rebuilds it. A read-only root only costs a warning.
+``cache_dir`` (default ``root/.dsfnet_cache``) as a pickle of flat arrays (written atomically), keyed by a
+fingerprint of the split file's bytes and of the mtime of every annotation folder it names (one ``stat`` per
+folder, no XML parsing). A folder's mtime changes when a file in it is added, removed or replaced, which is how
+releases are extracted and how editors and tools save files. An XML rewritten *in place* keeps its folder's
+mtime: ``check_files=True`` also stats every XML (name, mtime, size) and catches that too, at one ``stat`` per
+file. A read-only root only costs a warning.
 
 Errors name the file and the split line: missing split file / snippet / XML → ``FileNotFoundError``; malformed
 split line or XML, unknown wnid → ``ValueError``. With ``skip_bad=True`` each is logged as a warning instead and
@@ -81,13 +83,6 @@ class SplitEntry:
         if self.still:
             return os.path.join("Annotations", "DET", self.name + ".xml")
         return os.path.join("Annotations", "VID", self.name, f"{number:06d}.xml")
-
-
-def image_file(root: str, name: str, still: bool, number: int) -> str:
-    """Absolute path of a frame's JPEG: ``Data/VID/<snippet>/%06d.JPEG`` or ``Data/DET/<image>.JPEG``."""
-    if still:
-        return os.path.join(root, "Data", "DET", name + ".JPEG")
-    return os.path.join(root, "Data", "VID", name, f"{number:06d}.JPEG")
 
 
 class _Problems:
@@ -289,34 +284,33 @@ def parse_annotation(path: str, still: bool) -> tuple:
 # -------------------------------------------------------------------------------------------------------- index
 
 
-def _scan(directory: str) -> Optional[list[tuple[str, int, int]]]:
-    """``(name, mtime_ns, size)`` of the XML files in ``directory``, sorted; ``None`` if it does not exist."""
+def _folder_state(directory: str, check_files: bool) -> Optional[tuple]:
+    """What the fingerprint records of an annotation folder; ``None`` if it does not exist.
+
+    The folder's mtime changes whenever a file in it is added, removed or replaced (tools and editors save by
+    renaming a new file over the old one; extracting a new release creates the files). An XML rewritten in
+    place leaves it unchanged: ``check_files`` then adds every XML's (name, mtime, size), one ``stat`` each.
+    """
     try:
+        if not check_files:
+            return (os.stat(directory).st_mtime_ns,)
         with os.scandir(directory) as iterator:
-            found = []
-            for item in iterator:
-                if item.name.endswith(".xml"):
-                    stat = item.stat()
-                    found.append((item.name, stat.st_mtime_ns, stat.st_size))
+            return tuple(sorted((item.name, stat.st_mtime_ns, stat.st_size) for item in iterator
+                                if item.name.endswith(".xml") for stat in (item.stat(),)))
     except (FileNotFoundError, NotADirectoryError):
         return None
-    found.sort()
-    return found
 
 
-def _fingerprint(split_bytes: bytes, listings: dict[str, Optional[list]], skip_bad: bool) -> str:
+def _fingerprint(split_bytes: bytes, folders: dict[str, Optional[tuple]], options: str) -> str:
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(f"v{CACHE_VERSION} skip_bad={skip_bad}\n".encode())
+    digest.update(f"v{CACHE_VERSION} {options}\n".encode())
     digest.update(split_bytes)
-    for directory in sorted(listings):
-        listing = listings[directory]
-        digest.update(f"\n#{directory}:{'missing' if listing is None else len(listing)}\n".encode())
-        if listing:
-            digest.update("\n".join(f"{n} {m} {s}" for n, m, s in listing).encode())
+    for directory in sorted(folders):
+        digest.update(f"\n{directory}:{folders[directory]!r}".encode())
     return digest.hexdigest()
 
 
-def _build_index(root: str, split_path: Path, entries: list[SplitEntry], listings: dict,
+def _build_index(root: str, split_path: Path, entries: list[SplitEntry], folders: dict,
                  problems: _Problems) -> dict:
     """Parse every XML of ``entries`` into flat arrays (see :func:`_records_from_index`)."""
     names, stills, keys = [], [], []
@@ -324,7 +318,7 @@ def _build_index(root: str, split_path: Path, entries: list[SplitEntry], listing
     boxes, labels, track_ids, occluded, degraded = [], [], [], [], []
     for entry in entries:
         try:
-            if listings[entry.annotation_dir] is None:
+            if folders[entry.annotation_dir] is None:
                 raise FileNotFoundError(f"{split_path} line {entry.line}: {'image' if entry.still else 'snippet'} "
                                         f"{entry.name} not found ({os.path.join(root, entry.annotation_dir)} "
                                         "does not exist)")
@@ -374,10 +368,14 @@ def _records_from_index(root: str, index: dict) -> SplitRecord:
     videos = []
     for v, (name, still) in enumerate(zip(index["names"], index["stills"].tolist())):
         frames = []
+        # Data/VID/<snippet>/%06d.JPEG or Data/DET/<image>.JPEG, concatenated: os.path.join per frame was the
+        # slowest part of reading a cached split.
+        prefix = os.path.join(root, "Data", "DET" if still else "VID", name) + ("" if still else os.sep)
         for f in range(frame_offsets[v], frame_offsets[v + 1]):
             a, b = object_offsets[f], object_offsets[f + 1]
+            path = prefix + ".JPEG" if still else f"{prefix}{numbers[f]:06d}.JPEG"
             frames.append(VIDFrameRecord(
-                video=name, frame_index=numbers[f], image_path=image_file(root, name, still, numbers[f]),
+                video=name, frame_index=numbers[f], image_path=path,
                 width=widths[f], height=heights[f], boxes=boxes[a:b], labels=labels[a:b],
                 track_ids=track_ids[a:b], occluded=occluded[a:b], degraded=degraded[a:b]))
         videos.append(VideoRecord(name=name, frames=frames, is_still_image=still))
@@ -408,16 +406,9 @@ def _save_cache(path: Path, fingerprint: str, index: dict) -> None:
                        path, error)
 
 
-def read_vid_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | os.PathLike] = None,
-                   skip_bad: bool = False) -> SplitRecord:
-    """Read split ``root/ImageSets/<split>.txt`` of an ImageNet VID/DET tree (see the module docstring).
-
-    Args:
-        root: the ``ILSVRC2015`` folder holding ``Data/``, ``Annotations/`` and ``ImageSets/``.
-        split: split-file stem, e.g. ``"VID_train_15frames"``, ``"DET_train_30classes"``, ``"VID_val_videos"``.
-        cache_dir: folder of the index cache (default ``root/.dsfnet_cache``).
-        skip_bad: log and leave out bad snippets / images / lines instead of raising.
-    """
+def index_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | os.PathLike] = None,
+                skip_bad: bool = False, check_files: bool = False) -> dict:
+    """The parsed split as flat arrays, from the cache when it is up to date (see :func:`read_vid_split`)."""
     root = os.path.abspath(os.fspath(root))
     split_path = Path(root, "ImageSets", f"{split}.txt")
     if not split_path.is_file():
@@ -430,17 +421,32 @@ def read_vid_split(root: str | os.PathLike, split: str, cache_dir: Optional[str 
         raise ValueError(f"{split_path}: not a text file ({error})") from None
     entries = parse_split_file(split_path, text, problems)
     split_messages = len(problems.messages)
-    listings = {entry.annotation_dir: None for entry in entries}
-    for directory in listings:
-        listings[directory] = _scan(os.path.join(root, directory))
-    fingerprint = _fingerprint(split_bytes, listings, skip_bad)
+    folders = {entry.annotation_dir: None for entry in entries}
+    for directory in folders:
+        folders[directory] = _folder_state(os.path.join(root, directory), check_files)
+    fingerprint = _fingerprint(split_bytes, folders, f"skip_bad={skip_bad} check_files={check_files}")
     cache_path = Path(cache_dir if cache_dir is not None else os.path.join(root, ".dsfnet_cache"))
     cache_path = cache_path / f"{split}{'.skip_bad' if skip_bad else ''}.index.pkl"
     index = _load_cache(cache_path, fingerprint)
     if index is None:
-        index = _build_index(root, split_path, entries, listings, problems)
+        index = _build_index(root, split_path, entries, folders, problems)
         index["messages"] = problems.messages[split_messages:]
         _save_cache(cache_path, fingerprint, index)
     for message in problems.messages[:split_messages] + index["messages"]:
         logger.warning(message)
-    return _records_from_index(root, index)
+    return index
+
+
+def read_vid_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | os.PathLike] = None,
+                   skip_bad: bool = False, check_files: bool = False) -> SplitRecord:
+    """Read split ``root/ImageSets/<split>.txt`` of an ImageNet VID/DET tree (see the module docstring).
+
+    Args:
+        root: the ``ILSVRC2015`` folder holding ``Data/``, ``Annotations/`` and ``ImageSets/``.
+        split: split-file stem, e.g. ``"VID_train_15frames"``, ``"DET_train_30classes"``, ``"VID_val_videos"``.
+        cache_dir: folder of the index cache (default ``root/.dsfnet_cache``).
+        skip_bad: log and leave out bad snippets / images / lines instead of raising.
+        check_files: also stat every XML file to validate the cache (catches files rewritten in place).
+    """
+    root = os.path.abspath(os.fspath(root))
+    return _records_from_index(root, index_split(root, split, cache_dir, skip_bad, check_files))

@@ -76,14 +76,21 @@ def test_cache_is_used_and_invalidated(vid_tree, tmp_path, monkeypatch):
     again = read_vid_split(vid_tree, "VID_train_15frames", cache_dir=cache)
     np.testing.assert_array_equal(again.videos[0].frames[0].boxes, [[10, 5, 99, 40], [30, 20, 70, 60]])
 
-    # Editing an annotation (new size and mtime) rebuilds the index.
+    # Replacing an annotation (how tools save files) changes its folder and rebuilds the index.
     monkeypatch.setattr(vid, "parse_annotation", real_parse)
-    xml = vid_tree / "Annotations" / "VID" / SNIPPET / "000001.xml"
-    write(xml, frame_xml(100, 80, """<object><trackid>5</trackid><name>n02958343</name>
+    folder = vid_tree / "Annotations" / "VID" / SNIPPET
+    write(folder / "new.tmp", frame_xml(100, 80, """<object><trackid>5</trackid><name>n02958343</name>
         <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"""))
-    os.utime(xml, ns=(1, 1))
+    os.replace(folder / "new.tmp", folder / "000001.xml")
+    os.utime(folder, ns=(1, 1))  # timestamps are coarse (jiffies): make the change visible whatever the clock
     edited = read_vid_split(vid_tree, "VID_train_15frames", cache_dir=cache)
     np.testing.assert_array_equal(edited.videos[0].frames[1].boxes, [[1, 2, 3, 4]])
+
+    # An XML rewritten in place is caught with check_files=True.
+    write(folder / "000001.xml", frame_xml(100, 80))
+    os.utime(folder / "000001.xml", ns=(2, 2))
+    assert len(read_vid_split(vid_tree, "VID_train_15frames", cache_dir=cache, check_files=True)
+               .videos[0].frames[1].boxes) == 0
 
     # Editing the split file rebuilds it too.
     write(vid_tree / "ImageSets" / "VID_train_15frames.txt", f"{SNIPPET} 1 1 3\n")
