@@ -1,0 +1,6 @@
+"""From files on disk to training clips and evaluation videos.
+
+``vid`` (ImageNet VID/DET reader + index cache), ``cocovid`` (CocoVID JSON read/write), ``synth`` (synthetic
+VID), ``sampling`` (support frames), ``transforms`` (clip resize/flip), ``dataset`` (training clips and loader),
+``images`` (frame decoding); records in ``records`` and ``split``.
+"""
