@@ -57,7 +57,11 @@ def build_train_dataset(config: Config) -> tuple[Dataset, Callable]:
     from dsfnet.data.transforms import ClipTransform
 
     transform = ClipTransform(config.data.min_size, config.data.max_size, config.data.flip_prob)
-    return TrainClipDataset(records, config.data.num_support, transform, config.train.seed), collate_clips
+    dataset = TrainClipDataset(records, config.data.num_support, transform, config.train.seed,
+                               skip_bad=config.data.skip_bad_samples)
+    if len(dataset) == 0:
+        raise ValueError(f"no training key frames in {', '.join(config.data.train_splits)} of {config.data.root}")
+    return dataset, collate_clips
 
 
 def read_split_records(config: Config, train: bool) -> list:
@@ -102,10 +106,18 @@ def batch_stream(dataset: Dataset, collate_fn: Callable, batch_size: int, start:
                                               start=offset * batch_size)
         generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch * 10_007 + offset) * 257 + context.rank)
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate_fn,
-                            num_workers=num_workers, pin_memory=pin_memory, generator=generator)
+                            num_workers=num_workers, pin_memory=pin_memory, generator=generator,
+                            worker_init_fn=_worker_init if num_workers > 0 else None)
         for batch in loader:
             yield epoch, batch
         epoch, offset = epoch + 1, 0
+
+
+def _worker_init(worker_id: int) -> None:
+    """Seed ``random`` / ``numpy`` in a loader worker from its torch seed (itself from the seeded generator)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def to_device(batch: dict, device: torch.device) -> tuple[list, list]:
