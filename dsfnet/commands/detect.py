@@ -31,25 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder for detections.jsonl and annotated.mp4 (created if missing)")
     parser.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     parser.add_argument("--classes", default=None,
-                        help="comma-separated class names to keep (default: all classes of the model)")
+                        help="comma-separated class names to keep; None = all classes of the model")
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="keep (write and draw) detections scoring at least this")
     parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
     parser.add_argument("--n", type=int, default=None,
-                        help="frames per clip: test frame + n-1 support frames (default: the checkpoint "
-                             "config's test.num_frames)")
+                        help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
+                             "test.num_frames")
     parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
                         help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame (default: the checkpoint config's test.sampling)")
+                             "test frame; None = the checkpoint config's test.sampling")
     parser.add_argument("--stride", type=int, default=None,
-                        help="stride between support frames with --sampling stride (default: test.stride)")
+                        help="stride between support frames with --sampling stride; None = test.stride")
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,
                         help="cached: support features computed once per video; exact: the full network on "
-                             "every test frame's clip (default: test.mode)")
+                             "every test frame's clip; None = test.mode")
     parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the shuffled support order (default: test.seed)")
+                        help="seed of the shuffled support order; None = test.seed")
     parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate of the annotated video (default: the input's; 25 for frame folders)")
+                        help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

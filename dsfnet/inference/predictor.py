@@ -171,6 +171,9 @@ class VideoPredictor:
         classes: keep only these class names (``None`` = all); an unknown name raises ``ValueError``.
         num_frames, sampling, stride, mode, seed: override ``config.test``.
         keep_images: attach each frame's RGB array to its :class:`FrameResult` (for drawing).
+
+    One predictor runs one video at a time (``predict`` keeps the video's resize geometry and ``stats`` on it);
+    use one predictor per thread to run videos concurrently.
     """
 
     def __init__(self, model: torch.nn.Module, config: Config, device: Union[str, torch.device] = "cpu",
@@ -178,6 +181,7 @@ class VideoPredictor:
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
                  mode: Optional[str] = None, seed: Optional[int] = None, keep_images: bool = True):
         self.device = torch.device(device)
+        model = getattr(model, "module", model)  # a DistributedDataParallel wrapper: use the model inside
         self.model = model.to(self.device).eval()
         self.config = config
         test = config.test
