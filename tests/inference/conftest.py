@@ -31,3 +31,14 @@ def cli(monkeypatch):
         available.append(name)
     monkeypatch.setattr(cli_module, "COMMANDS", tuple(available))
     return cli_module.main
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """One intra-op thread: these tiny models gain nothing from more, and the test machine is shared."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
