@@ -87,7 +87,7 @@ def run_demo(out_dir: str | Path, device: str = "cpu", num_videos: int = 3, num_
     """Generate held-out videos, run both bundled models, evaluate, write outputs; returns the summary rows."""
     from dsfnet.data.synth import generate_synthetic_vid
     from dsfnet.data.vid import read_vid_split
-    from dsfnet.evaluation._atomic import atomic_write_text
+    from dsfnet.atomic import atomic_write_text
 
     out_dir = Path(out_dir)
     weights = {**BUNDLED, **(weights or {})}

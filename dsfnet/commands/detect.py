@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dsfnet.engine.checkpoint import load_model
-    from dsfnet.evaluation._atomic import atomic_open
+    from dsfnet.atomic import atomic_open
     from dsfnet.inference.predictor import VideoPredictor
     from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
 

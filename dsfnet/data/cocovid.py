@@ -32,7 +32,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dsfnet.data._atomic import atomic_write_bytes
+from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASSES
 from dsfnet.data.records import DatasetRecord, VideoRecord
 from dsfnet.data.split import SplitRecord, VIDFrameRecord, key_frames

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from dsfnet.data._atomic import atomic_write_bytes
+from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASS_NAMES, WNID_TO_LABEL
 from dsfnet.data.records import VideoRecord
 from dsfnet.data.split import SplitRecord, VIDFrameRecord

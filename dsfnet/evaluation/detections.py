@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from dsfnet.data.records import DatasetRecord
-from dsfnet.evaluation._atomic import atomic_open
+from dsfnet.atomic import atomic_open
 
 
 @dataclass

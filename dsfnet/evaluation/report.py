@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from dsfnet.evaluation._atomic import atomic_open, atomic_write_text
+from dsfnet.atomic import atomic_open, atomic_write_text
 from dsfnet.evaluation.motion import MOTION_GROUPS
 from dsfnet.evaluation.vid_map import EvalResult
 
