@@ -12,6 +12,16 @@ from typing import Optional
 COMMANDS = ("demo", "synth", "convert", "train", "eval", "detect")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show an option's default unless it is empty or the help text already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dsfnet",
@@ -23,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"dsfnet.commands.{name}")
         sub = commands.add_parser(name, help=module.HELP, description=module.HELP,
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  formatter_class=_HelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
