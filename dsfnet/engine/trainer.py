@@ -12,6 +12,7 @@ resumed from ``last.pth`` ends with the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from dsfnet.engine import distributed as dist_utils
 from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                       training_checkpoint)
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
-from dsfnet.engine.schedule import build_optimizer, build_scheduler
+from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 
 logger = logging.getLogger(__name__)
 
@@ -199,11 +200,17 @@ def train(
             simulate a crash).
     """
     context = dist_utils.init_distributed(device)
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled(),
+                     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
         return _train(config, Path(out_dir), resume, context, dataset, collate_fn, stop_after, progress,
                       on_iteration)
     finally:
         dist_utils.cleanup(context)
+        # train.deterministic is process-wide state: give the caller back its own settings
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = deterministic[2:]
 
 
 def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, progress, on_iteration):
@@ -229,6 +236,7 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         start = int(checkpoint["iteration"])
+        _apply_resumed_lr(optimizer, scheduler, tc, start, checkpoint, context)
         _restore_rng(checkpoint, context, tc.seed)
     else:
         seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
@@ -304,6 +312,7 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
             if on_iteration is not None:
                 on_iteration(iteration, model)
     finally:
+        stream.close()  # shuts loader workers down
         if bar is not None:
             bar.close()
         run_log.close()
@@ -339,6 +348,21 @@ def _save(path, model, config, iteration, optimizer, scheduler, context) -> None
         save_checkpoint(path, training_checkpoint(model, config, iteration, optimizer, scheduler,
                                                   extra={"rng_all_ranks": states, "world_size": context.world_size}))
     dist_utils.barrier(context)
+
+
+def _apply_resumed_lr(optimizer, scheduler, tc, start: int, checkpoint: dict, context) -> None:
+    """The current config's ``train.lr`` / schedule apply from the resumed iteration on (identical values when
+    unchanged); changed training settings are reported."""
+    saved = checkpoint["config"].get("train", {})
+    current = dataclasses.asdict(tc)
+    changed = [f"train.{k}: {saved.get(k)!r} -> {v!r}" for k, v in current.items()
+               if k in saved and _plain(saved[k]) != _plain(v)]
+    if changed and context.is_main:
+        logger.warning("resuming with changed training settings: %s", "; ".join(changed))
+    scheduler.base_lrs = [tc.lr for _ in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["initial_lr"] = tc.lr
+        group["lr"] = tc.lr * lr_factor(start, tc)
 
 
 def _restore_rng(checkpoint: dict, context: DistributedContext, seed: int) -> None:
