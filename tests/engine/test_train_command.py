@@ -114,3 +114,13 @@ def test_corrupt_checkpoint_on_resume_is_a_one_line_error(tmp_path, monkeypatch,
     code = dsfnet_train(monkeypatch, TINY, "--out", tmp_path / "run", "--resume", "--opts", f"data.root={synth_root}")
     _one_line_error(capsys, code, "corrupt")
     assert (tmp_path / "run" / "last.pth").read_bytes() == b"not a checkpoint"
+
+
+def test_periodic_evaluation_is_logged(tmp_path, monkeypatch, synth_root):
+    code = dsfnet_train(monkeypatch, TINY, "--out", tmp_path / "run", "--device", "cpu", "--no-progress", "--opts",
+                        f"data.root={synth_root}", "model.variant=baseline", "train.iterations=2",
+                        "train.eval_interval=2", "train.eval_max_videos=1", "train.log_interval=1")
+    assert code == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [record for record in records if "eval" in record]
+    assert len(evals) == 1 and evals[0]["iteration"] == 2 and "mAP" in evals[0]["eval"]
