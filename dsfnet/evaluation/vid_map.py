@@ -229,13 +229,17 @@ def _class_curves(labels: np.ndarray, rank_order: np.ndarray, tp: np.ndarray, fp
     return aps, curves
 
 
-def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True) -> EvalResult:
+def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True,
+             extra_groups: Optional[dict[str, np.ndarray]] = None) -> EvalResult:
     """Evaluate ``detections`` against ``dataset`` with the ImageNet VID protocol (DESIGN §6).
 
     Args:
         dataset: ground truth; ``detections.frame_ids`` index ``dataset.frames()``.
         detections: detections of the split (any order).
         motion: also compute the motion-group (slow / medium / fast) AP.
+        extra_groups: more GT groups evaluated with the same ignore rules as the motion groups, each a
+            ``bool [G]`` mask over all GT objects in split order (e.g. degraded / clean objects); their mAP
+            is reported beside the motion groups in ``motion_map`` under the given names.
     """
     names = tuple(dataset.class_names)
     num_classes = len(names)
@@ -252,6 +256,10 @@ def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True
     rank[rank_order] = np.arange(len(detections))
 
     groups = {g: group_mask(gt.motion, g) for g in MOTION_GROUPS} if motion else {}
+    for name, mask in (extra_groups or {}).items():
+        if mask.shape != gt.labels.shape:
+            raise ValueError(f"group '{name}' has {mask.shape} entries for {len(gt.labels)} ground-truth objects")
+        groups[name] = mask.astype(bool)
     matched, overlaps = _match(gt, detections, rank, groups)
     is_tp = matched >= 0
 

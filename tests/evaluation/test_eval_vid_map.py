@@ -224,3 +224,23 @@ def test_input_validation():
         evaluate(ds, dets([(1, A, 0.5, BIG)]))
     with pytest.raises(ValueError, match="labels"):
         evaluate(ds, dets([(0, 4, 0.5, BIG)]))
+
+
+def test_extra_groups_follow_the_motion_group_rules():
+    from dsfnet.evaluation.motion import dataset_motion_ious, group_mask
+
+    # one static track (slow) and one jumping track (fast), two frames each
+    gt = dataset(video("v", [[(1, 1, [0, 0, 99, 99]), (2, 2, [300, 300, 349, 349])],
+                             [(1, 1, [0, 0, 99, 99]), (2, 2, [600, 600, 649, 649])]]))
+    detections = dets([(0, 1, 0.9, [0, 0, 99, 99]), (1, 2, 0.8, [600, 600, 649, 649]),
+                       (1, 2, 0.7, [0, 0, 49, 49])])
+    ious = np.concatenate(dataset_motion_ious(gt))
+    masks = {"my_slow": group_mask(ious, "slow"), "everything": np.ones(4, bool)}
+    result = evaluate(gt, detections, extra_groups=masks)
+    assert result.motion_map["my_slow"] == result.motion_map["slow"]
+    assert result.motion_per_class_ap["my_slow"] == result.motion_per_class_ap["slow"]
+    # everything in the group = no ignored GT = the plain mAP: class 1 AP 1/2 (1 of 2 GT found, precision 1),
+    # class 2: TP at 0.8 then FP at 0.7, 1 of 2 GT -> AP 1/2
+    assert result.motion_map["everything"] == result.map == 0.5
+    with pytest.raises(ValueError, match="group 'bad' has"):
+        evaluate(gt, detections, extra_groups={"bad": np.ones(3, bool)})
