@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read at CUDA init)
         # warn_only: RoIAlign's CUDA backward has no deterministic kernel; CPU runs are bit-exact regardless
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -309,6 +311,7 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
                 _save(out_dir / "last.pth", model, config, iteration, optimizer, scheduler, context)
             if evaluate_model is not None and (iteration % tc.eval_interval == 0 or iteration == tc.iterations):
                 _evaluate(model, evaluate_model, val_records, config, context, iteration, run_log)
+                tic = time.perf_counter()  # keep evaluation out of time_per_iter
             if on_iteration is not None:
                 on_iteration(iteration, model)
     finally:
