@@ -1,0 +1,154 @@
+"""Table 1 of the paper on synthetic VID: baseline / frame / instance / dsfnet, same budget, several seeds.
+
+    python benchmarks/ablation.py --out runs/ablation                     # 4 variants x 3 seeds
+    python benchmarks/ablation.py --out runs/ablation --sampling-study    # + Figure 3 (n, stride vs shuffled)
+
+Trains each variant with ``configs/synth_<variant>.yaml`` on ``dsfnet synth`` data (seed 0) and evaluates it on
+held-out videos generated with another seed. Prints mAP (all / slow / medium / fast, and on degraded / clean
+objects) as mean ± standard deviation over seeds. Every finished run and evaluation is saved in ``--out``, so an
+interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("baseline", "frame", "instance", "dsfnet")
+COLUMNS = ("all", "slow", "medium", "fast", "degraded", "clean")
+
+
+def ensure_data(root: Path, seed: int, train_videos: int, val_videos: int) -> Path:
+    from dsfnet.data.synth import generate_synthetic_vid
+
+    if not (root / "ImageSets" / "VID_val_videos.txt").is_file():
+        generate_synthetic_vid(root, train_videos, seed, num_val_videos=val_videos)
+    return root
+
+
+def degraded_groups(dataset) -> dict[str, np.ndarray]:
+    """GT masks (split order) of objects the generator degraded in that frame, and of the others."""
+    flags = [np.asarray(getattr(frame, "degraded", np.zeros(len(frame.boxes), bool)), bool)
+             for frame in dataset.frames()]
+    degraded = np.concatenate(flags) if flags else np.zeros(0, bool)
+    return {"degraded": degraded, "clean": ~degraded}
+
+
+def scores(result) -> dict[str, float]:
+    return {"all": result.map, **{name: result.motion_map.get(name) for name in COLUMNS[1:]}}
+
+
+def train_run(variant: str, seed: int, args) -> Path:
+    from dsfnet.config import load_config
+    from dsfnet.engine.trainer import train
+
+    out = args.out / f"{variant}_seed{seed}"
+    if (out / "final.pth").is_file():
+        return out / "final.pth"
+    overrides = [f"data.root={args.train_data}", f"train.seed={seed}", *args.opts]
+    if args.iterations:
+        steps = [int(args.iterations * 0.72), int(args.iterations * 0.92)]
+        overrides += [f"train.iterations={args.iterations}", f"train.lr_steps={steps}"]
+    config = load_config(REPO / "configs" / f"synth_{variant}.yaml", overrides)
+    started = time.perf_counter()
+    train(config, out, resume=(out / "last.pth").is_file(), device="cpu", progress=False)
+    print(f"trained {variant} seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
+    return out / "final.pth"
+
+
+def evaluate_run(weights: Path, dataset, tag: str, **test_options) -> dict:
+    """mAP of a checkpoint on the held-out split; cached in ``<run>/eval_<tag>.json``."""
+    from dsfnet.atomic import atomic_write_text
+    from dsfnet.engine.checkpoint import load_model
+    from dsfnet.evaluation.vid_map import evaluate
+    from dsfnet.inference.evaluate import predict_dataset
+
+    cache = weights.parent / f"eval_{tag}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    model, config = load_model(weights)
+    for field, value in test_options.items():
+        setattr(config.test, field, value)
+    detections = predict_dataset(model, dataset, config, "cpu", progress=False)
+    result = scores(evaluate(dataset, detections, extra_groups=degraded_groups(dataset)))
+    atomic_write_text(cache, json.dumps(result))
+    return result
+
+
+def mean_spread(values: list) -> str:
+    values = [100 * v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+
+
+def ablation_table(results: dict) -> str:
+    lines = ["| variant | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for variant, runs in results.items():
+        lines.append(f"| {variant} | " + " | ".join(mean_spread([r[c] for r in runs]) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def sampling_study(weights_by_seed: list[Path], dataset, frames: list[int], strides: list[int]) -> str:
+    """Figure 3: mAP of the dsfnet checkpoints for n frames, shuffled vs fixed stride (exact mode)."""
+    rows = ["| sampling | " + " | ".join(f"n={n}" for n in frames) + " |", "|---|" + "---:|" * len(frames)]
+    settings = [("shuffled", 1)] + [("stride", s) for s in strides]
+    for sampling, stride in settings:
+        cells = []
+        for n in frames:
+            runs = [evaluate_run(w, dataset, f"{sampling}{stride}_n{n}", num_frames=n, sampling=sampling,
+                                 stride=stride, mode="exact")["all"] for w in weights_by_seed]
+            cells.append(mean_spread(runs))
+        label = "shuffled" if sampling == "shuffled" else f"stride {stride}"
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for runs and results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="variants to train")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="training iterations per run (0 = the synth config's; lr steps at 72%% and 92%%)")
+    parser.add_argument("--train-videos", type=int, default=40, help="synthetic training videos (data seed 0)")
+    parser.add_argument("--val-videos", type=int, default=12, help="held-out synthetic videos")
+    parser.add_argument("--val-seed", type=int, default=2020, help="seed of the held-out videos")
+    parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides for every run")
+    parser.add_argument("--sampling-study", action="store_true", help="also run the Figure 3 sampling study")
+    parser.add_argument("--study-frames", type=int, nargs="+", default=[3, 5, 9, 13, 21],
+                        help="n of the sampling study")
+    parser.add_argument("--study-strides", type=int, nargs="+", default=[1, 4], help="strides of the study")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    from dsfnet.data.vid import read_vid_split
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.train_data = ensure_data(args.out / "synth_train", 0, args.train_videos, 0)
+    held_out = ensure_data(args.out / "synth_heldout", args.val_seed, 0, args.val_videos)
+    dataset = read_vid_split(held_out, "VID_val_videos")
+    results = {}
+    weights = {}
+    for variant in args.variants:
+        for seed in args.seeds:
+            weights[variant, seed] = train_run(variant, seed, args)
+            results.setdefault(variant, []).append(evaluate_run(weights[variant, seed], dataset, "default"))
+            print(f"{variant} seed {seed}: {results[variant][-1]}", flush=True)
+    print(f"\nmAP (%) on {args.val_videos} held-out synthetic videos, mean ± std over seeds {args.seeds}\n")
+    print(ablation_table(results))
+    if args.sampling_study and "dsfnet" in args.variants:
+        print("\nsampling study (dsfnet, exact mode), mAP (%)\n")
+        print(sampling_study([weights["dsfnet", s] for s in args.seeds], dataset, args.study_frames,
+                             args.study_strides))
+
+
+if __name__ == "__main__":
+    main()
