@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from dsfnet.atomic import atomic_open, atomic_write_text
+from dsfnet.atomic import atomic_write_bytes, atomic_write_text
 from dsfnet.evaluation.motion import MOTION_GROUPS
 from dsfnet.evaluation.vid_map import EvalResult
 
@@ -48,10 +48,16 @@ def format_table(result: EvalResult) -> str:
 
 
 def _save_figure(fig, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+    """Lay out, write atomically as PNG and close ``fig`` (closed even when writing fails)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        atomic_write_bytes(path, buffer.getvalue())
+    finally:
+        plt.close(fig)
 
 
 def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "") -> None:
@@ -78,11 +84,7 @@ def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "")
         ax.set_xlabel("recall", fontsize=7)
         ax.set_ylabel("precision", fontsize=7)
     fig.suptitle(title or "precision-recall", fontsize=10)
-    fig.tight_layout()
-    try:
-        _save_figure(fig, Path(path))
-    finally:
-        plt.close(fig)
+    _save_figure(fig, Path(path))
 
 
 def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = "") -> None:
@@ -103,11 +105,7 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     ax.set_ylim(0, 100)
     ax.set_ylabel("AP (%)")
     ax.set_title(title or "AP per class", fontsize=10)
-    fig.tight_layout()
-    try:
-        _save_figure(fig, Path(path))
-    finally:
-        plt.close(fig)
+    _save_figure(fig, Path(path))
 
 
 def _json_safe(value):
