@@ -1,4 +1,4 @@
-"""Training clips as a torch ``Dataset``, their collate function and the reproducible ``DataLoader``.
+"""Training clips as a torch ``Dataset``, their collate function and the seeding of loader workers.
 
 A sample is a key frame plus ``num_support`` support frames drawn from the same snippet (a DET image repeated
 ``1 + num_support`` times), resized and flipped as one clip by :class:`~dsfnet.data.transforms.ClipTransform`.
@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from dsfnet.config import DataConfig
 from dsfnet.data.images import load_frame
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.sampling import train_support_frames
@@ -109,30 +107,3 @@ def worker_init_fn(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
-
-
-def build_train_loader(datasets: list[DatasetRecord], config: DataConfig, seed: int, batch_size: int = 1,
-                       distributed: bool = False, num_workers: Optional[int] = None) -> DataLoader:
-    """A shuffling ``DataLoader`` of :class:`TrainClipDataset` clips.
-
-    The order comes from a ``DistributedSampler`` seeded with ``seed`` (with one replica when not
-    distributed), so epoch ``e``'s order depends only on (seed, e): call :func:`set_epoch` before each epoch.
-    ``num_workers`` defaults to ``config.num_workers``.
-    """
-    dataset = TrainClipDataset(datasets, config.num_support,
-                               ClipTransform(config.min_size, config.max_size, config.flip_prob), seed,
-                               skip_bad=config.skip_bad_samples)
-    if len(dataset) == 0:
-        raise ValueError("no training key frames: the training splits are empty")
-    sampler = (DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True) if distributed
-               else DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed))
-    workers = config.num_workers if num_workers is None else num_workers
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate_clips, worker_init_fn=worker_init_fn,
-                      generator=torch.Generator().manual_seed(seed), drop_last=True)
-
-
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Set the epoch of a loader from :func:`build_train_loader` (its sampler's order and its clips)."""
-    loader.sampler.set_epoch(epoch)
-    loader.dataset.set_epoch(epoch)

@@ -33,6 +33,7 @@ from dsfnet.config import Config
 from dsfnet.engine import distributed as dist_utils
 from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                       training_checkpoint)
+from dsfnet.data.dataset import worker_init_fn
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 
@@ -109,17 +110,10 @@ def batch_stream(dataset: Dataset, collate_fn: Callable, batch_size: int, start:
         generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch * 10_007 + offset) * 257 + context.rank)
         loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate_fn,
                             num_workers=num_workers, pin_memory=pin_memory, generator=generator,
-                            worker_init_fn=_worker_init if num_workers > 0 else None)
+                            worker_init_fn=worker_init_fn if num_workers > 0 else None)
         for batch in loader:
             yield epoch, batch
         epoch, offset = epoch + 1, 0
-
-
-def _worker_init(worker_id: int) -> None:
-    """Seed ``random`` / ``numpy`` in a loader worker from its torch seed (itself from the seeded generator)."""
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def to_device(batch: dict, device: torch.device) -> tuple[list, list]:

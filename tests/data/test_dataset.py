@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from dsfnet.config import DataConfig
-from dsfnet.data.dataset import TrainClipDataset, build_train_loader, collate_clips, set_epoch
+from dsfnet.data.dataset import TrainClipDataset, collate_clips
 from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.transforms import ClipTransform
 from dsfnet.data.vid import read_vid_split
+from dsfnet.engine.distributed import DistributedContext
+from dsfnet.engine.trainer import batch_stream
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +59,16 @@ def test_randomness_depends_on_seed_epoch_index(splits):
     assert {m["flip"] for m in first} == {True, False}
 
 
+def _loader(splits, seed, workers, start=0, num_support=2, min_size=48):
+    """The trainer's batch stream (2 clips per batch) over the splits, from batch ``start``."""
+    dataset = TrainClipDataset(splits, num_support, ClipTransform(min_size, 100, 0.5), seed)
+    return batch_stream(dataset, collate_clips, 2, start, seed, DistributedContext(), num_workers=workers)
+
+
 def _run(splits, seed, epoch, workers):
-    config = DataConfig(min_size=48, max_size=100, num_workers=workers)
-    loader = build_train_loader(splits, config, seed=seed, batch_size=2)
-    set_epoch(loader, epoch)
+    per_epoch = sum(len(s.key_frames) for s in splits) // 2
     out = []
-    for step, batch in enumerate(loader):
+    for step, (_, batch) in enumerate(_loader(splits, seed, workers, start=epoch * per_epoch)):
         out += [(m["video"], m["frame_indices"], m["flip"], m["scale"], c.sum().item())
                 for m, c in zip(batch["metas"], batch["clips"])]
         if step == 5:
@@ -91,13 +96,11 @@ def test_missing_and_corrupt_frames_name_file_and_sample(tiny):
     root, train = tiny
     missing = root / "Data" / "VID" / train.videos[0].name / "000001.JPEG"
     missing.unlink()
-    loader = build_train_loader([train], DataConfig(min_size=16, num_support=3, num_workers=2), seed=0)
-    iterator = iter(loader)
+    stream = _loader([train], 0, workers=2, num_support=3, min_size=16)
     with pytest.raises(FileNotFoundError, match=r"training sample \d+ \(video .*000001.JPEG"):
-        for _ in iterator:
+        for _ in stream:
             pass
-    # torch keeps the failed iterator's workers alive; deleting it then waits 2 x 5 s for them to time out.
-    iterator._shutdown_workers()
+    stream.close()
     corrupt = root / "Data" / "VID" / train.videos[1].name / "000002.JPEG"
     corrupt.write_bytes(corrupt.read_bytes()[:100])
     dataset = TrainClipDataset([train], 3, ClipTransform(32), seed=0)
