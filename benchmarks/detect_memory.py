@@ -51,16 +51,14 @@ def write_video(path: Path, frames: int, width: int, height: int) -> Path:
 def write_checkpoint(path: Path) -> Path:
     import torch
 
-    import dsfnet
     from dsfnet.config import load_config
-    from dsfnet.engine.checkpoint import FORMAT_VERSION, save_checkpoint
+    from dsfnet.engine.checkpoint import save_checkpoint, training_checkpoint
     from dsfnet.models.build import build_model
 
     config = load_config(REPO / "configs" / "tiny.yaml")
     torch.manual_seed(0)
     model = build_model(config.model)
-    return save_checkpoint(path, {"format_version": FORMAT_VERSION, "dsfnet_version": dsfnet.__version__,
-                                  "config": config.to_dict(), "model": model.state_dict()})
+    return save_checkpoint(path, training_checkpoint(model, config, iteration=0))
 
 
 # ``dsfnet`` itself, run from source; sub-commands that do not import yet (written in parallel) are left out

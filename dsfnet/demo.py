@@ -38,6 +38,8 @@ def _run_model(name: str, weights: Path, dataset, out_dir: Path, device: str, nu
     from dsfnet.inference.evaluate import predict_dataset
 
     model, config = load_model(weights, device)
+    if config.model.variant != name:
+        raise ValueError(f"{weights}: expected a '{name}' checkpoint, got one of variant '{config.model.variant}'")
     if num_frames is not None:
         config.test.num_frames = num_frames
     frames = len(dataset.frames())

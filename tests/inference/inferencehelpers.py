@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import dsfnet
 from dsfnet.config import load_config
-from dsfnet.engine.checkpoint import FORMAT_VERSION, save_checkpoint
+from dsfnet.engine.checkpoint import save_checkpoint, training_checkpoint
 from dsfnet.models.build import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,9 +44,7 @@ def make_model(variant: str = "dsfnet", seed: int = 0, *overrides: str):
 
 def write_checkpoint(path: Path, variant: str = "dsfnet", *overrides: str) -> Path:
     model, config = make_model(variant, 0, *overrides)
-    state = {"format_version": FORMAT_VERSION, "dsfnet_version": dsfnet.__version__, "config": config.to_dict(),
-             "model": model.state_dict()}
-    return save_checkpoint(path, state)
+    return save_checkpoint(path, training_checkpoint(model, config, iteration=0))
 
 
 def moving_square(index: int, width: int, height: int) -> np.ndarray:
