@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 import dsfnet
+from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, config_from_dict
 
 FORMAT_VERSION = 1
@@ -57,18 +57,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     is left untouched and the temp file is removed (a killed process may leave a ``.*.tmp`` sibling).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        torch.save(state, handle)
     _fsync_dir(path.parent)
     return path
 
