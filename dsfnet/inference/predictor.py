@@ -250,7 +250,7 @@ class VideoPredictor:
             missing = pinned - set(store)
             if missing:
                 raise RuntimeError(f"{source.path}: support frames {sorted(missing)} could not be decoded again")
-        shared_cache = None
+        union_cache = {}  # the one cache of all prefetched frames (shuffled sampling), built on first use
 
         # need[j]: planned test frames (support or itself) that still need frame j's conv4 (stride window)
         need: Counter = Counter()
@@ -287,12 +287,7 @@ class VideoPredictor:
                 clip = torch.cat([store[j] for j in support] + [conv4])
                 detections = self.model.detect_exact(clip, self._geometry["size"], len(support))
             else:
-                if support is plan.shared:
-                    if shared_cache is None:
-                        shared_cache = self._support_cache(store, support)
-                    cache = shared_cache
-                else:
-                    cache = self._support_cache(store, support)
+                cache = self._cache_for(support, plan.prefetch, store, union_cache)
                 detections = self.model.detect_cached(conv4, cache, self._geometry["size"])
 
             index, image = pending.popleft()
@@ -307,6 +302,21 @@ class VideoPredictor:
                         # every test frame that could use j (within reach) has been planned
                         if planned >= min(num_frames, j + plan.reach + 1):
                             store.pop(j, None)
+
+    def _cache_for(self, support: list[int], union: list[int], store: dict[int, Tensor], union_cache: dict):
+        """The SupportCache of ``support``.
+
+        In shuffled sampling every test frame's support is the prefetched set (the global set plus its
+        substitute) minus one frame, so one cache of the whole set is built per video and the missing frame is
+        left out of it (:meth:`SupportCache.without`); otherwise (stride sampling, videos shorter than n, where
+        support frames repeat) the support's own cache is built.
+        """
+        if union and len(support) == len(set(support)) == len(union) - 1 and set(support) <= set(union):
+            if "cache" not in union_cache:
+                union_cache["cache"] = self._support_cache(store, union)
+            missing = next(frame for frame in union if frame not in set(support))
+            return union_cache["cache"].without(union.index(missing))
+        return self._support_cache(store, support)
 
     def _support_cache(self, store: dict[int, Tensor], support: list[int]):
         from dsfnet.models.detector import SupportCache

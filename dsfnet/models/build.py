@@ -21,7 +21,7 @@ def build_model(config: ModelConfig) -> DSFNet:
         fusion = config.instance_fusion
         instance_fusions = tuple(
             InstanceFusion(config.roi.representation_size, fusion.num_heads, fusion.key_dim, fusion.geometry,
-                           fusion.embed_freqs, fusion.eps)
+                           fusion.embed_freqs, fusion.eps, fusion.chunk_size)
             for _ in range(2)
         )
     return DSFNet(

@@ -29,18 +29,41 @@ class SupportCache:
 
     Attributes:
         frame_keys, frame_values: ``[s*d, h*w]`` frame-fusion tokens of the s support frames' raw conv4.
+        token_frames: ``int64 [s*d]``, the support frame (0..s-1) of each token.
         boxes: ``[M, 4]`` proposals of all support frames.
         keys1, values1: support instances projected by the first instance fusion (``[H, M, dk]``, ``[M, D]``).
         keys2, values2: the same for the second fusion, from the support instances fused among themselves.
+        instance_frames: ``int64 [M]``, the support frame (0..s-1) of each instance.
     """
 
     frame_keys: Optional[Tensor] = None
     frame_values: Optional[Tensor] = None
+    token_frames: Optional[Tensor] = None
     boxes: Optional[Tensor] = None
     keys1: Optional[Tensor] = None
     values1: Optional[Tensor] = None
     keys2: Optional[Tensor] = None
     values2: Optional[Tensor] = None
+    instance_frames: Optional[Tensor] = None
+
+    def without(self, frame: int) -> "SupportCache":
+        """The cache with support frame ``frame`` (its position in the support list) left out.
+
+        Lets a video's test frames that are themselves support frames reuse one cache instead of building their
+        own: the remaining frames' tokens are unchanged, so frame-level fusion stays exact; the instances keep
+        the fusion among the full support set (the ``cached`` approximation).
+        """
+        cache = SupportCache()
+        if self.frame_keys is not None:
+            keep = self.token_frames != frame
+            cache.frame_keys, cache.frame_values = self.frame_keys[keep], self.frame_values[keep]
+            cache.token_frames = self.token_frames[keep]
+        if self.boxes is not None:
+            keep = self.instance_frames != frame
+            cache.boxes, cache.instance_frames = self.boxes[keep], self.instance_frames[keep]
+            cache.keys1, cache.values1 = self.keys1[:, keep], self.values1[keep]
+            cache.keys2, cache.values2 = self.keys2[:, keep], self.values2[keep]
+        return cache
 
 
 class DSFNet(nn.Module):
@@ -137,10 +160,13 @@ class DSFNet(nn.Module):
         the ``frame`` variant gives exactly the ``exact`` result.
         """
         cache = SupportCache()
-        if support_conv4.shape[0] == 0:
+        frames = support_conv4.shape[0]
+        if frames == 0:
             return cache
         if self.frame_fusion is not None:
             cache.frame_keys, cache.frame_values = self.frame_fusion.keys_values(support_conv4)
+            positions = torch.arange(frames, device=support_conv4.device)
+            cache.token_frames = positions.repeat_interleave(support_conv4.shape[1])
         if self.instance_fusions is None:
             return cache
         enhanced = support_conv4
@@ -149,6 +175,8 @@ class DSFNet(nn.Module):
         proposals, _ = propose(self.rpn, enhanced, image_size)
         proposals = [boxes[: self.support_proposals] for boxes in proposals]
         cache.boxes = torch.cat(proposals)
+        cache.instance_frames = torch.cat([torch.full((len(boxes),), frame, device=cache.boxes.device)
+                                           for frame, boxes in enumerate(proposals)])
         features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
         first, second = self.instance_fusions
         cache.keys1, cache.values1 = first.project_keys(features)

@@ -122,8 +122,10 @@ class InstanceFusion(nn.Module):
         geometry: bool = True,
         embed_freqs: int = 8,
         eps: float = 1e-3,
+        chunk_size: int = 1024,
     ):
         super().__init__()
+        self.chunk_size = chunk_size
         if dim % num_heads or key_dim % num_heads:
             raise ValueError(f"dim ({dim}) and key_dim ({key_dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads = num_heads
@@ -158,8 +160,18 @@ class InstanceFusion(nn.Module):
             keys, values: ``[H, m, key_dim/H]`` and ``[m, dim]`` from :meth:`project_keys`.
             key_boxes: ``[m, 4]`` boxes of the key instances; unused when ``geometry=False``.
         Returns:
-            ``[q, dim]``: ``Q + concat_h(softmax_l(z + r) @ values_h)``.
+            ``[q, dim]``: ``Q + concat_h(softmax_l(z + r) @ values_h)``, computed ``chunk_size`` queries at a time
+            (0 = all at once) so that at most ``H x chunk_size x m`` logits exist at once.
         """
+        if 0 < self.chunk_size < len(query_feats):
+            return torch.cat([
+                self._attend(query_feats[start : start + self.chunk_size],
+                             query_boxes[start : start + self.chunk_size], keys, values, key_boxes)
+                for start in range(0, len(query_feats), self.chunk_size)])
+        return self._attend(query_feats, query_boxes, keys, values, key_boxes)
+
+    def _attend(self, query_feats: Tensor, query_boxes: Tensor, keys: Tensor, values: Tensor,
+                key_boxes: Tensor) -> Tensor:
         queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
         logits = (queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2)  # [H, q, m]
         if self.psi is not None:

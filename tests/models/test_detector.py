@@ -155,3 +155,21 @@ def test_bad_input_is_a_clear_value_error(tiny_config):
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_support_cache_without_a_frame_keeps_the_other_frames_rows(tiny_config):
+    model = _model(tiny_config, "dsfnet").eval()
+    _randomise_fusion_outputs(model)
+    clip, _ = _scene(frames=3)
+    with torch.no_grad():
+        conv4 = model.conv4(clip)
+        full = model.build_support_cache(conv4, (96, 128))
+        two = model.build_support_cache(conv4[[0, 2]], (96, 128))
+        reduced = full.without(1)
+    # frame-level tokens are per frame: leaving frame 1 out gives exactly the cache of frames 0 and 2
+    assert torch.equal(reduced.frame_keys, two.frame_keys) and torch.equal(reduced.frame_values, two.frame_values)
+    assert torch.equal(reduced.token_frames.unique(), torch.tensor([0, 2]))
+    # instances: the rows of frames 0 and 2 (fused among all three frames)
+    keep = full.instance_frames != 1
+    assert torch.equal(reduced.boxes, full.boxes[keep]) and torch.equal(reduced.keys2, full.keys2[:, keep])
+    assert len(reduced.boxes) == len(two.boxes) and 1 not in reduced.instance_frames.tolist()

@@ -288,3 +288,15 @@ def test_instance_fusion_invariant_to_box_translation():
         assert torch.allclose(
             module.geometric_embedding(shifted, shifted), module.geometric_embedding(boxes, boxes), rtol=0, atol=1e-9
         )
+
+
+def test_instance_fusion_query_chunks_equal_one_pass():
+    torch.manual_seed(0)
+    fusion = InstanceFusion(dim=16, num_heads=4, key_dim=8, chunk_size=0).double()
+    torch.nn.init.normal_(fusion.gamma.weight)
+    feats = torch.randn(23, 16, dtype=torch.float64)
+    xy = torch.rand(23, 2, dtype=torch.float64) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(23, 2, dtype=torch.float64) * 30], 1)
+    whole = fusion(feats, boxes)
+    fusion.chunk_size = 5
+    assert torch.allclose(fusion(feats, boxes), whole, atol=1e-12)
