@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import pytest
@@ -14,7 +15,8 @@ from dsfnet.demo import BUNDLED, run_demo
 from dsfnet.engine.checkpoint import load_model, save_checkpoint, training_checkpoint
 from dsfnet.models.build import build_model
 
-from conftest import TINY_CONFIG
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+
 
 
 def _checkpoint(path, variant, **changes):
