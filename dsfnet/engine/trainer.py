@@ -200,8 +200,11 @@ def train(
                      torch.is_deterministic_algorithms_warn_only_enabled(),
                      torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
-        return _train(config, Path(out_dir), resume, context, dataset, collate_fn, stop_after, progress,
-                      on_iteration)
+        result = _train(config, Path(out_dir), resume, context, dataset, collate_fn, stop_after, progress,
+                        on_iteration)
+        # no rank tears the process group down while another still uses it (gloo aborts the process then)
+        dist_utils.barrier(context)
+        return result
     finally:
         dist_utils.cleanup(context)
         # train.deterministic is process-wide state: give the caller back its own settings
