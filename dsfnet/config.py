@@ -124,6 +124,7 @@ class TrainConfig:
     lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    fusion_lr_mult: float = 1.0  # learning-rate multiplier of the fusion modules (1 = the paper's single lr)
     warmup_iterations: int = 0
     warmup_factor: float = 1.0 / 3
     clips_per_step: int = 1  # clips per process per forward pass

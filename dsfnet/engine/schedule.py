@@ -23,10 +23,22 @@ def lr_factor(iteration: int, config: TrainConfig) -> float:
     return factor
 
 
+FUSION_PREFIXES = ("frame_fusion.", "instance_fusions.")
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum and weight decay over the trainable parameters (frozen stages are skipped)."""
-    params = [param for param in model.parameters() if param.requires_grad]
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    """SGD with momentum and weight decay over the trainable parameters (frozen stages are skipped).
+
+    Two parameter groups: the fusion modules, at ``lr × fusion_lr_mult``, and everything else at ``lr``; each
+    group records its ``lr_mult`` so that schedules and resumed runs keep the ratio.
+    """
+    groups = {True: [], False: []}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups[name.startswith(FUSION_PREFIXES)].append(param)
+    param_groups = [{"params": params, "lr": config.lr * mult, "lr_mult": mult}
+                    for params, mult in ((groups[False], 1.0), (groups[True], config.fusion_lr_mult)) if params]
+    return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:

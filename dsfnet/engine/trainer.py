@@ -359,10 +359,10 @@ def _apply_resumed_lr(optimizer, scheduler, tc, start: int, checkpoint: dict, co
                if k in saved and _plain(saved[k]) != _plain(v)]
     if changed and context.is_main:
         logger.warning("resuming with changed training settings: %s", "; ".join(changed))
-    scheduler.base_lrs = [tc.lr for _ in optimizer.param_groups]
-    for group in optimizer.param_groups:
-        group["initial_lr"] = tc.lr
-        group["lr"] = tc.lr * lr_factor(start, tc)
+    scheduler.base_lrs = [tc.lr * group["lr_mult"] for group in optimizer.param_groups]
+    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["initial_lr"] = base_lr
+        group["lr"] = base_lr * lr_factor(start, tc)
 
 
 def _restore_rng(checkpoint: dict, context: DistributedContext, seed: int) -> None:
