@@ -106,7 +106,7 @@ def main() -> None:
         results[case] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"# {case}: {results[case]['ms']:.1f} ms", file=sys.stderr, flush=True)
 
-    d, hw, m = args.channels, args.height * args.width, args.n * args.proposals
+    d, m = args.channels, args.n * args.proposals
     print(
         f"device={args.device}, threads={torch.get_num_threads()}, n={args.n}, d={d}, h×w={args.height}×{args.width}, "
         f"proposals/frame={args.proposals} (m={m}), repeats={args.repeats}\n"

@@ -92,15 +92,6 @@ def all_gather_object(value: Any, context: DistributedContext) -> list:
     return gathered
 
 
-def broadcast_object(value: Any, context: DistributedContext, src: int = 0) -> Any:
-    """Rank ``src``'s ``value`` on every rank."""
-    if not context.enabled:
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, src=src)
-    return holder[0]
-
-
 def reduce_mean(values: dict[str, float], context: DistributedContext) -> dict[str, float]:
     """Mean over ranks of a dict of floats (same keys on every rank)."""
     if not context.enabled or not values:

@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -265,8 +265,3 @@ def write_devkit_txt(path: str | os.PathLike, detections: Detections) -> None:
         for f, c, s, box in zip((detections.frame_ids[order] + 1).tolist(), detections.labels[order].tolist(),
                                 detections.scores[order].tolist(), detections.boxes[order].tolist()):
             handle.write(f"{f} {c} {s!r} {box[0]!r} {box[1]!r} {box[2]!r} {box[3]!r}\n")
-
-
-def detections_from_iterable(items: Iterable[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> Detections:
-    """Build ``Detections`` from ``(frame_id, boxes [k,4], labels [k], scores [k])`` tuples."""
-    return Detections.concatenate([Detections.for_frame(*item) for item in items])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -104,8 +103,3 @@ class RoIBoxHead(nn.Module):
     def predict(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """``[m, D]`` -> class logits ``[m, C+1]``, class-specific box deltas ``[m, 4(C+1)]``."""
         return self.cls_score(features), self.bbox_pred(features)
-
-
-def empty_proposals_like(feats: Tensor) -> Tensor:
-    """``[0, 4]`` boxes on the device/dtype of ``feats``."""
-    return torch.zeros((0, 4), dtype=feats.dtype, device=feats.device)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DET_DOG, SNIPPET
+from conftest import SNIPPET
 from dsfnet.commands import convert as convert_command
 from dsfnet.data.cocovid import read_cocovid, write_cocovid
 from dsfnet.data.vid import read_vid_split

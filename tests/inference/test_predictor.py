@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dsfnet.data.sampling import support_frames
 from dsfnet.inference.predictor import SupportPlan, VideoPredictor
