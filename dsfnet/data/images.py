@@ -29,3 +29,8 @@ def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float
     if max(height, width) * scale > max_size:
         scale = max_size / max(height, width)
     return scale
+
+
+def resized_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """``(height, width)`` of a frame resized by ``scale`` (training and inference resize through this)."""
+    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))

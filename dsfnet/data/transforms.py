@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dsfnet.data.images import resize_scale
+from dsfnet.data.images import resize_scale, resized_size
 
 
 class ClipTransform:
@@ -39,7 +39,7 @@ class ClipTransform:
             raise ValueError(f"all frames of a clip must have the same size, got {sorted(sizes)}")
         width, height = images[0].size
         scale = resize_scale(height, width, self.min_size, self.max_size)
-        new_w, new_h = max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+        new_h, new_w = resized_size(height, width, scale)
         resized = {}  # repeated frames (DET images, short snippets) are resized once
         arrays = []
         for image in images:

@@ -311,10 +311,11 @@ class VideoPredictor:
         left out of it (:meth:`SupportCache.without`); otherwise (stride sampling, videos shorter than n, where
         support frames repeat) the support's own cache is built.
         """
-        if union and len(support) == len(set(support)) == len(union) - 1 and set(support) <= set(union):
+        members = set(support)
+        if union and len(support) == len(members) == len(union) - 1 and members <= set(union):
             if "cache" not in union_cache:
                 union_cache["cache"] = self._support_cache(store, union)
-            missing = next(frame for frame in union if frame not in set(support))
+            missing = next(frame for frame in union if frame not in members)
             return union_cache["cache"].without(union.index(missing))
         return self._support_cache(store, support)
 
@@ -338,10 +339,10 @@ class VideoPredictor:
 
         height, width = image.shape[:2]
         if self._geometry is None:
-            from dsfnet.data.images import resize_scale
+            from dsfnet.data.images import resize_scale, resized_size
 
             scale = resize_scale(height, width, self.config.data.min_size, self.config.data.max_size)
-            size = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+            size = resized_size(height, width, scale)
             self._geometry = {"original": (height, width), "size": size, "scale": float(scale)}
         elif (height, width) != self._geometry["original"]:
             raise ValueError(f"frame size {width}x{height} differs from the video's first frame "

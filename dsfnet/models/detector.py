@@ -197,14 +197,13 @@ class DSFNet(nn.Module):
         if self.instance_fusions is not None:
             boxes = proposals[0]
             all_boxes = _cat_optional(cache.boxes, boxes)
-            for stage, fusion in enumerate(self.instance_fusions):
+            cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
+            for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
                 if stage == 1:
                     features = self.box_head.fc7_features(features)
                 own_keys, own_values = fusion.project_keys(features)
-                cached_keys, cached_values = (cache.keys1, cache.values1) if stage == 0 else (cache.keys2, cache.values2)
-                keys = own_keys if cached_keys is None else torch.cat([cached_keys, own_keys], dim=1)
-                values = _cat_optional(cached_values, own_values)
-                features = fusion.attend(features, boxes, keys, values, all_boxes)
+                keys = _cat_optional(cached_keys, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
+                features = fusion.attend(features, boxes, keys, _cat_optional(cached_values, own_values), all_boxes)
         else:
             features = self.box_head.fc7_features(features)
         return self._postprocess(features, proposals[0], image_size)
@@ -264,5 +263,6 @@ class DSFNet(nn.Module):
         return {"boxes": boxes[0], "labels": labels[0], "scores": scores[0]}
 
 
-def _cat_optional(cached: Optional[Tensor], own: Tensor) -> Tensor:
-    return own if cached is None else torch.cat([cached, own])
+def _cat_optional(cached: Optional[Tensor], own: Tensor, dim: int = 0) -> Tensor:
+    """``own`` after the cached rows along ``dim`` (just ``own`` without a cache)."""
+    return own if cached is None else torch.cat([cached, own], dim=dim)
