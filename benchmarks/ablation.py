@@ -120,15 +120,17 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=0,
                         help="training iterations per run (0 = the synth config's; lr steps at 72%% and 92%%)")
     parser.add_argument("--train-videos", type=int, default=40, help="synthetic training videos (data seed 0)")
-    parser.add_argument("--val-videos", type=int, default=12, help="held-out synthetic videos")
+    parser.add_argument("--val-videos", type=int, default=30, help="held-out synthetic videos")
     parser.add_argument("--val-seed", type=int, default=2020, help="seed of the held-out videos")
     parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides for every run")
     parser.add_argument("--sampling-study", action="store_true", help="also run the Figure 3 sampling study")
     parser.add_argument("--study-frames", type=int, nargs="+", default=[3, 5, 9, 13, 21],
                         help="n of the sampling study")
     parser.add_argument("--study-strides", type=int, nargs="+", default=[1, 4], help="strides of the study")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (run two processes with --threads 1 and different --variants on 2 cores)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from dsfnet.data.vid import read_vid_split
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +139,8 @@ def main() -> None:
     dataset = read_vid_split(held_out, "VID_val_videos")
     results = {}
     weights = {}
-    for variant in args.variants:
-        for seed in args.seeds:
+    for seed in args.seeds:  # a whole seed first, so that a partial run already compares the variants
+        for variant in args.variants:
             weights[variant, seed] = train_run(variant, seed, args)
             results.setdefault(variant, []).append(evaluate_run(weights[variant, seed], dataset, "default"))
             print(f"{variant} seed {seed}: {results[variant][-1]}", flush=True)

@@ -75,7 +75,7 @@ class InstanceFusionConfig:
     embed_freqs: int = 8  # wave lengths of the sinusoidal embedding (16 dims per scalar at 8)
     eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
     support_proposals: int = 300  # proposals per support frame used as keys at training time
-    chunk_size: int = 1024  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
+    chunk_size: int = 128  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
 
 
 @dataclass
@@ -124,7 +124,8 @@ class TrainConfig:
     lr_gamma: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    fusion_lr_mult: float = 1.0  # learning-rate multiplier of the fusion modules (1 = the paper's single lr)
+    frame_fusion_lr_mult: float = 1.0  # learning-rate multiplier of frame-level fusion (1 = the paper's single lr)
+    instance_fusion_lr_mult: float = 1.0  # learning-rate multiplier of instance-level fusion
     warmup_iterations: int = 0
     warmup_factor: float = 1.0 / 3
     clips_per_step: int = 1  # clips per process per forward pass

@@ -13,9 +13,10 @@ Content, chosen so that a single frame is sometimes ambiguous while other frames
 - 1-3 objects per video, ~25-60 px, over a textured background. Each object moves with one of three speeds,
   assigned in turn so that the slow / medium / fast motion groups of DESIGN §6 are all populated (roughly a
   third each, measured by motion IoU); fast objects also change scale.
-- Transient degradations in ~40 % of the frames of each object, in runs of 1-4 frames: motion blur along the
-  motion, defocus, low contrast, partial occlusion by a patch of background texture, or a rare pose (strong
-  rotation or aspect change). Such objects get ``<degraded>1</degraded>`` (and occlusion ``<occluded>1``) in
+- Transient degradations in ~40 % of the frames of each object, in runs of 1-4 frames, strong enough to erase
+  the class texture in that frame: 13-px motion blur along the motion, defocus (Gaussian radius 2.5-4 px), low
+  contrast (85 % local background), occlusion of 45-70 % of the box by a patch of background texture, or a rare
+  pose (strong rotation or aspect change). Such objects get ``<degraded>1</degraded>`` (and occlusion ``<occluded>1``) in
   their XML ``<object>``; the VID reader reads this layout like the real one.
 - A few DET-style still images; images with two classes are listed twice in ``DET_train_30classes.txt``, which
   has no trailing newline, like the real file.
@@ -230,7 +231,7 @@ def _motion_blur(rgba: np.ndarray, velocity: np.ndarray) -> tuple[np.ndarray, in
     """Average of copies shifted along the motion (premultiplied alpha); returns the image and its padding."""
     direction = velocity / (np.linalg.norm(velocity) + 1e-6) if np.linalg.norm(velocity) > 0.05 \
         else np.array([1.0, 0.0])
-    length = 9
+    length = 13
     pad = length // 2 + 1
     h, w = rgba.shape[:2]
     premultiplied = np.concatenate([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], axis=2)
@@ -283,20 +284,20 @@ def _draw_object(canvas: np.ndarray, background: np.ndarray, track: _Track, t: i
     if kind == "motion_blur":
         rgba, pad = _motion_blur(rgba, track.velocity[t])
     elif kind == "defocus":
-        rgba, pad = _defocus(rgba, rng.uniform(1.5, 2.5))
+        rgba, pad = _defocus(rgba, rng.uniform(2.5, 4.0))
     elif kind == "low_contrast":
         local = background[max(0, y0):y0 + h, max(0, x0):x0 + w].reshape(-1, 3).mean(axis=0)
         rgba = rgba.copy()
-        rgba[..., :3] = 0.75 * local + 0.25 * rgba[..., :3]
+        rgba[..., :3] = 0.85 * local + 0.15 * rgba[..., :3]
     _paste(canvas, rgba, x0 - pad, y0 - pad)
     return box
 
 
 def _occlude(canvas: np.ndarray, background: np.ndarray, box: tuple, rng: np.random.Generator) -> None:
-    """Cover 35-60 % of ``box`` from one side with a patch of background texture taken elsewhere."""
+    """Cover 45-70 % of ``box`` from one side with a patch of background texture taken elsewhere."""
     x1, y1, x2, y2 = box
     bw, bh = x2 - x1 + 1, y2 - y1 + 1
-    fraction = rng.uniform(0.35, 0.6)
+    fraction = rng.uniform(0.45, 0.7)
     side = int(rng.integers(4))
     if side < 2:  # left / right band
         pw, ph = max(1, int(bw * fraction)), bh + 4

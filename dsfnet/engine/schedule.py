@@ -23,21 +23,21 @@ def lr_factor(iteration: int, config: TrainConfig) -> float:
     return factor
 
 
-FUSION_PREFIXES = ("frame_fusion.", "instance_fusions.")
-
-
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """SGD with momentum and weight decay over the trainable parameters (frozen stages are skipped).
 
-    Two parameter groups: the fusion modules, at ``lr × fusion_lr_mult``, and everything else at ``lr``; each
-    group records its ``lr_mult`` so that schedules and resumed runs keep the ratio.
+    Three parameter groups: frame-level fusion at ``lr × frame_fusion_lr_mult``, instance-level fusion at
+    ``lr × instance_fusion_lr_mult`` and everything else at ``lr`` (empty groups are left out); each group
+    records its ``lr_mult`` so that schedules and resumed runs keep the ratio.
     """
-    groups = {True: [], False: []}
+    mults = {"frame_fusion.": config.frame_fusion_lr_mult, "instance_fusions.": config.instance_fusion_lr_mult,
+             "": 1.0}
+    groups: dict[str, list] = {prefix: [] for prefix in mults}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            groups[name.startswith(FUSION_PREFIXES)].append(param)
-    param_groups = [{"params": params, "lr": config.lr * mult, "lr_mult": mult}
-                    for params, mult in ((groups[False], 1.0), (groups[True], config.fusion_lr_mult)) if params]
+            groups[next(prefix for prefix in mults if name.startswith(prefix))].append(param)
+    param_groups = [{"params": groups[prefix], "lr": config.lr * mult, "lr_mult": mult}
+                    for prefix, mult in mults.items() if groups[prefix]]
     return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 

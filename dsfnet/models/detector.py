@@ -7,7 +7,7 @@ frames and processes every clip of a batch on its own, so clips of different siz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Union
 
 import torch
@@ -34,6 +34,7 @@ class SupportCache:
         keys1, values1: support instances projected by the first instance fusion (``[H, M, dk]``, ``[M, D]``).
         keys2, values2: the same for the second fusion, from the support instances fused among themselves.
         instance_frames: ``int64 [M]``, the support frame (0..s-1) of each instance.
+        left_out: a support frame (0..s-1) whose tokens and instances test frames do not read, or ``None``.
     """
 
     frame_keys: Optional[Tensor] = None
@@ -45,25 +46,29 @@ class SupportCache:
     keys2: Optional[Tensor] = None
     values2: Optional[Tensor] = None
     instance_frames: Optional[Tensor] = None
+    left_out: Optional[int] = None
 
     def without(self, frame: int) -> "SupportCache":
         """The cache with support frame ``frame`` (its position in the support list) left out.
 
         Lets a video's test frames that are themselves support frames reuse one cache instead of building their
-        own: the remaining frames' tokens are unchanged, so frame-level fusion stays exact; the instances keep
-        the fusion among the full support set (the ``cached`` approximation).
+        own. Nothing is copied: a frame's tokens and instances are contiguous rows, and the test frame reads the
+        rows before and after them (:meth:`kept_rows`). Frame-level fusion then equals that over the remaining
+        frames exactly; the remaining instances keep their fusion among the full support set (the ``cached``
+        approximation).
         """
-        cache = SupportCache()
-        if self.frame_keys is not None:
-            keep = self.token_frames != frame
-            cache.frame_keys, cache.frame_values = self.frame_keys[keep], self.frame_values[keep]
-            cache.token_frames = self.token_frames[keep]
-        if self.boxes is not None:
-            keep = self.instance_frames != frame
-            cache.boxes, cache.instance_frames = self.boxes[keep], self.instance_frames[keep]
-            cache.keys1, cache.values1 = self.keys1[:, keep], self.values1[keep]
-            cache.keys2, cache.values2 = self.keys2[:, keep], self.values2[keep]
-        return cache
+        if self.left_out is not None:
+            raise ValueError(f"support frame {self.left_out} is already left out of this cache")
+        return replace(self, left_out=frame)
+
+    def kept_rows(self, frames: Tensor) -> list[slice]:
+        """Non-empty row ranges of a frame-major tensor whose rows belong to ``frames`` (``token_frames`` or
+        ``instance_frames``), leaving out the rows of the left-out frame (at most two slices)."""
+        rows = torch.nonzero(frames == self.left_out).flatten() if self.left_out is not None else frames[:0]
+        if not len(rows):
+            return [slice(0, len(frames))]
+        ranges = [slice(0, int(rows[0])), slice(int(rows[-1]) + 1, len(frames))]
+        return [rows_range for rows_range in ranges if rows_range.stop > rows_range.start]
 
 
 class DSFNet(nn.Module):
@@ -171,13 +176,15 @@ class DSFNet(nn.Module):
             return cache
         enhanced = support_conv4
         if self.frame_fusion is not None:
-            enhanced = self.frame_fusion.fuse(support_conv4, cache.frame_keys, cache.frame_values)
+            enhanced = self.frame_fusion.fuse(support_conv4, [(cache.frame_keys, cache.frame_values)])
         proposals, _ = propose(self.rpn, enhanced, image_size)
         proposals = [boxes[: self.support_proposals] for boxes in proposals]
         cache.boxes = torch.cat(proposals)
         cache.instance_frames = torch.cat([torch.full((len(boxes),), frame, device=cache.boxes.device)
                                            for frame, boxes in enumerate(proposals)])
-        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
+        # one frame at a time: conv5 maps and RoI features of all support frames at once would be the peak memory
+        features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(enhanced[i : i + 1]), [boxes])
+                              for i, boxes in enumerate(proposals)])
         first, second = self.instance_fusions
         cache.keys1, cache.values1 = first.project_keys(features)
         features = first.attend(features, cache.boxes, cache.keys1, cache.values1, cache.boxes)
@@ -188,22 +195,24 @@ class DSFNet(nn.Module):
         """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`."""
         enhanced = conv4
         if self.frame_fusion is not None:
-            own_keys, own_values = self.frame_fusion.keys_values(conv4)
-            keys = _cat_optional(cache.frame_keys, own_keys)
-            values = _cat_optional(cache.frame_values, own_values)
-            enhanced = self.frame_fusion.fuse(conv4, keys, values)
+            blocks = [self.frame_fusion.keys_values(conv4)]
+            if cache.frame_keys is not None:
+                blocks = [(cache.frame_keys[rows], cache.frame_values[rows])
+                          for rows in cache.kept_rows(cache.token_frames)] + blocks
+            enhanced = self.frame_fusion.fuse(conv4, blocks)
         proposals, _ = propose(self.rpn, enhanced, image_size)
         features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
         if self.instance_fusions is not None:
             boxes = proposals[0]
-            all_boxes = _cat_optional(cache.boxes, boxes)
+            kept = [slice(None)] if cache.boxes is None else cache.kept_rows(cache.instance_frames)
+            all_boxes = _cat_kept(cache.boxes, kept, boxes)
             cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
             for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
                 if stage == 1:
                     features = self.box_head.fc7_features(features)
                 own_keys, own_values = fusion.project_keys(features)
-                keys = _cat_optional(cached_keys, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
-                features = fusion.attend(features, boxes, keys, _cat_optional(cached_values, own_values), all_boxes)
+                keys = _cat_kept(cached_keys, kept, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
+                features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes)
         else:
             features = self.box_head.fc7_features(features)
         return self._postprocess(features, proposals[0], image_size)
@@ -263,6 +272,9 @@ class DSFNet(nn.Module):
         return {"boxes": boxes[0], "labels": labels[0], "scores": scores[0]}
 
 
-def _cat_optional(cached: Optional[Tensor], own: Tensor, dim: int = 0) -> Tensor:
-    """``own`` after the cached rows along ``dim`` (just ``own`` without a cache)."""
-    return own if cached is None else torch.cat([cached, own], dim=dim)
+def _cat_kept(cached: Optional[Tensor], kept: list[slice], own: Tensor, dim: int = 0) -> Tensor:
+    """The ``kept`` row ranges of ``cached`` along ``dim``, then ``own`` (just ``own`` without a cache)."""
+    if cached is None:
+        return own
+    index = (slice(None),) * dim
+    return torch.cat([cached[index + (rows,)] for rows in kept] + [own], dim=dim)

@@ -14,7 +14,28 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FrameFusion", "InstanceFusion"]
+__all__ = ["FrameFusion", "InstanceFusion", "KeyBlock", "blockwise_attention"]
+
+#: ``(keys [N, L], values [N, V])``: one block of an attention's keys and values.
+KeyBlock = tuple[Tensor, Tensor]
+
+
+def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+    """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
+
+    Args:
+        queries: ``[c, L]`` (already scaled).
+        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. views of a cached tensor around
+            rows to leave out, and the query frame's own keys).
+    Returns:
+        ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
+        so gradients are unchanged.
+    """
+    logits = [queries @ keys.T for keys, _ in blocks]  # [c, N_b] each
+    top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
+    weights = [(block - top).exp_() for block in logits]
+    total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
+    return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
 
 
 class FrameFusion(nn.Module):
@@ -57,14 +78,16 @@ class FrameFusion(nn.Module):
         """
         return self.varphi(feats).flatten(0, 1).flatten(1), self.theta(feats).flatten(0, 1).flatten(1)
 
-    def fuse(self, query_feats: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        """Enhance the query frames with attention over the given keys/values.
+    def fuse(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+        """Enhance the query frames with attention over blocks of keys/values.
 
         Args:
             query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance.
-            keys, values: ``[n·d, h·w]`` from :meth:`keys_values` (of all n frames, query frames included).
+            blocks: ``(keys, values)`` pairs, each ``[N_b, h·w]`` from :meth:`keys_values`. Together they are the
+                tokens of all n frames (query frames included); blocks let cached support tokens be used as
+                they are, with no concatenated copy.
         Returns:
-            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens.
+            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all blocks' tokens).
         """
         q, d, h, w = query_feats.shape
         queries = self.phi(query_feats).flatten(0, 1).flatten(1)  # [q·d, h·w]
@@ -72,7 +95,7 @@ class FrameFusion(nn.Module):
             # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
             queries = queries / math.sqrt(h * w)
         chunks = queries.split(self.chunk_size) if self.chunk_size > 0 else (queries,)
-        fused = torch.cat([torch.softmax(c @ keys.T, dim=-1) @ values for c in chunks])  # [q·d, h·w]
+        fused = torch.cat([blockwise_attention(chunk, blocks) for chunk in chunks])  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
@@ -89,7 +112,7 @@ class FrameFusion(nn.Module):
         queries = feats
         if query_frames is not None:
             queries = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
-        return self.fuse(queries, keys, values)
+        return self.fuse(queries, [(keys, values)])
 
 
 class InstanceFusion(nn.Module):
@@ -163,20 +186,19 @@ class InstanceFusion(nn.Module):
             ``[q, dim]``: ``Q + concat_h(softmax_l(z + r) @ values_h)``, computed ``chunk_size`` queries at a time
             (0 = all at once) so that at most ``H x chunk_size x m`` logits exist at once.
         """
-        if 0 < self.chunk_size < len(query_feats):
-            return torch.cat([
-                self._attend(query_feats[start : start + self.chunk_size],
-                             query_boxes[start : start + self.chunk_size], keys, values, key_boxes)
-                for start in range(0, len(query_feats), self.chunk_size)])
-        return self._attend(query_feats, query_boxes, keys, values, key_boxes)
+        step = self.chunk_size if self.chunk_size > 0 else len(query_feats)
+        if len(query_feats) <= step:
+            return self._attend(query_feats, query_boxes, keys, values, key_boxes)
+        return torch.cat([self._attend(query_feats[start : start + step], query_boxes[start : start + step], keys,
+                                       values, key_boxes)
+                          for start in range(0, len(query_feats), step)])
 
     def _attend(self, query_feats: Tensor, query_boxes: Tensor, keys: Tensor, values: Tensor,
                 key_boxes: Tensor) -> Tensor:
         queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
         logits = (queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2)  # [H, q, m]
         if self.psi is not None:
-            # In place: saves one [H, q, m] buffer, which is gigabytes when all 21×300 proposals are queries.
-            logits += self._geometric_logits(query_boxes, key_boxes).permute(2, 0, 1)
+            self._add_geometric_logits(logits, query_boxes, key_boxes)
         fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
         return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
 
@@ -219,12 +241,37 @@ class InstanceFusion(nn.Module):
         phase = 100.0 * x[..., None] / wave_lengths
         return torch.cat([phase.sin(), phase.cos()], dim=-1)
 
-    def _geometric_logits(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
-        """r = ψ(ϱ(...)), ``[q, m, H]``, equal to ``psi(geometric_embedding(...))``.
+    def _add_geometric_logits(self, logits: Tensor, query_boxes: Tensor, key_boxes: Tensor) -> None:
+        """Add r = ψ(ϱ(...)) to ``logits [H, q, m]`` in place; equal to ``psi(geometric_embedding(...))``.
 
-        ψ is linear, so it is applied to one scalar's 2F-wide block at a time: the full ``[q, m, 6F]``
-        embedding never exists, which matters when all proposals of a 21-frame clip are queries.
+        ψ is linear, so each scalar's 2F-wide block of ψ defines a function of that scalar alone. The first two
+        scalars are differences, log w_k − log w_l and log h_k − log h_l, so their sines and cosines split by the
+        angle-difference identities: their part of r is the product of a ``[H, q, 4F]`` query factor and a
+        ``[m, 4F]`` key factor (one batched matmul, no per-pair sine). Only the aspect term needs per-pair
+        sines and cosines, which are written as ``[2F, q·m]`` so that ψ's block adds them to the logits in one
+        matmul, with no ``[q, m, 6F]`` embedding and no transposed copy.
         """
-        blocks = self.psi.weight.split(2 * self.embed_freqs, dim=1)  # 3 × [H, 2F]
-        scalars = self._relative_geometry(query_boxes, key_boxes)
-        return sum(self._embed(s) @ wb.T for s, wb in zip(scalars, blocks))
+        heads, q, m = logits.shape
+        freqs = self.embed_freqs
+        scales = 100.0 / 1000.0 ** (torch.arange(freqs, dtype=logits.dtype, device=logits.device) / freqs)  # [F]
+        weight = self.psi.weight.to(logits.dtype)
+        w_sizes, h_sizes, aspect_weight = weight.split(2 * freqs, dim=1)  # 3 × [H, 2F]: F sines, F cosines
+        query_wh = (query_boxes[:, 2:] - query_boxes[:, :2]).clamp_min(1e-3).to(logits.dtype)  # [q, 2]
+        key_wh = (key_boxes[:, 2:] - key_boxes[:, :2]).clamp_min(1e-3).to(logits.dtype)  # [m, 2]
+        query_factors, key_factors = [], []
+        for axis, block in enumerate((w_sizes, h_sizes)):
+            sin_w, cos_w = block[:, None, :freqs], block[:, None, freqs:]  # [H, 1, F]
+            query_phase = query_wh[:, axis].log()[:, None] * scales  # [q, F]
+            key_phase = key_wh[:, axis].log()[:, None] * scales  # [m, F]
+            q_sin, q_cos = query_phase.sin(), query_phase.cos()
+            # Σ_f a_f sin(p_k - p_l) + b_f cos(p_k - p_l) = Σ_f cos p_l (a_f sin p_k + b_f cos p_k)
+            #                                              + sin p_l (b_f sin p_k - a_f cos p_k)
+            query_factors += [sin_w * q_sin + cos_w * q_cos, cos_w * q_sin - sin_w * q_cos]  # [H, q, F]
+            key_factors += [key_phase.cos(), key_phase.sin()]  # [m, F]
+        logits.baddbmm_(torch.cat(query_factors, dim=-1), torch.cat(key_factors, dim=-1).T.expand(heads, -1, -1))
+        aspect = ((query_wh[:, 0] / query_wh[:, 1])[:, None] - (key_wh[:, 0] / key_wh[:, 1])[None, :]).abs()
+        phase = scales[:, None] * (aspect + self.eps).log_().view(1, q * m)  # [F, q·m]
+        embedding = torch.empty(2 * freqs, q * m, dtype=logits.dtype, device=logits.device)
+        torch.sin(phase, out=embedding[:freqs])
+        torch.cos(phase, out=embedding[freqs:])
+        logits.view(heads, q * m).addmm_(aspect_weight, embedding)

@@ -68,17 +68,23 @@ def test_batch_stream_started_at_k_continues_the_uninterrupted_stream():
     assert dataset.epochs_seen[0] == 1
 
 
-def test_fusion_modules_get_their_own_learning_rate(tiny_config):
+def test_fusion_modules_get_their_own_learning_rates(tiny_config):
     from dsfnet.models.build import build_model
 
-    config = tiny_config("train.lr=0.04", "train.fusion_lr_mult=0.1", "train.lr_steps=[2]", "train.warmup_iterations=0")
+    config = tiny_config("train.lr=0.04", "train.frame_fusion_lr_mult=0.1", "train.instance_fusion_lr_mult=0.5",
+                         "train.lr_steps=[2]", "train.warmup_iterations=0")
     model = build_model(config.model)
     optimizer = build_optimizer(model, config.train)
     scheduler = build_scheduler(optimizer, config.train)
-    rest, fusion = optimizer.param_groups
-    fusion_ids = {id(p) for n, p in model.named_parameters() if "fusion" in n}
-    assert {id(p) for p in fusion["params"]} == fusion_ids and not fusion_ids & {id(p) for p in rest["params"]}
+    frame, instance, rest = optimizer.param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].startswith("frame_fusion.") for p in frame["params"])
+    assert all(names[id(p)].startswith("instance_fusions.") for p in instance["params"])
+    assert not any("fusion" in names[id(p)] for p in rest["params"])
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(names)
     for _ in range(3):
         optimizer.step()
         scheduler.step()
-    assert rest["lr"] == pytest.approx(0.004) and fusion["lr"] == pytest.approx(0.0004)  # x0.1 after step 2
+    # x0.1 after step 2, ratios kept
+    assert rest["lr"] == pytest.approx(0.004)
+    assert frame["lr"] == pytest.approx(0.0004) and instance["lr"] == pytest.approx(0.002)

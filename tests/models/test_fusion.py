@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from dsfnet.models.fusion import FrameFusion, InstanceFusion
+from dsfnet.models.fusion import FrameFusion, InstanceFusion, blockwise_attention
 
 TOL = 1e-8
 
@@ -139,7 +139,7 @@ def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
         assert keys.shape == values.shape == (4 * 6, 5 * 3)
         picked = module(feats, query_frames=[3, 1])
         assert torch.allclose(picked, full[[3, 1]], rtol=0, atol=1e-12)
-        assert torch.allclose(module.fuse(feats[[3, 1]], keys, values), picked, rtol=0, atol=1e-12)
+        assert torch.allclose(module.fuse(feats[[3, 1]], [(keys, values)]), picked, rtol=0, atol=1e-12)
         for frames in ((3, 1), torch.tensor([3, 1])):
             assert torch.allclose(module(feats, query_frames=frames), picked, rtol=0, atol=1e-12)
         assert torch.allclose(module(feats, query_frames=range(1, 3)), full[1:3], rtol=0, atol=1e-12)
@@ -165,7 +165,8 @@ def test_frame_fusion_chunks_bound_the_logits():
     class Spy(torch.overrides.TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
-            if func in (torch.Tensor.__matmul__, torch.matmul, torch.softmax, torch.Tensor.softmax):
+            if func in (torch.Tensor.__matmul__, torch.Tensor.matmul, torch.matmul, torch.softmax, torch.Tensor.softmax,
+                        torch.Tensor.exp_):
                 largest.append(out.numel())
             return out
 
@@ -300,3 +301,34 @@ def test_instance_fusion_query_chunks_equal_one_pass():
     whole = fusion(feats, boxes)
     fusion.chunk_size = 5
     assert torch.allclose(fusion(feats, boxes), whole, atol=1e-12)
+
+
+# ---------------------------------------------------------------- key blocks and the geometric term in float32
+
+
+@pytest.mark.parametrize("splits", [[7], [3, 4], [1, 2, 4]])
+def test_blockwise_attention_equals_one_softmax(splits):
+    generator = torch.Generator().manual_seed(len(splits))
+    queries = torch.randn(5, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    keys = torch.randn(7, 6, dtype=torch.float64, generator=generator) * 3
+    values = torch.randn(7, 4, dtype=torch.float64, generator=generator)
+    out = blockwise_attention(queries, list(zip(keys.split(splits), values.split(splits))))
+    expected = torch.softmax(queries @ keys.T, dim=-1) @ values
+    assert torch.allclose(out, expected, rtol=0, atol=1e-12)
+    weights = torch.randn(5, 4, dtype=torch.float64, generator=generator)
+    (grad,) = torch.autograd.grad((out * weights).sum(), queries)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), queries)
+    assert torch.allclose(grad, expected_grad, rtol=0, atol=1e-12)
+
+
+def test_geometric_logits_in_float32_match_float64_for_image_sized_boxes():
+    """The angle-difference form multiplies sines of phases up to 100·log(width) ≈ 700: still float32-accurate."""
+    module = randomise(InstanceFusion(8, 4, 8), std=0.3)
+    generator = torch.Generator().manual_seed(3)
+    xy = torch.rand(40, 2, generator=generator) * 500
+    boxes = torch.cat([xy, xy + 2 + torch.rand(40, 2, generator=generator) * 1000], dim=1)
+    with torch.no_grad():
+        single = torch.zeros(4, 40, 40)
+        module._add_geometric_logits(single, boxes, boxes)
+        double = module.psi.double()(module.double().geometric_embedding(boxes.double(), boxes.double()))
+    assert (single.double() - double.permute(2, 0, 1)).abs().max() < 5e-4 * double.abs().max()  # direct form: 1.6e-4
