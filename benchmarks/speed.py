@@ -1,13 +1,14 @@
 """Per-frame time and peak memory: baseline vs DSFNet ``cached`` vs DSFNet ``exact`` at several n (issue 7).
 
-    python benchmarks/speed.py                      # CPU: ResNet-50, shorter side 320
+    python benchmarks/speed.py                      # CPU: ResNet-50, shorter side 320, fp32 and bf16
     python benchmarks/speed.py --device cuda        # GPU: ResNet-101, shorter side 600, bf16
 
 Each (model, mode, n) case runs in its own subprocess over the same synthetic video (random weights: speed does
 not depend on them), so peak memory is that case's alone (CPU: peak RSS of the process; GPU:
 ``torch.cuda.max_memory_allocated``). Time per frame is the steady state: the mean time between consecutive
 output frames once the support features are built (the one-off cost of building them is printed separately).
-All ratios are against the baseline measured in the same run.
+All ratios are against the baseline measured in the same run at the same precision (``--precision``: fp32, or
+bf16 autocast = ``test.precision: bf16``, fast on GPUs and on CPUs with AMX / AVX512-BF16).
 """
 
 from __future__ import annotations
@@ -52,19 +53,18 @@ def run_case(args: argparse.Namespace) -> dict:
         f"model.backbone.name={args.backbone}", f"data.min_size={args.min_size}", f"data.max_size={args.max_size}"])
     model = build_model(config.model)
     device = torch.device(args.device)
-    predictor = VideoPredictor(model, config, device=device, num_frames=args.n, mode=args.mode, keep_images=False)
+    predictor = VideoPredictor(model, config, device=device, num_frames=args.n, mode=args.mode,
+                               precision=args.precision[0], keep_images=False)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     stamps = []
     start = time.perf_counter()
-    with autocast:
-        for result in predictor.predict(args.frames_dir):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
-            if len(stamps) > args.measure:
-                break
+    for result in predictor.predict(args.frames_dir):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+        if len(stamps) > args.measure:
+            break
     steady = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -79,9 +79,12 @@ def main() -> None:
     parser.add_argument("--measure-exact", type=int, default=2, help="test frames timed per exact case")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--width", type=int, default=None, help="video width (default: 16:9 of the shorter side)")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=None,
+                        help="precisions to measure (default: fp32 and bf16 on CPU, bf16 on GPU)")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
+    args.precision = args.precision or (["bf16"] if gpu else ["fp32", "bf16"])
     args.backbone = "resnet101" if gpu else "resnet50"
     args.min_size = 600 if gpu else 320
     args.max_size = 1000 if gpu else 570
@@ -94,28 +97,32 @@ def main() -> None:
     width = args.width or round(args.min_size * 16 / 9)
     with tempfile.TemporaryDirectory() as folder:
         write_frames(Path(folder), max(args.n) + args.measure + 2, width, args.min_size)
-        cases = [("baseline", "cached", 1)] + [(variant, mode, n) for n in args.n
-                                               for variant, mode in (("dsfnet", "cached"), ("dsfnet", "exact"))]
+        cases = [(precision, "baseline", "cached", 1) for precision in args.precision] + [
+            (precision, variant, mode, n) for precision in args.precision for n in args.n
+            for variant, mode in (("dsfnet", "cached"), ("dsfnet", "exact"))]
         results = {}
-        for variant, mode, n in cases:
+        for case in cases:
+            precision, variant, mode, n = case
             command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
                        "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
-                       "--case", f"{variant}:{mode}:{n}:{folder}"]
+                       "--precision", precision, "--case", f"{variant}:{mode}:{n}:{folder}"]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            results[(variant, mode, n)] = json.loads(output.strip().splitlines()[-1])
-            print(f"measured {variant} {mode} n={n}: {results[(variant, mode, n)]}", file=sys.stderr, flush=True)
-    base = results[("baseline", "cached", 1)]
-    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads} "
-          f"{'bf16' if gpu else 'fp32'}; random weights, 300 proposals per frame\n")
-    print("| model | mode | n | ms / frame | × baseline | peak MiB | × baseline | one-off support setup s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for (variant, mode, n), r in results.items():
-        print(f"| {variant} | {mode if variant != 'baseline' else '-'} | {n} | {r['ms_per_frame']:.0f} | "
+            results[case] = json.loads(output.strip().splitlines()[-1])
+            print(f"measured {precision} {variant} {mode} n={n}: {results[case]}", file=sys.stderr, flush=True)
+    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads}; "
+          f"random weights, 300 proposals per frame; ratios against the baseline at the same precision\n")
+    print("| precision | model | mode | n | ms / frame | × baseline | peak MiB | × baseline | one-off support setup s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for (precision, variant, mode, n), r in results.items():
+        base = results[(precision, "baseline", "cached", 1)]
+        print(f"| {precision} | {variant} | {mode if variant != 'baseline' else '-'} | {n} | {r['ms_per_frame']:.0f} | "
               f"{r['ms_per_frame'] / base['ms_per_frame']:.2f} | {r['peak_mib']:.0f} | "
               f"{r['peak_mib'] / base['peak_mib']:.2f} | {r['setup_s']:.1f} |")
-    for n in args.n:
-        cached, exact = results[("dsfnet", "cached", n)], results[("dsfnet", "exact", n)]
-        print(f"\nn={n}: exact / cached time = {exact['ms_per_frame'] / cached['ms_per_frame']:.1f}×", end="")
+    for precision in args.precision:
+        for n in args.n:
+            cached, exact = results[(precision, "dsfnet", "cached", n)], results[(precision, "dsfnet", "exact", n)]
+            print(f"\n{precision} n={n}: exact / cached time = "
+                  f"{exact['ms_per_frame'] / cached['ms_per_frame']:.1f}×", end="")
     print()
 
 

@@ -147,6 +147,7 @@ class TestConfig:
     stride: int = 1
     mode: str = "cached"  # cached | exact
     seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (bf16 autocast: GPUs, and CPUs with AMX / AVX512-BF16)
 
 
 @dataclass
@@ -252,6 +253,7 @@ def validate(config: Config) -> Config:
          "model.roi.representation_size must be divisible by model.instance_fusion.num_heads"),
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
         (config.test.sampling in ("shuffled", "stride"), "test.sampling must be shuffled or stride"),
+        (config.test.precision in ("fp32", "bf16"), "test.precision must be fp32 or bf16"),
         (config.test.mode in ("cached", "exact"), "test.mode must be cached or exact"),
         (config.test.num_frames >= 1, "test.num_frames must be >= 1"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),

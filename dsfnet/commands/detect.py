@@ -2,6 +2,7 @@
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
                   [--device cpu] [--n 21] [--sampling shuffled|stride] [--stride 1] [--mode cached|exact] [--seed 0]
+                  [--precision fp32|bf16]
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
@@ -48,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "every test frame's clip; None = test.mode")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the shuffled support order; None = test.seed")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                        help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
+                             "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -98,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--classes is empty")
     predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
                                num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                               seed=args.seed, keep_images=not args.no_video)
+                               seed=args.seed, precision=args.precision, keep_images=not args.no_video)
     num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
 
     out = Path(args.out)

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="support-frame sampling: shuffled global (paper default) or fixed stride")
     parser.add_argument("--stride", type=int, default=None, help="stride between support frames (--sampling stride)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the shuffled sampling")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                        help="bf16: bfloat16 autocast (fast on GPUs and AMX / AVX512-BF16 CPUs); default test.precision")
     parser.add_argument("--device", default=None,
                         help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available")
 

@@ -134,7 +134,7 @@ def run_model_eval(args: argparse.Namespace) -> int:
     if getattr(args, "data", None):
         config.data.root = args.data
     for option, field in (("mode", "mode"), ("n", "num_frames"), ("sampling", "sampling"), ("stride", "stride"),
-                          ("seed", "seed")):
+                          ("seed", "seed"), ("precision", "precision")):
         value = getattr(args, option, None)
         if value is not None:
             setattr(config.test, field, value)
@@ -168,7 +168,8 @@ def run_model_eval(args: argparse.Namespace) -> int:
     test = config.test
     extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
              "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "stride": test.stride,
-             "seed": test.seed, "variant": config.model.variant, "inference_seconds": round(seconds, 3),
+             "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
+             "inference_seconds": round(seconds, 3),
              "detections_file": str(out_dir / "detections.jsonl")}
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
                           f"{test.sampling})"

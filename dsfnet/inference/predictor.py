@@ -179,7 +179,8 @@ class VideoPredictor:
     def __init__(self, model: torch.nn.Module, config: Config, device: Union[str, torch.device] = "cpu",
                  score_thresh: float = 0.0, classes: Optional[Iterable[str]] = None,
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
-                 mode: Optional[str] = None, seed: Optional[int] = None, keep_images: bool = True):
+                 mode: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
+                 keep_images: bool = True):
         self.device = torch.device(device)
         model = getattr(model, "module", model)  # a DistributedDataParallel wrapper: use the model inside
         self.model = model.to(self.device).eval()
@@ -190,6 +191,7 @@ class VideoPredictor:
         self.stride = int(stride if stride is not None else test.stride)
         self.mode = mode if mode is not None else test.mode
         self.seed = int(seed if seed is not None else test.seed)
+        self.precision = precision if precision is not None else test.precision
         if self.n < 1:
             raise ValueError(f"the number of frames per clip (n) must be >= 1, got {self.n}")
         if self.sampling not in ("shuffled", "stride"):
@@ -198,6 +200,8 @@ class VideoPredictor:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if self.mode not in ("cached", "exact"):
             raise ValueError(f"mode must be 'cached' or 'exact', got {self.mode!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         self.score_thresh = float(score_thresh)
         self.class_names = list(config_class_names(config))
         self.keep_images = keep_images
@@ -232,7 +236,8 @@ class VideoPredictor:
         num_frames = source.count()
         if num_frames == 0:
             raise ValueError(f"{source.path}: no frames")
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
             yield from self._predict(source, num_frames)
 
     # ------------------------------------------------------------------ internals

@@ -20,6 +20,12 @@ __all__ = ["FrameFusion", "InstanceFusion", "KeyBlock", "blockwise_attention"]
 KeyBlock = tuple[Tensor, Tensor]
 
 
+def _softmax_precision(logits: Tensor) -> Tensor:
+    """Logits for a softmax: float32 when a bf16/fp16 autocast produced them (exp and sums over thousands of
+    keys lose too much in 8 bits of mantissa); other dtypes as they are."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
     """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
 
@@ -31,7 +37,7 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
         so gradients are unchanged.
     """
-    logits = [queries @ keys.T for keys, _ in blocks]  # [c, N_b] each
+    logits = [_softmax_precision(queries @ keys.T) for keys, _ in blocks]  # [c, N_b] each
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     weights = [(block - top).exp_() for block in logits]
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
@@ -196,7 +202,7 @@ class InstanceFusion(nn.Module):
     def _attend(self, query_feats: Tensor, query_boxes: Tensor, keys: Tensor, values: Tensor,
                 key_boxes: Tensor) -> Tensor:
         queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
-        logits = (queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2)  # [H, q, m]
+        logits = _softmax_precision((queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2))  # [H, q, m]
         if self.psi is not None:
             self._add_geometric_logits(logits, query_boxes, key_boxes)
         fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
@@ -244,6 +250,7 @@ class InstanceFusion(nn.Module):
     def _add_geometric_logits(self, logits: Tensor, query_boxes: Tensor, key_boxes: Tensor) -> None:
         """Add r = ψ(ϱ(...)) to ``logits [H, q, m]`` in place; equal to ``psi(geometric_embedding(...))``.
 
+        Computed in ``logits.dtype`` with autocast off: the phases reach 100·log(width) ≈ 700 radians.
         ψ is linear, so each scalar's 2F-wide block of ψ defines a function of that scalar alone. The first two
         scalars are differences, log w_k − log w_l and log h_k − log h_l, so their sines and cosines split by the
         angle-difference identities: their part of r is the product of a ``[H, q, 4F]`` query factor and a
@@ -251,6 +258,10 @@ class InstanceFusion(nn.Module):
         sines and cosines, which are written as ``[2F, q·m]`` so that ψ's block adds them to the logits in one
         matmul, with no ``[q, m, 6F]`` embedding and no transposed copy.
         """
+        with torch.autocast(logits.device.type, enabled=False):
+            self._add_geometric_logits_fp(logits, query_boxes, key_boxes)
+
+    def _add_geometric_logits_fp(self, logits: Tensor, query_boxes: Tensor, key_boxes: Tensor) -> None:
         heads, q, m = logits.shape
         freqs = self.embed_freqs
         scales = 100.0 / 1000.0 ** (torch.arange(freqs, dtype=logits.dtype, device=logits.device) / freqs)  # [F]

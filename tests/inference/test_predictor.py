@@ -104,6 +104,28 @@ def test_cached_vs_exact_for_dsfnet_is_bounded(capsys):
     assert diff["min_iou"] > 0.5, diff
 
 
+def test_bf16_precision_runs_the_model_in_bf16_and_stays_close(capsys):
+    """``precision='bf16'``: convolutions and attention matmuls in bfloat16 (autocast), outputs in float32."""
+    import torch
+
+    model, config = make_model("dsfnet")
+    frames = random_frames(6)
+    seen = set()
+    conv = next(module for module in model.backbone.modules() if isinstance(module, torch.nn.Conv2d))
+    hook = conv.register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    low = run(model, config, frames, num_frames=4, precision="bf16")
+    hook.remove()
+    full = run(model, config, frames, num_frames=4)
+    assert torch.bfloat16 in seen
+    assert all(r.boxes.dtype == np.float32 and r.scores.dtype == np.float32 for r in low)
+    diff = compare(full, low, top=5)
+    with capsys.disabled():
+        print(f"\ndsfnet fp32 vs bf16 (top-5 per frame, randomised fusion): {diff}")
+    assert diff["score"] < 0.1 and diff["min_iou"] > 0.5, diff
+    with pytest.raises(ValueError, match="precision"):
+        VideoPredictor(model, config, precision="fp16")
+
+
 def test_support_plan_matches_support_frames():
     for num_frames, n in ((1, 3), (2, 4), (5, 5), (12, 4), (30, 7)):
         for sampling in ("shuffled", "stride"):
