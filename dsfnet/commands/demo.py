@@ -13,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--out", default="demo_out", help="output folder")
     parser.add_argument("--device", default="cpu", help="torch device to run on (cpu, cuda, cuda:1, ...)")
-    parser.add_argument("--videos", type=int, default=3, help="held-out synthetic videos to generate")
-    parser.add_argument("--frames", type=int, default=60, help="frames per generated video")
+    parser.add_argument("--videos", type=int, default=30,
+                        help="held-out synthetic videos to generate (30 x 40 frames = the ablation's held-out set)")
+    parser.add_argument("--frames", type=int, default=40, help="frames per generated video")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED,
                         help="seed of the generated videos (the bundled models were trained on seed 0)")
     parser.add_argument("--n", type=int, default=None,
