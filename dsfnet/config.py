@@ -75,7 +75,7 @@ class InstanceFusionConfig:
     embed_freqs: int = 8  # wave lengths of the sinusoidal embedding (16 dims per scalar at 8)
     eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
     support_proposals: int = 300  # proposals per support frame used as keys at training time
-    chunk_size: int = 128  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
+    chunk_size: int = 64  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
 
 
 @dataclass

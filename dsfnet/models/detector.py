@@ -206,13 +206,17 @@ class DSFNet(nn.Module):
             boxes = proposals[0]
             kept = [slice(None)] if cache.boxes is None else cache.kept_rows(cache.instance_frames)
             all_boxes = _cat_kept(cache.boxes, kept, boxes)
+            # both stages see the same boxes: their geometric term is computed once (the model's fusions share
+            # embed_freqs, eps and chunk_size, all from one config)
+            pairs = self.instance_fusions[0].box_pairs(boxes, all_boxes, keep=True)
             cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
             for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
                 if stage == 1:
                     features = self.box_head.fc7_features(features)
                 own_keys, own_values = fusion.project_keys(features)
                 keys = _cat_kept(cached_keys, kept, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
-                features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes)
+                features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes,
+                                         pairs)
         else:
             features = self.box_head.fc7_features(features)
         return self._postprocess(features, proposals[0], image_size)

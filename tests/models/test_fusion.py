@@ -329,6 +329,24 @@ def test_geometric_logits_in_float32_match_float64_for_image_sized_boxes():
     boxes = torch.cat([xy, xy + 2 + torch.rand(40, 2, generator=generator) * 1000], dim=1)
     with torch.no_grad():
         single = torch.zeros(4, 40, 40)
-        module._add_geometric_logits(single, boxes, boxes)
+        module.box_pairs(boxes, boxes).add_to(single, module.psi.weight, slice(0, 40))
         double = module.psi.double()(module.double().geometric_embedding(boxes.double(), boxes.double()))
     assert (single.double() - double.permute(2, 0, 1)).abs().max() < 5e-4 * double.abs().max()  # direct form: 1.6e-4
+
+
+def test_box_pairs_kept_for_a_second_stage_give_the_same_logits():
+    """Two fusion stages sharing one ``box_pairs(keep=True)`` (the cached test frame) equal separate ones."""
+    first, second = (randomise(InstanceFusion(16, 4, 8, chunk_size=3).double(), seed=seed) for seed in (1, 2))
+    feats, boxes = torch.randn(7, 16, dtype=torch.float64), random_boxes(7)
+    keys_boxes = random_boxes(11, seed=5)
+    keys1, values1 = first.project_keys(torch.randn(11, 16, dtype=torch.float64))
+    keys2, values2 = second.project_keys(torch.randn(11, 16, dtype=torch.float64))
+    with torch.no_grad():
+        pairs = first.box_pairs(boxes, keys_boxes, keep=True)
+        shared = [stage.attend(feats, boxes, keys, values, keys_boxes, pairs)
+                  for stage, keys, values in ((first, keys1, values1), (second, keys2, values2))]
+        alone = [stage.attend(feats, boxes, keys, values, keys_boxes)
+                 for stage, keys, values in ((first, keys1, values1), (second, keys2, values2))]
+    assert len(pairs._aspect_embeddings) == 3  # chunks of 3 + 3 + 1 queries, computed once
+    for a, b in zip(shared, alone):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
