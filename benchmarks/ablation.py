@@ -86,8 +86,9 @@ def mean_spread(values: list) -> str:
     values = [100 * v for v in values if v is not None]
     if not values:
         return "n/a"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def ablation_table(results: dict) -> str:
