@@ -52,8 +52,9 @@ class SupportCache:
         """The cache with support frame ``frame`` (its position in the support list) left out.
 
         Lets a video's test frames that are themselves support frames reuse one cache instead of building their
-        own. Nothing is copied: a frame's tokens and instances are contiguous rows, and the test frame reads the
-        rows before and after them (:meth:`kept_rows`). Frame-level fusion then equals that over the remaining
+        own. Nothing is copied: a frame's tokens and instances are contiguous rows (:meth:`left_out_rows`); the
+        test frame's frame fusion masks its tokens, its instance fusion reads the instances around them
+        (:meth:`kept_rows`). Frame-level fusion then equals that over the remaining
         frames exactly; the remaining instances keep their fusion among the full support set (the ``cached``
         approximation).
         """
@@ -61,13 +62,18 @@ class SupportCache:
             raise ValueError(f"support frame {self.left_out} is already left out of this cache")
         return replace(self, left_out=frame)
 
-    def kept_rows(self, frames: Tensor) -> list[slice]:
-        """Non-empty row ranges of a frame-major tensor whose rows belong to ``frames`` (``token_frames`` or
-        ``instance_frames``), leaving out the rows of the left-out frame (at most two slices)."""
+    def left_out_rows(self, frames: Tensor) -> Optional[slice]:
+        """The rows of the left-out frame in a frame-major tensor whose rows belong to ``frames``
+        (``token_frames`` or ``instance_frames``); ``None`` when no frame is left out."""
         rows = torch.nonzero(frames == self.left_out).flatten() if self.left_out is not None else frames[:0]
-        if not len(rows):
+        return slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else None
+
+    def kept_rows(self, frames: Tensor) -> list[slice]:
+        """Non-empty row ranges around :meth:`left_out_rows` (at most two slices)."""
+        left_out = self.left_out_rows(frames)
+        if left_out is None:
             return [slice(0, len(frames))]
-        ranges = [slice(0, int(rows[0])), slice(int(rows[-1]) + 1, len(frames))]
+        ranges = [slice(0, left_out.start), slice(left_out.stop, len(frames))]
         return [rows_range for rows_range in ranges if rows_range.stop > rows_range.start]
 
 
@@ -195,11 +201,11 @@ class DSFNet(nn.Module):
         """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`."""
         enhanced = conv4
         if self.frame_fusion is not None:
-            blocks = [self.frame_fusion.keys_values(conv4)]
+            blocks, left_out = [self.frame_fusion.keys_values(conv4)], None
             if cache.frame_keys is not None:
-                blocks = [(cache.frame_keys[rows], cache.frame_values[rows])
-                          for rows in cache.kept_rows(cache.token_frames)] + blocks
-            enhanced = self.frame_fusion.fuse(conv4, blocks)
+                blocks.insert(0, (cache.frame_keys, cache.frame_values))
+                left_out = cache.left_out_rows(cache.token_frames)
+            enhanced = self.frame_fusion.fuse(conv4, blocks, left_out)
         proposals, _ = propose(self.rpn, enhanced, image_size)
         features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
         if self.instance_fusions is not None:

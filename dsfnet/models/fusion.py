@@ -26,22 +26,28 @@ def _softmax_precision(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
-def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
     """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
 
     Args:
         queries: ``[c, L]`` (already scaled).
         blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. views of a cached tensor around
             rows to leave out, and the query frame's own keys).
+        left_out: keys of the *first* block that get no weight (``None``: none). Masking them rather than slicing
+            them away keeps every test frame's buffers the same size, which keeps the allocator from fragmenting.
     Returns:
         ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
         so gradients are unchanged.
     """
     logits = [_softmax_precision(queries @ keys.T) for keys, _ in blocks]  # [c, N_b] each
+    if left_out is not None:
+        logits[0][:, left_out] = float("-inf")
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     # Clamped at -80 before exp: keys that far below the best get e^-80 instead of a denormal weight (which
     # makes exp several times slower on x86); the difference to the exact softmax is below 1e-34 per key.
     weights = [(block - top).clamp_(min=-80.0).exp_() for block in logits]
+    if left_out is not None:
+        weights[0][:, left_out] = 0.0  # exactly no weight (the clamp would have given them e^-80)
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
     return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
 
@@ -86,7 +92,7 @@ class FrameFusion(nn.Module):
         """
         return self.varphi(feats).flatten(0, 1).flatten(1), self.theta(feats).flatten(0, 1).flatten(1)
 
-    def fuse(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+    def fuse(self, query_feats: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
         """Enhance the query frames with attention over blocks of keys/values.
 
         Args:
@@ -94,6 +100,7 @@ class FrameFusion(nn.Module):
             blocks: ``(keys, values)`` pairs, each ``[N_b, h·w]`` from :meth:`keys_values`. Together they are the
                 tokens of all n frames (query frames included); blocks let cached support tokens be used as
                 they are, with no concatenated copy.
+            left_out: tokens of the first block to ignore (a support frame left out of a cached set).
         Returns:
             ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all blocks' tokens).
         """
@@ -103,7 +110,7 @@ class FrameFusion(nn.Module):
             # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
             queries = queries / math.sqrt(h * w)
         chunks = queries.split(self.chunk_size) if self.chunk_size > 0 else (queries,)
-        fused = torch.cat([blockwise_attention(chunk, blocks) for chunk in chunks])  # [q·d, h·w]
+        fused = torch.cat([blockwise_attention(chunk, blocks, left_out) for chunk in chunks])  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:

@@ -350,3 +350,14 @@ def test_box_pairs_kept_for_a_second_stage_give_the_same_logits():
     assert len(pairs._aspect_embeddings) == 3  # chunks of 3 + 3 + 1 queries, computed once
     for a, b in zip(shared, alone):
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_left_out_tokens_equal_fusion_without_that_frame():
+    module = randomise(FrameFusion(4).double())
+    feats = torch.randn(4, 4, 3, 5, dtype=torch.float64)
+    with torch.no_grad():
+        keys, values = module.keys_values(feats[1:])  # support frames 1, 2, 3
+        own = module.keys_values(feats[:1])
+        masked = module.fuse(feats[:1], [(keys, values), own], left_out=slice(4, 8))  # frame 2 left out
+        expected = module(feats[[0, 1, 3]], query_frames=[0])
+    assert torch.allclose(masked, expected, rtol=0, atol=1e-12)
