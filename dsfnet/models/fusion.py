@@ -238,7 +238,8 @@ class InstanceFusion(nn.Module):
         return self.attend(feats[query_index], boxes[query_index], keys, values, boxes)
 
     def geometric_embedding(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
-        """ϱ of eq. 7 for every (query, key) pair.
+        """ϱ of eq. 7 for every (query, key) pair, written out directly: the readable form of what
+        :class:`BoxPairs` computes factorised (for inspecting a model, and the reference its tests compare to).
 
         Args:
             query_boxes: ``[q, 4]``; key_boxes: ``[m, 4]``, both ``(x1, y1, x2, y2)``.
