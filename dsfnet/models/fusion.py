@@ -26,6 +26,23 @@ def _softmax_precision(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
+def _write_chunks(total: int, chunks, compute, empty) -> Tensor:
+    """``cat([compute(rows) for rows in chunks])``, written into one tensor allocated after the first chunk.
+
+    Collecting the chunks' small results while each chunk allocates and frees tens of megabytes of logits
+    fragments glibc's heap (freed logit buffers get split by the small results, so the next chunk's logits no
+    longer fit and the heap grows: +1.2 GB for a 21-frame support set); one preallocated output avoids it.
+    ``empty()`` gives the (empty) result when there are no rows.
+    """
+    out = None
+    for rows in chunks:
+        result = compute(rows)
+        if out is None:
+            out = result.new_empty((total, *result.shape[1:]))
+        out[rows] = result
+    return empty() if out is None else out
+
+
 def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
     """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
 
@@ -109,8 +126,10 @@ class FrameFusion(nn.Module):
         if self.scale_by_sqrt_hw:
             # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
             queries = queries / math.sqrt(h * w)
-        chunks = queries.split(self.chunk_size) if self.chunk_size > 0 else (queries,)
-        fused = torch.cat([blockwise_attention(chunk, blocks, left_out) for chunk in chunks])  # [q·d, h·w]
+        step = self.chunk_size if self.chunk_size > 0 else len(queries)
+        fused = _write_chunks(len(queries), (slice(start, start + step) for start in range(0, len(queries), step)),
+                              lambda rows: blockwise_attention(queries[rows], blocks, left_out),
+                              empty=lambda: blockwise_attention(queries, blocks, left_out))  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
@@ -207,11 +226,10 @@ class InstanceFusion(nn.Module):
         if self.psi is not None and pairs is None:
             pairs = self.box_pairs(query_boxes, key_boxes)
         step = self.chunk_size if self.chunk_size > 0 else len(query_feats)
-        if len(query_feats) <= step:
-            return self._attend(query_feats, keys, values, pairs, slice(0, len(query_feats)))
-        return torch.cat([self._attend(query_feats[start : start + step], keys, values, pairs,
-                                       slice(start, start + step))
-                          for start in range(0, len(query_feats), step)])
+        chunks = (slice(start, start + step) for start in range(0, len(query_feats), step))
+        return _write_chunks(len(query_feats), chunks,
+                             lambda rows: self._attend(query_feats[rows], keys, values, pairs, rows),
+                             empty=lambda: self._attend(query_feats, keys, values, pairs, slice(0, 0)))
 
     def _attend(self, query_feats: Tensor, keys: Tensor, values: Tensor, pairs: Optional["BoxPairs"],
                 rows: slice) -> Tensor:
