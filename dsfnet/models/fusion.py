@@ -62,7 +62,8 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: O
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     # Clamped at -80 before exp: keys that far below the best get e^-80 instead of a denormal weight (which
     # makes exp several times slower on x86); the difference to the exact softmax is below 1e-34 per key.
-    weights = [(block - top).clamp_(min=-80.0).exp_() for block in logits]
+    # in place: the matmuls' backward does not need their outputs
+    weights = [block.sub_(top).clamp_(min=-80.0).exp_() for block in logits]
     if left_out is not None:
         weights[0][:, left_out] = 0.0  # exactly no weight (the clamp would have given them e^-80)
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
