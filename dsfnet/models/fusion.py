@@ -26,21 +26,23 @@ def _softmax_precision(logits: Tensor) -> Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
-def _write_chunks(total: int, chunks, compute, empty) -> Tensor:
-    """``cat([compute(rows) for rows in chunks])``, written into one tensor allocated after the first chunk.
+def _in_chunks(total: int, step: int, compute) -> Tensor:
+    """``cat([compute(rows) for rows in slices of step rows])`` (``step`` 0 = one slice), written into one tensor
+    allocated after the first chunk; ``compute(slice(0, 0))`` when ``total`` is 0.
 
     Collecting the chunks' small results while each chunk allocates and frees tens of megabytes of logits
     fragments glibc's heap (freed logit buffers get split by the small results, so the next chunk's logits no
     longer fit and the heap grows: +1.2 GB for a 21-frame support set); one preallocated output avoids it.
-    ``empty()`` gives the (empty) result when there are no rows.
     """
-    out = None
-    for rows in chunks:
-        result = compute(rows)
-        if out is None:
-            out = result.new_empty((total, *result.shape[1:]))
-        out[rows] = result
-    return empty() if out is None else out
+    step = step if step > 0 else max(total, 1)
+    first = compute(slice(0, min(step, total)))
+    if total <= step:
+        return first
+    out = first.new_empty((total, *first.shape[1:]))
+    out[:step] = first
+    for start in range(step, total, step):
+        out[start : start + step] = compute(slice(start, start + step))
+    return out
 
 
 def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
@@ -48,8 +50,8 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: O
 
     Args:
         queries: ``[c, L]`` (already scaled).
-        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. views of a cached tensor around
-            rows to leave out, and the query frame's own keys).
+        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. a cached support set's tokens as
+            they are, and the query frame's own).
         left_out: keys of the *first* block that get no weight (``None``: none). Masking them rather than slicing
             them away keeps every test frame's buffers the same size, which keeps the allocator from fragmenting.
     Returns:
@@ -62,7 +64,7 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: O
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     # Clamped at -80 before exp: keys that far below the best get e^-80 instead of a denormal weight (which
     # makes exp several times slower on x86); the difference to the exact softmax is below 1e-34 per key.
-    # in place: the matmuls' backward does not need their outputs
+    # In place, as the matmuls' backward does not need their outputs.
     weights = [block.sub_(top).clamp_(min=-80.0).exp_() for block in logits]
     if left_out is not None:
         weights[0][:, left_out] = 0.0  # exactly no weight (the clamp would have given them e^-80)
@@ -127,10 +129,8 @@ class FrameFusion(nn.Module):
         if self.scale_by_sqrt_hw:
             # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
             queries = queries / math.sqrt(h * w)
-        step = self.chunk_size if self.chunk_size > 0 else len(queries)
-        fused = _write_chunks(len(queries), (slice(start, start + step) for start in range(0, len(queries), step)),
-                              lambda rows: blockwise_attention(queries[rows], blocks, left_out),
-                              empty=lambda: blockwise_attention(queries, blocks, left_out))  # [q·d, h·w]
+        fused = _in_chunks(len(queries), self.chunk_size,
+                           lambda rows: blockwise_attention(queries[rows], blocks, left_out))  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
@@ -226,11 +226,8 @@ class InstanceFusion(nn.Module):
         """
         if self.psi is not None and pairs is None:
             pairs = self.box_pairs(query_boxes, key_boxes)
-        step = self.chunk_size if self.chunk_size > 0 else len(query_feats)
-        chunks = (slice(start, start + step) for start in range(0, len(query_feats), step))
-        return _write_chunks(len(query_feats), chunks,
-                             lambda rows: self._attend(query_feats[rows], keys, values, pairs, rows),
-                             empty=lambda: self._attend(query_feats, keys, values, pairs, slice(0, 0)))
+        return _in_chunks(len(query_feats), self.chunk_size,
+                          lambda rows: self._attend(query_feats[rows], keys, values, pairs, rows))
 
     def _attend(self, query_feats: Tensor, keys: Tensor, values: Tensor, pairs: Optional["BoxPairs"],
                 rows: slice) -> Tensor:
