@@ -36,6 +36,7 @@ from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_sta
 from dsfnet.data.dataset import worker_init_fn
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
+from dsfnet.models.backbone import check_trainable_from
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
 
     tc = config.train
     # every check that can fail comes before the first write into out_dir
+    check_trainable_from(config.model.backbone)
     resume_path = check_run_dir(out_dir, resume)
     checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
     if checkpoint is not None:
