@@ -1,0 +1,1 @@
+"""Offline post-processing of a whole video's detections: Seq-NMS (``dsfnet.postprocess.seqnms``)."""

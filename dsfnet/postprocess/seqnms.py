@@ -1,0 +1,227 @@
+"""Seq-NMS (Han et al., "Seq-NMS for Video Object Detection", 2016): offline re-scoring of a video's detections.
+
+The algorithm, per class (boxes of different classes never interact):
+
+1. **Link**: a box of frame ``t`` and a box of frame ``t + 1`` are linked when their IoU is above ``link_iou``.
+2. **Select**: the sequence (a path of linked boxes over consecutive frames) with the largest sum of scores, by
+   dynamic programming over the frames: ``best(b) = score(b) + max(0, max best(a))`` over the linked boxes ``a``
+   of the previous frame that are still in the graph; the sequence ends at the box of largest ``best`` and is
+   read back through the arg-max pointers.
+3. **Rescore**: every box of the sequence gets the sequence's average (``avg``) or maximum (``max``) score.
+4. **Suppress**: in every frame of the sequence, the boxes whose IoU with the sequence's box is at least
+   ``nms_iou`` are removed; the sequence's own boxes leave the graph with their new scores.
+5. Repeat 2-4 until the graph is empty.
+
+Every box ends up either in a sequence (a box linked to nothing is a one-frame sequence and keeps its score) or
+suppressed. It needs the whole video before the first frame is final, so it is offline only.
+
+Implementation: the boxes of all classes of a video form one graph whose links join boxes of the same class (so
+the classes stay independent); links are boolean matrices between consecutive frames, the dynamic programme one
+masked arg-max per frame. After a selection only frames from the sequence's first frame on can change, and the
+programme is re-run from there until a frame past the sequence whose values did not change. Boxes that are
+linked to nothing and overlap no box of their class in their frame cannot interact with anything and are kept
+as they are without entering the loop.
+
+IoU here is continuous (area ``(x2 - x1) * (y2 - y1)``), as in the detector's own NMS (torchvision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RESCORE_METHODS = ("avg", "max")
+
+
+@dataclass(frozen=True)
+class SeqNMSParams:
+    """Seq-NMS settings (defaults: the paper's linking IoU 0.5 and suppression IoU 0.3, average rescoring).
+
+    Attributes:
+        link_iou: boxes of adjacent frames are linked when IoU > ``link_iou``.
+        nms_iou: a box is suppressed by a sequence's box of its frame when IoU >= ``nms_iou``.
+        rescore: ``avg`` (the sequence's mean score) or ``max``.
+    """
+
+    link_iou: float = 0.5
+    nms_iou: float = 0.3
+    rescore: str = "avg"
+
+    def __post_init__(self) -> None:
+        for name, option in (("link_iou", "--seqnms-link-iou"), ("nms_iou", "--seqnms-nms-iou")):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Seq-NMS {name} ({option}) must be in [0, 1], got {value}")
+        if self.rescore not in RESCORE_METHODS:
+            raise ValueError(f"Seq-NMS rescore (--seqnms-rescore) must be one of {', '.join(RESCORE_METHODS)}, "
+                             f"got {self.rescore!r}")
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Continuous area ``(x2 - x1) * (y2 - y1)`` of ``boxes [..., 4]`` (0 for inverted boxes) → ``[...]``."""
+    return np.maximum(boxes[..., 2] - boxes[..., 0], 0.0) * np.maximum(boxes[..., 3] - boxes[..., 1], 0.0)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray, area_a: np.ndarray | None = None, area_b: np.ndarray | None = None
+            ) -> np.ndarray:
+    """IoU of boxes ``a [..., 4]`` and ``b [..., 4]`` (x1, y1, x2, y2), broadcast against each other (``a[:, None]``
+    and ``b[None]`` give the ``[n, m]`` matrix). Continuous areas (``box_area``, pass them when known); 0 where
+    the union is empty."""
+    inter = (np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
+             * np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0.0))
+    union = (box_area(a) if area_a is None else area_a) + (box_area(b) if area_b is None else area_b) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+class _VideoGraph:
+    """The boxes of one video in frame order, their links and the dynamic programme over them.
+
+    Boxes are stored flat (``[N]`` arrays) with ``starts [K + 1]`` the offsets of the K frames that have boxes.
+    ``own [N]`` is a box's score while it is in the graph and ``-inf`` after; ``best [N]`` the largest score sum
+    of a sequence ending at the box (``-inf`` out of the graph) and ``back [N]`` the flat index of its predecessor
+    in that sequence (``-1``: the sequence starts there). The links are kept twice: as ``link_bonus[k]``, float
+    ``[n_{k-1}, n_k]`` matrices between frame slots k-1 and k (0 where linked, -inf where not: added to the previous
+    slot's ``best`` they mask its arg-max; None when the frames are not adjacent), and as an edge list
+    ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets.
+    """
+
+    def __init__(self, frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 params: SeqNMSParams):
+        self.boxes, self.labels, self.scores, self.params = boxes, labels, scores, params
+        self.area = box_area(boxes)
+        frame_values, self.starts = np.unique(frames, return_index=True)
+        self.starts = np.append(self.starts, len(frames))
+        self.segment = np.repeat(np.arange(len(frame_values)), np.diff(self.starts))  # [N] frame slot of a box
+        self.link_bonus: list = [None] * len(frame_values)
+        edges = [np.zeros((2, 0), np.int64)]
+        for k in np.nonzero(np.diff(frame_values) == 1)[0] + 1:
+            linked = self._links(k)
+            self.link_bonus[k] = np.where(linked, 0.0, -np.inf)
+            rows, cols = np.nonzero(linked)
+            edges.append(np.stack([rows + self.starts[k - 1], cols + self.starts[k]]))
+        self.link_from, self.link_to = np.concatenate(edges, axis=1)
+        self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
+        # the boxes grouped by class (frame order within a class) and each group's offsets
+        self.by_class = np.argsort(labels, kind="stable")
+        self.class_starts = np.append(np.unique(labels[self.by_class], return_index=True)[1], len(labels))
+        self.own = scores.copy()
+        self.best = np.full(len(frames), -np.inf)
+        self.back = np.full(len(frames), -1, np.int64)
+
+    def _links(self, k: int) -> np.ndarray:
+        """``bool [n_{k-1}, n_k]``: boxes of slots k-1 and k of the same class with IoU > link_iou."""
+        a, b = slice(self.starts[k - 1], self.starts[k]), slice(self.starts[k], self.starts[k + 1])
+        iou = box_iou(self.boxes[a][:, None], self.boxes[b][None], self.area[a][:, None], self.area[b][None])
+        return (iou > self.params.link_iou) & (self.labels[a][:, None] == self.labels[b][None])
+
+    def forward(self, k: int) -> bool:
+        """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
+        lo, hi = self.starts[k], self.starts[k + 1]
+        if self.link_bonus[k] is None:
+            best, back = self.own[lo:hi], -1
+        else:
+            previous = self.starts[k - 1]
+            candidates = self.best[previous:lo, None] + self.link_bonus[k]  # [n_{k-1}, n_k]
+            top = candidates.max(0)  # -inf: no linked predecessor in the graph
+            # extend the best predecessor's sequence when that adds something (all scores are >= 0 in practice);
+            # the first maximum wins a tie (lowest index); boxes out of the graph stay at -inf
+            best = self.own[lo:hi] + np.maximum(top, 0.0)
+            back = np.where(top > 0, previous + candidates.argmax(0), -1)
+        changed = bool((best != self.best[lo:hi]).any())
+        self.best[lo:hi] = best
+        self.back[lo:hi] = back
+        return changed
+
+    def sequence(self, end: int) -> np.ndarray:
+        """Flat indices of the sequence ending at ``end``, first frame first."""
+        path = [end]
+        while self.back[path[-1]] >= 0:
+            path.append(int(self.back[path[-1]]))
+        return np.asarray(path[::-1], np.int64)
+
+    def class_maxima(self) -> np.ndarray:
+        """Flat indices of the end of every class's best sequence, for the classes with boxes in the graph (first
+        in frame order on a tie)."""
+        best = self.best[self.by_class]
+        top = np.maximum.reduceat(best, self.class_starts[:-1])
+        at_top = np.nonzero((best == np.repeat(top, np.diff(self.class_starts))) & (best > -np.inf))[0]
+        group = np.searchsorted(self.class_starts, at_top, side="right")
+        return self.by_class[at_top[np.unique(group, return_index=True)[1]]]
+
+    def suppress(self, paths: list[np.ndarray]) -> np.ndarray:
+        """Take the sequences' boxes and every box they suppress out of the graph; returns their flat indices.
+
+        The sequences are of different classes (``[hit]`` pairs of a box and the sequence's box of its frame are
+        formed for each sequence's frames; only pairs of the same class suppress)."""
+        rows, owners = [], []
+        for path in paths:
+            first, last = self.segment[path[0]], self.segment[path[-1]]
+            span = np.arange(self.starts[first], self.starts[last + 1])
+            rows.append(span)
+            owners.append(path[self.segment[span] - first])  # the sequence's box in each box's frame
+        rows, owners = np.concatenate(rows), np.concatenate(owners)
+        hit = box_iou(self.boxes[rows], self.boxes[owners], self.area[rows], self.area[owners]) >= self.params.nms_iou
+        hit &= (self.labels[rows] == self.labels[owners]) & (self.own[rows] > -np.inf)
+        removed = np.union1d(rows[hit], np.concatenate(paths))
+        self.own[removed] = -np.inf
+        self.best[removed] = -np.inf
+        return removed
+
+    def update(self, removed: np.ndarray) -> None:
+        """Re-run the programme where ``removed`` boxes were predecessors of boxes still in the graph, and onwards
+        from every frame whose values changed (all other frames read unchanged values)."""
+        starts, ends = self.out_start[removed], self.out_start[removed + 1]
+        edges = np.repeat(ends - np.cumsum(ends - starts), ends - starts) + np.arange(int((ends - starts).sum()))
+        successors = self.link_to[edges]
+        todo = sorted(set(self.segment[successors[self.own[successors] > -np.inf]].tolist()))
+        while todo:
+            k = todo.pop(0)
+            if self.forward(k) and k + 1 < len(self.link_bonus) and self.link_bonus[k + 1] is not None:
+                if not todo or todo[0] != k + 1:
+                    todo.insert(0, k + 1)
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        """All selections; returns the kept flat indices ``[M]`` (ascending) and their new scores ``[M]``.
+
+        Classes never interact, so each round takes the best sequence of every class at once: the order in which
+        any one class's sequences are taken is the one-at-a-time order of the paper."""
+        for k in range(len(self.starts) - 1):
+            self.forward(k)
+        kept, rescored = [np.zeros(0, np.int64)], [np.zeros(0)]
+        while len(ends := self.class_maxima()):
+            paths = [self.sequence(int(end)) for end in ends]
+            for end, path in zip(ends, paths):
+                score = self.best[end] / len(path) if self.params.rescore == "avg" else self.scores[path].max()
+                kept.append(path)
+                rescored.append(np.full(len(path), score))
+            self.update(self.suppress(paths))
+        kept, rescored = np.concatenate(kept), np.concatenate(rescored)
+        order = np.argsort(kept)
+        return kept[order], rescored[order]
+
+
+def seq_nms(frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+            params: SeqNMSParams = SeqNMSParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Seq-NMS on the detections of one video.
+
+    Args:
+        frames: ``int [N]`` frame number of each detection in its video (frames ``t`` and ``t + 1`` are adjacent;
+            a frame without detections breaks every sequence).
+        boxes: ``float [N, 4]`` x1, y1, x2, y2.
+        labels: ``int [N]`` classes.
+        scores: ``float [N]``.
+    Returns:
+        ``keep int64 [M]``: indices of the kept detections (ascending), and ``scores float64 [M]``: their new
+        scores. The others were suppressed.
+    """
+    frames = np.asarray(frames, np.int64).reshape(-1)
+    order = np.argsort(frames, kind="stable")
+    graph = _VideoGraph(frames[order], np.asarray(boxes, np.float64).reshape(-1, 4)[order],
+                        np.asarray(labels, np.int64).reshape(-1)[order],
+                        np.asarray(scores, np.float64).reshape(-1)[order], params)
+    kept, rescored = graph.run()
+    keep = order[kept]
+    ascending = np.argsort(keep)
+    return keep[ascending], rescored[ascending]
