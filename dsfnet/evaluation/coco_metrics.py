@@ -84,9 +84,14 @@ def coco_evaluate(ground_truth: dict, results: list[dict]) -> dict[str, Optional
     return {name: (float(value) if value >= 0 else None) for name, value in zip(COCO_METRICS, evaluator.stats)}
 
 
-def coco_report(dataset: DatasetRecord, detections: Detections, out_dir: str | os.PathLike) -> dict:
-    """Write the COCO files into ``out_dir`` and evaluate them; returns ``{"coco": metrics, "coco_files": ...}``,
-    the fields :func:`dsfnet.evaluation.report.write_report` adds to the report."""
+def coco_report(dataset: DatasetRecord, detections: Detections, out_dir: str | os.PathLike
+                ) -> tuple[dict[str, Optional[float]], dict]:
+    """Write the COCO files into ``out_dir`` and evaluate the detections against the written ground truth.
+
+    Returns:
+        the metrics (:func:`coco_evaluate`) and ``{"coco_files": {"results": path, "ground_truth": path}}`` for
+        ``report.json``.
+    """
     gt_path, results_path = write_coco_files(dataset, detections, out_dir)
     metrics = coco_evaluate(json.loads(gt_path.read_bytes()), coco_results(detections))
-    return {"coco": metrics, "coco_files": {"results": str(results_path), "ground_truth": str(gt_path)}}
+    return metrics, {"coco_files": {"results": str(results_path), "ground_truth": str(gt_path)}}
