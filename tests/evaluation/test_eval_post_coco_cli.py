@@ -9,7 +9,7 @@ import pytest
 from dsfnet.commands import eval as eval_cmd
 from dsfnet.data.vid import read_vid_split
 from dsfnet.evaluation.detections import read_detections
-from test_eval_report_cli import parse, write_vid_tree
+from test_eval_report_cli import parse, vid_root  # noqa: F401  (vid_root: the tiny VID tree fixture)
 
 # devkit text, 1-based global frames: 1, 2 = snip0 (airplane at (10, 10, 59, 59), then (12, 10, 61, 59));
 # 3 = snip1 frame 0 (bear). The airplane flickers (0.9, then 0.2 in frame 2, below a false positive at 0.5);
@@ -19,13 +19,6 @@ DETECTIONS = ("1 1 0.9 10 10 59 59\n"
               "2 1 0.2 12 10 61 59\n"
               "2 1 0.5 200 150 240 190\n"
               "3 3 0.7 100 100 199 179\n")
-
-
-@pytest.fixture
-def vid_root(tmp_path):
-    root = tmp_path / "ILSVRC2015"
-    write_vid_tree(root)
-    return root
 
 
 def test_seqnms_and_coco_metrics_on_a_detection_file(vid_root, tmp_path, capsys):
