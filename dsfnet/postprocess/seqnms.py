@@ -16,11 +16,11 @@ Every box ends up either in a sequence (a box linked to nothing is a one-frame s
 suppressed. It needs the whole video before the first frame is final, so it is offline only.
 
 Implementation: the boxes of all classes of a video form one graph whose links join boxes of the same class (so
-the classes stay independent); links are boolean matrices between consecutive frames, the dynamic programme one
-masked arg-max per frame. After a selection only frames from the sequence's first frame on can change, and the
-programme is re-run from there until a frame past the sequence whose values did not change. Boxes that are
-linked to nothing and overlap no box of their class in their frame cannot interact with anything and are kept
-as they are without entering the loop.
+the classes stay independent); links are boolean matrices between consecutive frames, and the dynamic programme
+is one masked max / arg-max per frame. Each round takes the best sequence of every class at once (a class's
+sequences are still taken in the paper's order, one at a time, as no other class can change them). After a
+round, the programme is re-run only in the frames of boxes that were linked to a removed box, and in the frame
+after any frame whose values changed: nothing else reads a changed value.
 
 IoU here is continuous (area ``(x2 - x1) * (y2 - y1)``), as in the detector's own NMS (torchvision).
 """
@@ -87,10 +87,9 @@ class _VideoGraph:
     Boxes are stored flat (``[N]`` arrays) with ``starts [K + 1]`` the offsets of the K frames that have boxes.
     ``own [N]`` is a box's score while it is in the graph and ``-inf`` after; ``best [N]`` the largest score sum
     of a sequence ending at the box (``-inf`` out of the graph) and ``back [N]`` the flat index of its predecessor
-    in that sequence (``-1``: the sequence starts there). The links are kept twice: as ``link_bonus[k]``, float
-    ``[n_{k-1}, n_k]`` matrices between frame slots k-1 and k (0 where linked, -inf where not: added to the previous
-    slot's ``best`` they mask its arg-max; None when the frames are not adjacent), and as an edge list
-    ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets.
+    in that sequence (``-1``: the sequence starts there). The links are kept twice: as ``linked[k]``, bool
+    ``[n_{k-1}, n_k]`` matrices between frame slots k-1 and k (None when the frames are not adjacent), and as an
+    edge list ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets.
     """
 
     def __init__(self, frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
@@ -100,12 +99,11 @@ class _VideoGraph:
         frame_values, self.starts = np.unique(frames, return_index=True)
         self.starts = np.append(self.starts, len(frames))
         self.segment = np.repeat(np.arange(len(frame_values)), np.diff(self.starts))  # [N] frame slot of a box
-        self.link_bonus: list = [None] * len(frame_values)
+        self.linked: list = [None] * len(frame_values)
         edges = [np.zeros((2, 0), np.int64)]
         for k in np.nonzero(np.diff(frame_values) == 1)[0] + 1:
-            linked = self._links(k)
-            self.link_bonus[k] = np.where(linked, 0.0, -np.inf)
-            rows, cols = np.nonzero(linked)
+            self.linked[k] = self._links(k)
+            rows, cols = np.nonzero(self.linked[k])
             edges.append(np.stack([rows + self.starts[k - 1], cols + self.starts[k]]))
         self.link_from, self.link_to = np.concatenate(edges, axis=1)
         self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
@@ -125,11 +123,11 @@ class _VideoGraph:
     def forward(self, k: int) -> bool:
         """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
         lo, hi = self.starts[k], self.starts[k + 1]
-        if self.link_bonus[k] is None:
+        if self.linked[k] is None:
             best, back = self.own[lo:hi], -1
         else:
             previous = self.starts[k - 1]
-            candidates = self.best[previous:lo, None] + self.link_bonus[k]  # [n_{k-1}, n_k]
+            candidates = np.where(self.linked[k], self.best[previous:lo, None], -np.inf)  # [n_{k-1}, n_k]
             top = candidates.max(0)  # -inf: no linked predecessor in the graph
             # extend the best predecessor's sequence when that adds something (all scores are >= 0 in practice);
             # the first maximum wins a tie (lowest index); boxes out of the graph stay at -inf
@@ -159,8 +157,8 @@ class _VideoGraph:
     def suppress(self, paths: list[np.ndarray]) -> np.ndarray:
         """Take the sequences' boxes and every box they suppress out of the graph; returns their flat indices.
 
-        The sequences are of different classes (``[hit]`` pairs of a box and the sequence's box of its frame are
-        formed for each sequence's frames; only pairs of the same class suppress)."""
+        Every box of a sequence's frames is paired with the sequence's box of its frame; it is suppressed when
+        the two are of the same class with IoU >= nms_iou (sequences of different classes may share frames)."""
         rows, owners = [], []
         for path in paths:
             first, last = self.segment[path[0]], self.segment[path[-1]]
@@ -178,13 +176,14 @@ class _VideoGraph:
     def update(self, removed: np.ndarray) -> None:
         """Re-run the programme where ``removed`` boxes were predecessors of boxes still in the graph, and onwards
         from every frame whose values changed (all other frames read unchanged values)."""
+        # indices of the edges out of the removed boxes: the ranges out_start[i]..out_start[i + 1], concatenated
         starts, ends = self.out_start[removed], self.out_start[removed + 1]
         edges = np.repeat(ends - np.cumsum(ends - starts), ends - starts) + np.arange(int((ends - starts).sum()))
         successors = self.link_to[edges]
         todo = sorted(set(self.segment[successors[self.own[successors] > -np.inf]].tolist()))
         while todo:
             k = todo.pop(0)
-            if self.forward(k) and k + 1 < len(self.link_bonus) and self.link_bonus[k + 1] is not None:
+            if self.forward(k) and k + 1 < len(self.linked) and self.linked[k + 1] is not None:
                 if not todo or todo[0] != k + 1:
                     todo.insert(0, k + 1)
 
