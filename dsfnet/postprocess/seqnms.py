@@ -81,6 +81,12 @@ def box_iou(a: np.ndarray, b: np.ndarray, area_a: np.ndarray | None = None, area
         return np.where(union > 0, inter / union, 0.0)
 
 
+def _concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, e) for s, e in zip(starts, ends)])`` without the loop."""
+    counts = ends - starts
+    return np.repeat(ends - np.cumsum(counts), counts) + np.arange(int(counts.sum()))
+
+
 class _VideoGraph:
     """The boxes of one video in frame order, their links and the dynamic programme over them.
 
@@ -107,18 +113,40 @@ class _VideoGraph:
             edges.append(np.stack([rows + self.starts[k - 1], cols + self.starts[k]]))
         self.link_from, self.link_to = np.concatenate(edges, axis=1)
         self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
-        # the boxes grouped by class (frame order within a class) and each group's offsets
-        self.by_class = np.argsort(labels, kind="stable")
-        self.class_starts = np.append(np.unique(labels[self.by_class], return_index=True)[1], len(labels))
         self.own = scores.copy()
         self.best = np.full(len(frames), -np.inf)
         self.back = np.full(len(frames), -1, np.int64)
 
+    def _index_classes(self, members: np.ndarray) -> None:
+        """Group the boxes ``members`` by class: ``by_class [M]`` (frame order within a class), ``class_starts``
+        the groups' offsets and ``class_key [M]`` = label * K + frame slot (ascending). Rebuilt from the boxes
+        still in the graph as they thin out, so that a round's cost follows what is left."""
+        self.by_class = members[np.argsort(self.labels[members], kind="stable")]
+        labels = self.labels[self.by_class]
+        self.class_starts = np.append(np.unique(labels, return_index=True)[1], len(labels))
+        self.class_key = labels * len(self.linked) + self.segment[self.by_class]
+
+    def _same_class_iou(self, k: int, m: int) -> np.ndarray:
+        """``float [n_k, n_m]``: IoU of the boxes of frame slots k and m, -1 for pairs of different classes."""
+        a, b = slice(self.starts[k], self.starts[k + 1]), slice(self.starts[m], self.starts[m + 1])
+        iou = box_iou(self.boxes[a][:, None], self.boxes[b][None], self.area[a][:, None], self.area[b][None])
+        return np.where(self.labels[a][:, None] == self.labels[b][None], iou, -1.0)
+
     def _links(self, k: int) -> np.ndarray:
         """``bool [n_{k-1}, n_k]``: boxes of slots k-1 and k of the same class with IoU > link_iou."""
-        a, b = slice(self.starts[k - 1], self.starts[k]), slice(self.starts[k], self.starts[k + 1])
-        iou = box_iou(self.boxes[a][:, None], self.boxes[b][None], self.area[a][:, None], self.area[b][None])
-        return (iou > self.params.link_iou) & (self.labels[a][:, None] == self.labels[b][None])
+        return self._same_class_iou(k - 1, k) > self.params.link_iou
+
+    def isolated(self) -> np.ndarray:
+        """``bool [N]``: boxes linked to nothing that overlap (IoU >= nms_iou) no other box of their class in their
+        frame. Each is a one-frame sequence that suppresses nothing and that nothing suppresses, whenever it is
+        taken, so it leaves the graph before the first round (it only cost a round per box)."""
+        lone = np.bincount(self.link_from, minlength=len(self.own)) + np.bincount(self.link_to, minlength=len(self.own))
+        lone = lone == 0
+        for k in np.unique(self.segment[lone]):
+            overlaps = self._same_class_iou(k, k) >= self.params.nms_iou
+            np.fill_diagonal(overlaps, False)
+            lone[self.starts[k]:self.starts[k + 1]] &= ~overlaps.any(1)
+        return lone
 
     def forward(self, k: int) -> bool:
         """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
@@ -154,21 +182,21 @@ class _VideoGraph:
         group = np.searchsorted(self.class_starts, at_top, side="right")
         return self.by_class[at_top[np.unique(group, return_index=True)[1]]]
 
-    def suppress(self, paths: list[np.ndarray]) -> np.ndarray:
-        """Take the sequences' boxes and every box they suppress out of the graph; returns their flat indices.
+    def suppress(self, flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Take sequences' boxes and every box they suppress out of the graph; returns their flat indices.
 
-        Every box of a sequence's frames is paired with the sequence's box of its frame; it is suppressed when
-        the two are of the same class with IoU >= nms_iou (sequences of different classes may share frames)."""
-        rows, owners = [], []
-        for path in paths:
-            first, last = self.segment[path[0]], self.segment[path[-1]]
-            span = np.arange(self.starts[first], self.starts[last + 1])
-            rows.append(span)
-            owners.append(path[self.segment[span] - first])  # the sequence's box in each box's frame
-        rows, owners = np.concatenate(rows), np.concatenate(owners)
+        Sequence ``i`` is ``flat[offsets[i]:offsets[i] + lengths[i]]``, first frame first; the sequences are of
+        different classes. The boxes of a sequence's class in its frames are compared with the sequence's box of
+        their frame (a sequence has one box in every frame slot from its first to its last); IoU >= nms_iou
+        suppresses."""
+        first, last = self.segment[flat[offsets]], self.segment[flat[offsets + lengths - 1]]
+        key = self.labels[flat[offsets]] * len(self.linked)
+        lo, hi = np.searchsorted(self.class_key, key + first), np.searchsorted(self.class_key, key + last, "right")
+        which = np.repeat(np.arange(len(offsets)), hi - lo)  # the sequence each compared box belongs to
+        rows = self.by_class[_concatenated_ranges(lo, hi)]
+        owners = flat[offsets[which] + self.segment[rows] - first[which]]  # the sequence's box in the row's frame
         hit = box_iou(self.boxes[rows], self.boxes[owners], self.area[rows], self.area[owners]) >= self.params.nms_iou
-        hit &= (self.labels[rows] == self.labels[owners]) & (self.own[rows] > -np.inf)
-        removed = np.union1d(rows[hit], np.concatenate(paths))
+        removed = np.union1d(rows[hit & (self.own[rows] > -np.inf)], flat)
         self.own[removed] = -np.inf
         self.best[removed] = -np.inf
         return removed
@@ -176,10 +204,7 @@ class _VideoGraph:
     def update(self, removed: np.ndarray) -> None:
         """Re-run the programme where ``removed`` boxes were predecessors of boxes still in the graph, and onwards
         from every frame whose values changed (all other frames read unchanged values)."""
-        # indices of the edges out of the removed boxes: the ranges out_start[i]..out_start[i + 1], concatenated
-        starts, ends = self.out_start[removed], self.out_start[removed + 1]
-        edges = np.repeat(ends - np.cumsum(ends - starts), ends - starts) + np.arange(int((ends - starts).sum()))
-        successors = self.link_to[edges]
+        successors = self.link_to[_concatenated_ranges(self.out_start[removed], self.out_start[removed + 1])]
         todo = sorted(set(self.segment[successors[self.own[successors] > -np.inf]].tolist()))
         while todo:
             k = todo.pop(0)
@@ -192,16 +217,29 @@ class _VideoGraph:
 
         Classes never interact, so each round takes the best sequence of every class at once: the order in which
         any one class's sequences are taken is the one-at-a-time order of the paper."""
+        lone = np.nonzero(self.isolated())[0]
+        self.own[lone] = -np.inf
+        self._index_classes(np.nonzero(self.own > -np.inf)[0])
         for k in range(len(self.starts) - 1):
             self.forward(k)
-        kept, rescored = [np.zeros(0, np.int64)], [np.zeros(0)]
+        kept, rescored = [lone], [self.scores[lone]]
+        remaining = len(self.by_class)
         while len(ends := self.class_maxima()):
             paths = [self.sequence(int(end)) for end in ends]
-            for end, path in zip(ends, paths):
-                score = self.best[end] / len(path) if self.params.rescore == "avg" else self.scores[path].max()
-                kept.append(path)
-                rescored.append(np.full(len(path), score))
-            self.update(self.suppress(paths))
+            lengths = np.array([len(path) for path in paths])
+            offsets = np.cumsum(lengths) - lengths
+            flat = np.concatenate(paths)
+            if self.params.rescore == "avg":
+                score = self.best[ends] / lengths  # best at a sequence's end is the sum of its scores
+            else:
+                score = np.maximum.reduceat(self.scores[flat], offsets)
+            kept.append(flat)
+            rescored.append(np.repeat(score, lengths))
+            removed = self.suppress(flat, offsets, lengths)
+            self.update(removed)
+            remaining -= len(removed)
+            if 2 * remaining < len(self.by_class):
+                self._index_classes(np.nonzero(self.own > -np.inf)[0])
         kept, rescored = np.concatenate(kept), np.concatenate(rescored)
         order = np.argsort(kept)
         return kept[order], rescored[order]
