@@ -20,7 +20,8 @@ the classes stay independent); links are boolean matrices between consecutive fr
 is one masked max / arg-max per frame. Each round takes the best sequence of every class at once (a class's
 sequences are still taken in the paper's order, one at a time, as no other class can change them). After a
 round, the programme is re-run only in the frames of boxes that were linked to a removed box, and in the frame
-after any frame whose values changed: nothing else reads a changed value.
+after any frame whose values changed: nothing else reads a changed value. Boxes linked to nothing that overlap
+no box of their class are one-frame sequences in any order, and are kept as they are before the first round.
 
 IoU here is continuous (area ``(x2 - x1) * (y2 - y1)``), as in the detector's own NMS (torchvision).
 """
@@ -139,7 +140,7 @@ class _VideoGraph:
     def isolated(self) -> np.ndarray:
         """``bool [N]``: boxes linked to nothing that overlap (IoU >= nms_iou) no other box of their class in their
         frame. Each is a one-frame sequence that suppresses nothing and that nothing suppresses, whenever it is
-        taken, so it leaves the graph before the first round (it only cost a round per box)."""
+        taken, so it is kept as it is before the first round instead of costing a round of its own."""
         lone = np.bincount(self.link_from, minlength=len(self.own)) + np.bincount(self.link_to, minlength=len(self.own))
         lone = lone == 0
         for k in np.unique(self.segment[lone]):
