@@ -28,7 +28,7 @@ from dsfnet.engine.checkpoint import load_model
 from dsfnet.evaluation.coco_metrics import coco_report
 from dsfnet.evaluation.vid_map import evaluate
 from dsfnet.inference.evaluate import predict_dataset
-from dsfnet.postprocess.seqnms import SeqNMSParams, seq_nms_dataset
+from dsfnet.postprocess.seqnms import SeqNMSParams, seq_nms, seq_nms_dataset
 
 
 def _metrics(dataset, detections, folder: Path) -> dict:
@@ -59,6 +59,32 @@ def run_model(name: str, dataset, work: Path, repeats: int) -> dict:
             "seqnms_ms_per_frame": 1000 * float(np.median([t[1] for t in timings])) / frames,
             "seqnms_wall_ms_per_frame": 1000 * float(np.median([t[2] for t in timings])) / frames}
     return run
+
+
+def dense_video(rng, frames: int = 300, classes: int = 30, objects: int = 30, clutter: int = 250):
+    """Flat ``(frames [N], boxes [N, 4], labels [N], scores [N])``: moving objects with 1-3 jittered boxes each
+    per frame and uniformly placed clutter boxes of random classes and low scores."""
+    origin, velocity = rng.uniform(0, 600, (objects, 2)), rng.uniform(-5, 5, (objects, 2))
+    size, label = rng.uniform(30, 200, (objects, 2)), rng.integers(1, classes + 1, objects)
+    rows = []
+    for t in range(frames):
+        copies = rng.integers(1, 4, objects)
+        corner = np.repeat(origin + velocity * t, copies, 0) + rng.normal(0, 5, (copies.sum(), 2))
+        boxes = np.concatenate([corner, corner + np.repeat(size, copies, 0)], 1)
+        rows.append((np.repeat(label, copies), rng.uniform(0.3, 1.0, copies.sum()), boxes))
+        corner = rng.uniform(0, 600, (clutter, 2))
+        rows.append((rng.integers(1, classes + 1, clutter), rng.uniform(0, 0.3, clutter),
+                     np.concatenate([corner, corner + rng.uniform(10, 150, (clutter, 2))], 1)))
+    frame_of = np.concatenate([np.full(len(r[0]), i // 2) for i, r in enumerate(rows)])
+    return (frame_of, np.concatenate([r[2] for r in rows]), np.concatenate([r[0] for r in rows]),
+            np.concatenate([r[1] for r in rows]))
+
+
+def time_dense() -> dict:
+    frames, boxes, labels, scores = dense_video(np.random.default_rng(0))
+    _, cpu, _ = _timed(lambda: seq_nms(frames, boxes, labels, scores))
+    num_frames = int(frames.max()) + 1
+    return {"boxes_per_frame": len(frames) / num_frames, "seqnms_ms_per_frame": 1000 * cpu / num_frames}
 
 
 def _pct(value) -> str:
@@ -94,8 +120,11 @@ def main() -> None:
                                   num_frames=args.frames, num_det_images=0)
     dataset = read_vid_split(root, "VID_val_videos", cache_dir=out / "data" / ".cache")
     results = {name: run_model(name, dataset, out, args.repeats) for name in BUNDLED}
-    (out / "seqnms_bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    dense = time_dense()
+    (out / "seqnms_bench.json").write_text(json.dumps({**results, "dense": dense}, indent=2) + "\n")
     print_tables(results)
+    print(f"\ndense video: {dense['boxes_per_frame']:.0f} boxes per frame, Seq-NMS {dense['seqnms_ms_per_frame']:.2f} "
+          "CPU ms per frame")
     print(f"\nresults: {out / 'seqnms_bench.json'}")
 
 

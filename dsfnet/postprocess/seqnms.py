@@ -106,48 +106,51 @@ class _VideoGraph:
         frame_values, self.starts = np.unique(frames, return_index=True)
         self.starts = np.append(self.starts, len(frames))
         self.segment = np.repeat(np.arange(len(frame_values)), np.diff(self.starts))  # [N] frame slot of a box
-        self.linked: list = [None] * len(frame_values)
-        edges = [np.zeros((2, 0), np.int64)]
-        for k in np.nonzero(np.diff(frame_values) == 1)[0] + 1:
-            self.linked[k] = self._links(k)
-            rows, cols = np.nonzero(self.linked[k])
-            edges.append(np.stack([rows + self.starts[k - 1], cols + self.starts[k]]))
-        self.link_from, self.link_to = np.concatenate(edges, axis=1)
+        # key = label * K + frame slot: sorted by it, the boxes of one class in one frame are contiguous
+        self.key = labels * len(frame_values) + self.segment
+        self.adjacent = np.append(np.diff(frame_values) == 1, False)  # [K] slot k + 1 is the next frame
+        pairs, iou = self._same_class_pairs(1)
+        self.link_from, self.link_to = pairs[:, iou > params.link_iou]
         self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
+        self.linked: list = [None] * len(frame_values)
+        for k in np.nonzero(self.adjacent)[0] + 1:
+            edges = slice(self.out_start[self.starts[k - 1]], self.out_start[self.starts[k]])
+            self.linked[k] = np.zeros((self.starts[k] - self.starts[k - 1], self.starts[k + 1] - self.starts[k]), bool)
+            self.linked[k][self.link_from[edges] - self.starts[k - 1], self.link_to[edges] - self.starts[k]] = True
         self.own = scores.copy()
         self.best = np.full(len(frames), -np.inf)
         self.back = np.full(len(frames), -1, np.int64)
 
+    def _same_class_pairs(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair of boxes of one class in frame slots ``s`` and ``s + step`` (step 1: only where those are
+        adjacent frames) as flat indices ``int64 [2, P]`` (sorted by the first), with their IoU ``[P]``."""
+        order = np.argsort(self.key, kind="stable")
+        sorted_key = self.key[order]
+        lo = np.searchsorted(sorted_key, self.key + step)
+        hi = np.searchsorted(sorted_key, self.key + step, side="right")
+        if step:
+            hi = np.where(self.adjacent[self.segment], hi, lo)
+        first = np.repeat(np.arange(len(self.key)), hi - lo)
+        second = order[_concatenated_ranges(lo, hi)]
+        iou = box_iou(self.boxes[first], self.boxes[second], self.area[first], self.area[second])
+        return np.stack([first, second]), iou
+
     def _index_classes(self, members: np.ndarray) -> None:
         """Group the boxes ``members`` by class: ``by_class [M]`` (frame order within a class), ``class_starts``
-        the groups' offsets and ``class_key [M]`` = label * K + frame slot (ascending). Rebuilt from the boxes
-        still in the graph as they thin out, so that a round's cost follows what is left."""
-        self.by_class = members[np.argsort(self.labels[members], kind="stable")]
-        labels = self.labels[self.by_class]
-        self.class_starts = np.append(np.unique(labels, return_index=True)[1], len(labels))
-        self.class_key = labels * len(self.linked) + self.segment[self.by_class]
-
-    def _same_class_iou(self, k: int, m: int) -> np.ndarray:
-        """``float [n_k, n_m]``: IoU of the boxes of frame slots k and m, -1 for pairs of different classes."""
-        a, b = slice(self.starts[k], self.starts[k + 1]), slice(self.starts[m], self.starts[m + 1])
-        iou = box_iou(self.boxes[a][:, None], self.boxes[b][None], self.area[a][:, None], self.area[b][None])
-        return np.where(self.labels[a][:, None] == self.labels[b][None], iou, -1.0)
-
-    def _links(self, k: int) -> np.ndarray:
-        """``bool [n_{k-1}, n_k]``: boxes of slots k-1 and k of the same class with IoU > link_iou."""
-        return self._same_class_iou(k - 1, k) > self.params.link_iou
+        the groups' offsets and ``class_key [M]`` their ``key`` (ascending). Rebuilt from the boxes still in the
+        graph as they thin out, so that a round's cost follows what is left."""
+        self.by_class = members[np.argsort(self.key[members], kind="stable")]
+        self.class_key = self.key[self.by_class]
+        self.class_starts = np.append(np.unique(self.labels[self.by_class], return_index=True)[1], len(members))
 
     def isolated(self) -> np.ndarray:
         """``bool [N]``: boxes linked to nothing that overlap (IoU >= nms_iou) no other box of their class in their
         frame. Each is a one-frame sequence that suppresses nothing and that nothing suppresses, whenever it is
         taken, so it is kept as it is before the first round instead of costing a round of its own."""
-        lone = np.bincount(self.link_from, minlength=len(self.own)) + np.bincount(self.link_to, minlength=len(self.own))
-        lone = lone == 0
-        for k in np.unique(self.segment[lone]):
-            overlaps = self._same_class_iou(k, k) >= self.params.nms_iou
-            np.fill_diagonal(overlaps, False)
-            lone[self.starts[k]:self.starts[k + 1]] &= ~overlaps.any(1)
-        return lone
+        (first, second), iou = self._same_class_pairs(0)
+        crowded = first[(iou >= self.params.nms_iou) & (first != second)]
+        linked = np.concatenate([self.link_from, self.link_to])
+        return np.bincount(np.concatenate([crowded, linked]), minlength=len(self.key)) == 0
 
     def forward(self, k: int) -> bool:
         """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
@@ -191,7 +194,7 @@ class _VideoGraph:
         their frame (a sequence has one box in every frame slot from its first to its last); IoU >= nms_iou
         suppresses."""
         first, last = self.segment[flat[offsets]], self.segment[flat[offsets + lengths - 1]]
-        key = self.labels[flat[offsets]] * len(self.linked)
+        key = self.key[flat[offsets]] - first  # the key of the sequence's class at slot 0
         lo, hi = np.searchsorted(self.class_key, key + first), np.searchsorted(self.class_key, key + last, "right")
         which = np.repeat(np.arange(len(offsets)), hi - lo)  # the sequence each compared box belongs to
         rows = self.by_class[_concatenated_ranges(lo, hi)]
