@@ -2,6 +2,8 @@
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
     dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride] ...
+
+Both take ``--post seqnms`` (Seq-NMS before evaluating) and ``--metrics vid,coco`` (the COCO protocol as well).
 """
 
 from __future__ import annotations
