@@ -2,7 +2,7 @@
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
                   [--device cpu] [--n 21] [--sampling shuffled|stride] [--stride 1] [--mode cached|exact] [--seed 0]
-                  [--precision fp32|bf16]
+                  [--precision fp32|bf16] [--post seqnms [--seqnms-link-iou 0.5] [--seqnms-nms-iou 0.3]]
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
@@ -19,6 +19,8 @@ import time
 import warnings
 from pathlib import Path
 
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
+
 HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
 
 
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names to keep; None = all classes of the model")
     parser.add_argument("--score-thr", type=float, default=0.3,
-                        help="keep (write and draw) detections scoring at least this")
+                        help="keep (write and draw) detections scoring at least this (with --post: the "
+                             "post-processed score)")
     parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
     parser.add_argument("--n", type=int, default=None,
                         help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
@@ -55,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_postprocess_arguments(parser)  # with --post, --score-thr applies to the post-processed scores
 
 
 def _device(name: str):
@@ -87,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     from dsfnet.atomic import atomic_open
     from dsfnet.inference.predictor import VideoPredictor
     from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
+    from dsfnet.postprocess.seqnms import seq_nms_stream
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
@@ -100,9 +105,12 @@ def _run(args: argparse.Namespace) -> int:
         classes = [name.strip() for name in args.classes.split(",") if name.strip()]
         if not classes:
             raise ValueError("--classes is empty")
-    predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
-                               num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                               seed=args.seed, precision=args.precision, keep_images=not args.no_video)
+    # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
+    post = postprocess_params(args)
+    predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr if post is None else 0.0,
+                               classes=classes, num_frames=args.n, sampling=args.sampling, stride=args.stride,
+                               mode=args.mode, seed=args.seed, precision=args.precision,
+                               keep_images=not args.no_video and post is None)
     num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
 
     out = Path(args.out)
@@ -118,7 +126,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             progress = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
                             disable=args.no_progress, dynamic_ncols=True)
-            for result in progress:
+            stream = progress if post is None else seq_nms_stream(
+                progress, post, args.score_thr, images=None if args.no_video else source.frames())
+            for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
                 total += len(result.scores)
                 if writer is not None:

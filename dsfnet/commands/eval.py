@@ -2,12 +2,16 @@
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
     dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride] ...
+
+Both take ``--post seqnms`` (Seq-NMS before evaluating) and ``--metrics vid,coco`` (the COCO protocol as well).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from dsfnet.commands.postprocess_options import add_metrics_argument, add_postprocess_arguments, postprocess_split
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
 
@@ -34,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: <detection file stem>_eval next to the detection file)")
     parser.add_argument("--no-motion", action="store_true", help="skip the motion-group (slow/medium/fast) mAP")
     parser.add_argument("--title", default=None, help="title of the report (default: the input's name)")
+    add_metrics_argument(parser)
+    add_postprocess_arguments(parser)
     # Model-inference options (used with CONFIG).
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,
                         help="inference strategy: cached support features per video, or the full clip per frame")
@@ -64,17 +70,22 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
 
 
 def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
-                        extra: dict | None = None):
+                        extra: dict | None = None, metrics: tuple[str, ...] = ("vid",)):
     """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the table.
 
-    Shared by the detection-file path and the model path. Returns the ``EvalResult``.
+    Shared by the detection-file path and the model path. ``metrics`` with ``coco``: also the COCO protocol and
+    its files (``dsfnet.evaluation.coco_metrics``). Returns the ``EvalResult``.
     """
-    from dsfnet.evaluation.report import format_table, write_report
+    from dsfnet.evaluation.coco_metrics import coco_report
+    from dsfnet.evaluation.report import format_coco_table, format_table, write_report
     from dsfnet.evaluation.vid_map import evaluate
 
     result = evaluate(dataset, detections, motion=motion)
-    paths = write_report(result, out_dir, title=title, extra=extra)
+    coco, coco_files = coco_report(dataset, detections, out_dir) if "coco" in metrics else (None, {})
+    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **coco_files}, coco=coco)
     print(format_table(result), end="")
+    if coco is not None:
+        print(format_coco_table(coco), end="")
     print(f"report written to {paths['report.json'].parent}")
     return result
 
@@ -91,7 +102,9 @@ def _run_detection_file(args: argparse.Namespace) -> int:
     title = args.title or f"{det_path.name}"
     extra = {"detections_file": str(det_path),
              "ground_truth": str(args.gt_json) if args.gt_json else f"{args.data}:{args.split or DEFAULT_VID_SPLIT}"}
-    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)
+    detections, post = postprocess_split(args, dataset, detections, out_dir)
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
+                        metrics=args.metrics)
     return 0
 
 

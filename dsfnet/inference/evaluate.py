@@ -127,6 +127,7 @@ def run_model_eval(args: argparse.Namespace) -> int:
     """``dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode] [--n] [--sampling] [--stride]
     [--seed] [--out DIR] [--no-motion]``: inference over the split, then the VID report."""
     from dsfnet.commands.eval import evaluate_and_report
+    from dsfnet.commands.postprocess_options import postprocess_split
     from dsfnet.engine.checkpoint import architecture_differences, load_model
     from dsfnet.evaluation.detections import write_jsonl
 
@@ -173,5 +174,7 @@ def run_model_eval(args: argparse.Namespace) -> int:
              "detections_file": str(out_dir / "detections.jsonl")}
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
                           f"{test.sampling})"
-    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)
+    detections, post = postprocess_split(args, dataset, detections, out_dir)
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
+                        metrics=args.metrics)
     return 0
