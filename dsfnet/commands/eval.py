@@ -2,6 +2,11 @@
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
     dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride] ...
+    torchrun --nproc_per_node 8 -m dsfnet eval CONFIG --weights CKPT --out DIR [--resume]
+
+The model path shards the split's videos across the ranks of ``torchrun`` (balanced by frame count; one process
+is one rank), writes each finished video's detections to ``DIR/videos/`` and, on rank 0, merges them in split
+order into ``DIR/detections.jsonl`` and the report. ``--resume`` continues a killed evaluation.
 """
 
 from __future__ import annotations
@@ -45,7 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                         help="bf16: bfloat16 autocast (fast on GPUs and AMX / AVX512-BF16 CPUs); default test.precision")
     parser.add_argument("--device", default=None,
-                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available")
+                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available "
+                             "(cuda:LOCAL_RANK under torchrun)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted model evaluation in --out: skip the videos already done "
+                             "(refused unless the checkpoint, config and inference options are the same)")
 
 
 def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):

@@ -35,48 +35,27 @@ def _subset(dataset: DatasetRecord, max_videos: int) -> DatasetRecord:
 
 def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
                     device: Union[str, torch.device] = "cpu", max_videos: int = 0, progress: bool = True,
-                    **predictor_options):
+                    context=None, **predictor_options):
     """Detections of every frame of ``dataset`` (the first ``max_videos`` videos when > 0).
 
     Args:
         model: the detector; put in eval mode (the caller restores training mode if needed).
         dataset: the split; its videos' frames are read from ``FrameRecord.image_path``.
         config: gives ``test`` (n, sampling, stride, mode, seed) and ``data`` (resize, class names).
+        context: a :class:`~dsfnet.engine.distributed.DistributedContext`: every rank of it detects its share of
+            the videos and gets the whole result (``None``: this process detects them all).
         predictor_options: forwarded to :class:`VideoPredictor` (e.g. ``mode="exact"``).
 
     Returns:
         :class:`~dsfnet.evaluation.detections.Detections` with ``frame_ids`` = 0-based positions in
         ``dataset.frames()``; all detections the model keeps (no extra score threshold), boxes in original pixels.
     """
-    from tqdm import tqdm
-
-    from dsfnet.evaluation.detections import Detections
     from dsfnet.inference.predictor import VideoPredictor
-    from dsfnet.inference.video_io import FrameListSource
+    from dsfnet.inference.sharded_eval import SINGLE_PROCESS, predict_split
 
-    options = {"score_thresh": 0.0}
-    options.update(predictor_options)
-    predictor = VideoPredictor(model, config, device=device, keep_images=False, **options)
-    videos = _subset(dataset, max_videos).videos
-    total = sum(len(video.frames) for video in videos)
-    parts = []
-    position = 0
-    bar = tqdm(total=total, unit="frame", desc="inference", disable=not progress, dynamic_ncols=True)
-    try:
-        for video in videos:
-            if not video.frames:
-                continue
-            source = FrameListSource([frame.image_path for frame in video.frames], name=video.name,
-                                     path=video.name)
-            for result in predictor.predict(source):
-                if len(result.scores):
-                    parts.append(Detections.for_frame(position + result.index, result.boxes.astype(np.float64),
-                                                      result.labels, result.scores.astype(np.float64)))
-                bar.update(1)
-            position += len(video.frames)
-    finally:
-        bar.close()
-    return Detections.concatenate(parts)
+    predictor = VideoPredictor(model, config, device=device, keep_images=False,
+                               **{"score_thresh": 0.0, **predictor_options})
+    return predict_split(predictor, _subset(dataset, max_videos), context or SINGLE_PROCESS, progress=progress)
 
 
 def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
@@ -125,10 +104,23 @@ def _read_split(config: Config, split: str) -> DatasetRecord:
 
 def run_model_eval(args: argparse.Namespace) -> int:
     """``dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode] [--n] [--sampling] [--stride]
-    [--seed] [--out DIR] [--no-motion]``: inference over the split, then the VID report."""
+    [--seed] [--out DIR] [--no-motion] [--resume]``: inference over the split on every rank (one process, or
+    each rank of ``torchrun`` its shard), then rank 0 writes the detections and the VID report."""
+    from dsfnet.engine.distributed import cleanup, init_distributed
+
+    context = init_distributed(getattr(args, "device", None) or "auto")
+    try:
+        return _run_model_eval(args, context)
+    finally:
+        cleanup(context)
+
+
+def _run_model_eval(args: argparse.Namespace, context) -> int:
     from dsfnet.commands.eval import evaluate_and_report
     from dsfnet.engine.checkpoint import architecture_differences, load_model
     from dsfnet.evaluation.detections import write_jsonl
+    from dsfnet.inference.predictor import VideoPredictor
+    from dsfnet.inference.sharded_eval import eval_identity, predict_split_resumable
 
     config = load_config(args.config)
     if getattr(args, "data", None):
@@ -142,7 +134,7 @@ def run_model_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be >= 1, got {config.test.num_frames}")
     if config.test.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {config.test.stride}")
-    device = torch.device(getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = context.device
 
     model, checkpoint_config = load_model(args.weights, device=device)
     differences = architecture_differences(checkpoint_config.to_dict()["model"], config.to_dict()["model"])
@@ -158,19 +150,20 @@ def run_model_eval(args: argparse.Namespace) -> int:
                          f"{config.model.num_classes}")
     out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
     started = time.perf_counter()
-    detections = predict_dataset(model, dataset, config, device, progress=True)
+    predictor = VideoPredictor(model, config, device=device, keep_images=False, score_thresh=0.0)
+    detections = predict_split_resumable(predictor, dataset, out_dir, eval_identity(args.weights, config, split,
+                                                                                    dataset),
+                                         resume=args.resume, context=context, progress=True)
+    if not context.is_main:
+        return 0
     seconds = time.perf_counter() - started
-    num_frames = sum(len(video.frames) for video in dataset.videos)
-    logger.info("inference: %d frames in %.1f s (%.2f frames/s)", num_frames, seconds,
-                num_frames / max(seconds, 1e-9))
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "detections.jsonl", dataset, detections)
     test = config.test
     extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
              "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "stride": test.stride,
              "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
-             "inference_seconds": round(seconds, 3),
-             "detections_file": str(out_dir / "detections.jsonl")}
+             "detections_file": "detections.jsonl"}  # next to the report: equal reports wherever they are
+    logger.info("inference and merge: %.1f s", seconds)
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
                           f"{test.sampling})"
     evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)

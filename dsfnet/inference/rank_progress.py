@@ -1,0 +1,63 @@
+"""Progress of a sharded run: one bar per rank; rank 0's bar shows the frames of all ranks.
+
+Rank ``r`` > 0 counts the frames of its own shard. Rank 0 counts the frames of every item finished by any rank
+(``finished_frames()``, read from the run's output folder at most once a second) plus those of its own item in
+progress, out of the total of the run, so one bar tells how far the whole run is.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+from tqdm import tqdm
+
+from dsfnet.engine.distributed import DistributedContext
+
+
+class RankProgress:
+    """A tqdm bar for this rank.
+
+    Args:
+        context: this rank.
+        own_total: frames of this rank's shard.
+        run_total: frames of all ranks' shards (shown by rank 0).
+        finished_frames: frames of the items all ranks have finished in this run (rank 0 polls it); ``None``: count
+            this rank's own frames only.
+        enabled: ``False`` draws nothing.
+    """
+
+    def __init__(self, context: DistributedContext, own_total: int, run_total: int,
+                 finished_frames: Optional[Callable[[], int]] = None, enabled: bool = True, desc: str = "inference"):
+        self.poll = finished_frames if context.is_main and context.world_size > 1 else None
+        total = run_total if self.poll is not None else own_total
+        label = desc if context.world_size == 1 else f"{desc} rank {context.rank}" + (" (all)" if self.poll else "")
+        self.bar = tqdm(total=total, unit="frame", desc=label, disable=not enabled, dynamic_ncols=True,
+                        position=context.rank if context.world_size > 1 else None)
+        self.in_item = 0
+        self.finished = 0
+        self.polled_at = 0.0
+
+    def frame_done(self) -> None:
+        self.in_item += 1
+        self._show()
+
+    def item_done(self) -> None:
+        """This rank finished an item (its frames now count among the finished ones)."""
+        self.finished += self.in_item
+        self.in_item = 0
+        self.polled_at = 0.0  # re-read now: the item just written is on disk
+        self._show()
+
+    def _show(self) -> None:
+        if self.poll is None:
+            value = self.finished + self.in_item
+        else:
+            now = time.monotonic()
+            if now - self.polled_at >= 1.0:
+                self.finished, self.polled_at = max(self.finished, self.poll()), now
+            value = self.finished + self.in_item
+        self.bar.update(min(value, self.bar.total) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
