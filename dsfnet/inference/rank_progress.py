@@ -1,8 +1,9 @@
-"""Progress of a sharded run: one bar per rank; rank 0's bar shows the frames of all ranks.
+"""Progress of a sharded run: one bar per rank; rank 0's bar shows the work of all ranks.
 
-Rank ``r`` > 0 counts the frames of its own shard. Rank 0 counts the frames of every item finished by any rank
-(``finished_frames()``, read from the run's output folder at most once a second) plus those of its own item in
-progress, out of the total of the run, so one bar tells how far the whole run is.
+Work comes in items (videos, inputs) of units (frames, or one unit per input). Rank ``r`` > 0 counts the units
+of its own shard. Rank 0 counts the units of every item finished by any rank (``finished()``, read from the
+run's output folder at most once a second) plus those of its own item in progress, out of the total of the run,
+so one bar tells how far the whole run is.
 """
 
 from __future__ import annotations
@@ -20,25 +21,27 @@ class RankProgress:
 
     Args:
         context: this rank.
-        own_total: frames of this rank's shard.
-        run_total: frames of all ranks' shards (shown by rank 0).
-        finished_frames: frames of the items all ranks have finished in this run (rank 0 polls it); ``None``: count
-            this rank's own frames only.
+        own_total: units of this rank's shard.
+        run_total: units of all ranks' shards (shown by rank 0).
+        finished: units of the items all ranks have finished in this run (rank 0 polls it); ``None``: count this
+            rank's own units only.
         enabled: ``False`` draws nothing.
     """
 
     def __init__(self, context: DistributedContext, own_total: int, run_total: int,
-                 finished_frames: Optional[Callable[[], int]] = None, enabled: bool = True, desc: str = "inference"):
-        self.poll = finished_frames if context.is_main and context.world_size > 1 else None
+                 finished: Optional[Callable[[], int]] = None, enabled: bool = True, desc: str = "inference",
+                 unit: str = "frame"):
+        self.poll = finished if context.is_main and context.world_size > 1 else None
         total = run_total if self.poll is not None else own_total
         label = desc if context.world_size == 1 else f"{desc} rank {context.rank}" + (" (all)" if self.poll else "")
-        self.bar = tqdm(total=total, unit="frame", desc=label, disable=not enabled, dynamic_ncols=True,
+        self.bar = tqdm(total=total, unit=unit, desc=label, disable=not enabled, dynamic_ncols=True,
                         position=context.rank if context.world_size > 1 else None)
         self.in_item = 0
         self.finished = 0
         self.polled_at = 0.0
 
-    def frame_done(self) -> None:
+    def step(self) -> None:
+        """One unit of this rank's current item is done."""
         self.in_item += 1
         self._show()
 

@@ -54,7 +54,7 @@ def _run_shard(predictor, dataset: DatasetRecord, indices: list[int], progress: 
                on_video: Callable[[int, Detections], None]) -> None:
     try:
         for index in indices:
-            on_video(index, predict_video(predictor, dataset.videos[index], progress.frame_done))
+            on_video(index, predict_video(predictor, dataset.videos[index], progress.step))
             progress.item_done()
     finally:
         progress.close()
@@ -99,7 +99,7 @@ def predict_split_resumable(predictor, dataset: DatasetRecord, out_dir: Path, id
     run_total = sum(frames[index] for index in pending)
     before = set(range(len(dataset.videos))) - set(pending)
     bar = RankProgress(context, sum(frames[index] for index in indices), run_total, enabled=progress,
-                       finished_frames=lambda: sum(frames[index] for index in store.finished() - before))
+                       finished=lambda: sum(frames[index] for index in store.finished() - before))
     started = time.perf_counter()
     _run_shard(predictor, dataset, indices, bar,
                lambda index, detections: store.save(index, dataset.videos[index].name, detections))
