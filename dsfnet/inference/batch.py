@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from dsfnet.atomic import atomic_write_text
-from dsfnet.engine.distributed import DistributedContext, barrier
+from dsfnet.engine.distributed import DistributedContext
 from dsfnet.inference.manifest import start_run, write_manifest
-from dsfnet.inference.rank_progress import RankProgress
+from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
 from dsfnet.inference.sharding import balanced_assignment, decided_by_main
 from dsfnet.inference.video_io import IMAGE_EXTENSIONS, natural_key
 
@@ -140,13 +140,15 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: 
             bar.item_done()
     finally:
         bar.close()
-    barrier(context)
+    memory = peak_memory_per_rank(context)  # waits for every rank
+    seconds = time.perf_counter() - started  # until the last rank is done
     if not context.is_main:
         return None
-    summary = _summary(inputs, out, time.perf_counter() - started, context.world_size, len(inputs) - len(pending))
+    summary = _summary(inputs, out, seconds, context.world_size, len(inputs) - len(pending))
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1) + "\n")
     write_manifest(out, identity, finished=True)
     print(format_summary(summary), end="")
+    print(memory)
     return summary
 
 

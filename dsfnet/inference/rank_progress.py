@@ -3,17 +3,19 @@
 Work comes in items (videos, inputs) of units (frames, or one unit per input). Rank ``r`` > 0 counts the units
 of its own shard. Rank 0 counts the units of every item finished by any rank (``finished()``, read from the
 run's output folder at most once a second) plus those of its own item in progress, out of the total of the run,
-so one bar tells how far the whole run is.
+so one bar tells how far the whole run is. :func:`peak_memory_per_rank` gives the final line its memory figures.
 """
 
 from __future__ import annotations
 
+import resource
 import time
 from typing import Callable, Optional
 
+import torch
 from tqdm import tqdm
 
-from dsfnet.engine.distributed import DistributedContext
+from dsfnet.engine.distributed import DistributedContext, all_gather_object
 
 
 class RankProgress:
@@ -64,3 +66,18 @@ class RankProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """This process's peak memory in MiB: CUDA memory allocated by torch on a GPU, else the peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def peak_memory_per_rank(context: DistributedContext) -> str:
+    """``"peak memory per rank 812, 790 MiB (RSS)"``; a collective call (every rank must make it: it is also
+    the run's final barrier)."""
+    values = all_gather_object(peak_memory_mib(context.device), context)
+    kind = "CUDA" if context.device.type == "cuda" else "RSS"
+    return f"peak memory per rank {', '.join(f'{value:.0f}' for value in values)} MiB ({kind})"

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from dsfnet.data.records import DatasetRecord, VideoRecord
-from dsfnet.engine.distributed import DistributedContext, all_gather_object, barrier
+from dsfnet.engine.distributed import DistributedContext, all_gather_object
 from dsfnet.evaluation.detections import Detections
 from dsfnet.inference.manifest import file_sha256, flatten, start_run, write_manifest
-from dsfnet.inference.rank_progress import RankProgress
+from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
 from dsfnet.inference.sharding import balanced_assignment, decided_by_main
 from dsfnet.inference.video_io import FrameListSource
 from dsfnet.inference.video_store import VideoResultStore, merge_in_split_order
@@ -103,15 +103,15 @@ def predict_split_resumable(predictor, dataset: DatasetRecord, out_dir: Path, id
     started = time.perf_counter()
     _run_shard(predictor, dataset, indices, bar,
                lambda index, detections: store.save(index, dataset.videos[index].name, detections))
-    barrier(context)
+    memory = peak_memory_per_rank(context)  # waits for every rank
+    seconds = time.perf_counter() - started  # until the last rank is done
     if not context.is_main:
         return None
-    seconds = time.perf_counter() - started
     merged = merge_in_split_order(dataset, store.load_all(dataset))
     write_manifest(out_dir, identity, finished=True)
     skipped = f", {len(before)} videos done before the resume" if before else ""
     print(f"inference: {run_total} frames of {len(pending)} videos in {seconds:.1f} s on {context.world_size} "
-          f"rank(s): {run_total / max(seconds, 1e-9):.2f} frames/s overall{skipped}")
+          f"rank(s): {run_total / max(seconds, 1e-9):.2f} frames/s overall{skipped}; {memory}")
     return merged
 
 
