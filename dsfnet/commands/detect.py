@@ -148,8 +148,9 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
     from dsfnet.engine.distributed import cleanup, init_distributed
     from dsfnet.inference.batch import run_batch
     from dsfnet.inference.manifest import file_sha256
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    context = init_distributed(args.device)
+    context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)
     try:
         predictor = _predictor(args, context.device)
         identity = {"checkpoint.sha256": file_sha256(args.weights), "mode": predictor.mode, "n": predictor.n,

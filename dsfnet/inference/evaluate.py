@@ -107,8 +107,9 @@ def run_model_eval(args: argparse.Namespace) -> int:
     [--seed] [--out DIR] [--no-motion] [--resume]``: inference over the split on every rank (one process, or
     each rank of ``torchrun`` its shard), then rank 0 writes the detections and the VID report."""
     from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    context = init_distributed(getattr(args, "device", None) or "auto")
+    context = init_distributed(getattr(args, "device", None) or "auto", timeout=INFERENCE_TIMEOUT)
     try:
         return _run_model_eval(args, context)
     finally:

@@ -11,11 +11,17 @@ A single process is the ``world_size = 1`` case of the same code: it gets every 
 from __future__ import annotations
 
 import heapq
+from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import torch.distributed as dist
 
 from dsfnet.engine.distributed import DistributedContext
+
+#: process-group timeout of inference commands: at the end every rank waits for the slowest one, whose last video
+#: may take hours (torch's default of 10-30 min would fail the run); a rank that dies ends the job at once anyway
+#: (torchrun stops the others)
+INFERENCE_TIMEOUT = timedelta(hours=24)
 
 
 def balanced_assignment(sizes: Sequence[int], world_size: int) -> list[list[int]]:
