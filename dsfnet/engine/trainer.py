@@ -381,24 +381,24 @@ def _restore_rng(checkpoint: dict, context: DistributedContext, seed: int) -> No
 
 
 def _periodic_eval_setup(config: Config, context: DistributedContext):
-    """``(validation records, evaluate_model)`` on rank 0 when ``train.eval_interval > 0``, else ``(None, None)``."""
+    """``(validation records, evaluate_model)`` when ``train.eval_interval > 0``, else ``(None, None)``."""
     if config.train.eval_interval <= 0:
         return None, None
     try:
         from dsfnet.inference.evaluate import evaluate_model
     except ImportError as error:
         raise RuntimeError(f"train.eval_interval > 0 needs dsfnet.inference.evaluate ({error})") from None
-    if not context.is_main:
-        return None, evaluate_model
     return read_split_records(config, train=False)[0], evaluate_model
 
 
 def _evaluate(model, evaluate_model, records, config, context, iteration, run_log) -> None:
+    """Every rank detects its share of the validation videos; rank 0 logs the mAP."""
+    model.eval()
+    with torch.no_grad():
+        result = evaluate_model(model, records, config, context.device, max_videos=config.train.eval_max_videos,
+                                context=context)
+    model.train()
     if context.is_main:
-        model.eval()
-        with torch.no_grad():
-            result = evaluate_model(model, records, config, context.device, max_videos=config.train.eval_max_videos)
-        model.train()
         values = {"mAP": result.map}
         values.update({f"mAP_{group}": value for group, value in result.motion_map.items()})
         run_log.log(iteration, values, prefix="eval")

@@ -60,9 +60,10 @@ def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Conf
 
 def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
                    device: Union[str, torch.device] = "cpu", max_videos: int = 0, motion: bool = True,
-                   progress: bool = False):
+                   progress: bool = False, context=None):
     """Run the model over ``dataset`` (first ``max_videos`` videos when > 0) and return its ``EvalResult``.
 
+    With a ``context`` of several ranks, every rank detects its share of the videos and gets the same result.
     The model's training/eval mode is restored afterwards.
     """
     from dsfnet.evaluation.vid_map import evaluate
@@ -70,7 +71,7 @@ def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Confi
     was_training = model.training
     try:
         subset = _subset(dataset, max_videos)
-        detections = predict_dataset(model, subset, config, device, progress=progress)
+        detections = predict_dataset(model, subset, config, device, progress=progress, context=context)
         return evaluate(subset, detections, motion=motion)
     finally:
         model.train(was_training)

@@ -74,3 +74,28 @@ def run_and_kill(args: list[str], nproc: int, ready: Callable[[], bool], timeout
 
 def files(folder: Path, pattern: str = "*") -> list[str]:
     return sorted(path.name for path in folder.glob(pattern)) if folder.is_dir() else []
+
+
+def validating_train_worker(rank: int, world_size: int, port: int, config, out_dir: str, result_dir: str) -> None:
+    """One gloo rank of ``train`` with periodic validation; records the videos this rank's predictor ran on
+    (``VideoPredictor.predict`` wrapped, not replaced) into ``result_dir/rank<r>.json``."""
+    import json
+
+    import torch
+
+    from dsfnet.engine.trainer import train
+    from dsfnet.inference.predictor import VideoPredictor
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    seen: list[str] = []
+    predict = VideoPredictor.predict
+
+    def recording(self, source):
+        seen.append(source.name)
+        yield from predict(self, source)
+
+    VideoPredictor.predict = recording
+    train(config, out_dir, device="cpu", progress=False)
+    Path(result_dir, f"rank{rank}.json").write_text(json.dumps(seen))

@@ -7,14 +7,17 @@ import shutil
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from dsfnet import cli
+from dsfnet.config import load_config
 from dsfnet.data.synth import generate_synthetic_vid
+from dsfnet.data.vid import read_vid_split
 from dsfnet.engine.checkpoint import save_checkpoint, training_checkpoint
 from dsfnet.inference.manifest import first_difference, start_run
 from dsfnet.inference.sharding import balanced_assignment
 from inferencehelpers import TINY, make_model
-from launch import files, run, run_and_kill
+from launch import files, free_port, run, run_and_kill, validating_train_worker
 
 NUM_VIDEOS = 6
 
@@ -23,6 +26,11 @@ NUM_VIDEOS = 6
 def vid_root(tmp_path_factory):
     return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "ILSVRC2015", num_videos=1, seed=0,
                                   num_val_videos=NUM_VIDEOS, num_frames=8, num_det_images=0, size=(96, 64))
+
+
+def tiny_config_for(vid_root, *overrides: str):
+    """The tiny model trained on the synthetic root's VID training clips (no DET images)."""
+    return load_config(TINY, [f"data.root={vid_root}", "data.train_splits=[VID_train_15frames]", *overrides])
 
 
 def eval_args(checkpoint, vid_root, out, *more: str) -> list[str]:
@@ -120,3 +128,25 @@ def test_resume_with_another_checkpoint_or_option_is_refused(checkpoint, vid_roo
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
     assert cli.main(eval_args(checkpoint, vid_root, out, "--resume")) == 0  # the same run: merged again
     assert (out / "detections.jsonl").read_bytes() == (reference / "detections.jsonl").read_bytes()
+
+
+def test_training_validates_on_every_rank(vid_root, tmp_path):
+    """Periodic validation in a 2-rank run: each rank detects its own videos; the logged mAP is that of one
+    process evaluating the final weights."""
+    from dsfnet.engine.checkpoint import load_model
+    from dsfnet.inference.evaluate import evaluate_model
+
+    config = tiny_config_for(vid_root, "train.iterations=2", "train.eval_interval=2", "train.log_interval=1",
+                             "train.checkpoint_interval=2")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    mp.spawn(validating_train_worker, args=(2, free_port(), config, str(tmp_path / "run"), str(seen)), nprocs=2,
+             join=True)
+    videos = [json.loads((seen / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    names = [video.name for video in read_vid_split(vid_root, "VID_val_videos").videos]
+    assert len(videos[0]) == len(videos[1]) == NUM_VIDEOS // 2 and sorted(videos[0] + videos[1]) == sorted(names)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [record["eval"] for record in logged if "eval" in record]
+    model, checkpoint_config = load_model(tmp_path / "run" / "final.pth")
+    result = evaluate_model(model, read_vid_split(vid_root, "VID_val_videos"), config)
+    assert len(logged) == 1 and logged[0]["mAP"] == result.map and logged[0]["mAP_fast"] == result.motion_map["fast"]
