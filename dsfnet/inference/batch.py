@@ -125,7 +125,10 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: 
     def prepare() -> list[int]:
         out.mkdir(parents=True, exist_ok=True)
         continuing = start_run(out, identity, resume)
-        return [index for index, item in enumerate(inputs) if not (continuing and _done(out / item.name))]
+        pending = [index for index, item in enumerate(inputs) if not (continuing and _done(out / item.name))]
+        for index in pending:  # a failure or a previous run's record: the input is done again
+            (out / inputs[index].name / RESULT).unlink(missing_ok=True)
+        return pending
 
     pending = decided_by_main(prepare, context)
     sizes = [input_size(inputs[index].source) for index in pending]
@@ -144,7 +147,7 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: 
     seconds = time.perf_counter() - started  # until the last rank is done
     if not context.is_main:
         return None
-    summary = _summary(inputs, out, seconds, context.world_size, len(inputs) - len(pending))
+    summary = _summary(inputs, out, seconds, context.world_size, pending)
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1) + "\n")
     write_manifest(out, identity, finished=True)
     print(format_summary(summary), end="")
@@ -178,16 +181,18 @@ def _run_one(item: BatchInput, out: Path, detect: DetectOne, skip_bad: bool) -> 
     atomic_write_text(folder / RESULT, json.dumps(record, indent=1) + "\n")
 
 
-def _summary(inputs: list[BatchInput], out: Path, seconds: float, world_size: int, skipped: int) -> dict:
-    """``summary.json``: every input's record in input order and the totals of the run."""
+def _summary(inputs: list[BatchInput], out: Path, seconds: float, world_size: int, pending: list[int]) -> dict:
+    """``summary.json``: every input's record in input order and the totals (frames/s: of this run's inputs)."""
     records = [_read_result(out / item.name) or {"input": item.source, "name": item.name, "status": "missing"}
                for item in inputs]
     ok = [record for record in records if record["status"] == "ok"]
-    frames = sum(record["frames"] for record in ok)
+    this_run = sum(records[index]["frames"] for index in pending if records[index]["status"] == "ok")
     return {"inputs": records,
             "totals": {"inputs": len(records), "ok": len(ok), "failed": len(records) - len(ok),
-                       "frames": frames, "detections": sum(record["detections"] for record in ok),
-                       "done_before_resume": skipped, "world_size": world_size, "seconds": round(seconds, 3)}}
+                       "frames": sum(record["frames"] for record in ok),
+                       "detections": sum(record["detections"] for record in ok),
+                       "done_before_resume": len(inputs) - len(pending), "world_size": world_size,
+                       "seconds": round(seconds, 3), "frames_per_second": round(this_run / max(seconds, 1e-9), 3)}}
 
 
 def format_summary(summary: dict) -> str:
@@ -200,8 +205,7 @@ def format_summary(summary: dict) -> str:
         status = "ok" if ok else f"{record['status']}: {record.get('error', '')}".rstrip(": ")
         lines.append(f"{record['name']:<{width}}  {record['frames'] if ok else '-':>7}  "
                      f"{record['detections'] if ok else '-':>10}  {record.get('seconds', 0):>8.1f}  {status}")
-    rate = totals["frames"] / max(totals["seconds"], 1e-9)
     lines.append(f"{totals['ok']} of {totals['inputs']} inputs done ({totals['failed']} failed), {totals['frames']} "
                  f"frames, {totals['detections']} detections in {totals['seconds']:.1f} s on {totals['world_size']} "
-                 f"rank(s): {rate:.2f} frames/s overall")
+                 f"rank(s): {totals['frames_per_second']:.2f} frames/s overall")
     return "\n".join(lines) + "\n"
