@@ -32,7 +32,7 @@ def environment() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def run(args: list[str], nproc: int = 0, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(args: list[str], nproc: int = 0, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command(args, nproc), env=environment(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -53,7 +53,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def run_and_kill(args: list[str], nproc: int, ready: Callable[[], bool], timeout: float = 120) -> int:
+def run_and_kill(args: list[str], nproc: int, ready: Callable[[], bool], timeout: float = 300) -> int:
     """Start the command in its own process group and, as soon as ``ready()`` is true, SIGKILL that group and
     every process below it: torchrun starts each worker in a session of its own, so killing the launcher's
     group alone would leave the ranks running (a machine that dies takes them all). Returns the launcher's exit
