@@ -18,6 +18,13 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
+
+from tqdm import tqdm
+
+from dsfnet.atomic import atomic_open
+from dsfnet.commands.options import add_inference_options, inference_settings
+from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
 
 HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
 
@@ -36,37 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="keep (write and draw) detections scoring at least this")
     parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--n", type=int, default=None,
-                        help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
-                             "test.num_frames")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame; None = the checkpoint config's test.sampling")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="stride between support frames with --sampling stride; None = test.stride")
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="cached: support features computed once per video; exact: the full network on "
-                             "every test frame's clip; None = test.mode")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the shuffled support order; None = test.seed")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
-                             "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
+    add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _device(name: str):
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"invalid --device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
@@ -81,40 +61,55 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
+    from dsfnet.device import resolve_device
     from dsfnet.engine.checkpoint import load_model
-    from dsfnet.atomic import atomic_open
     from dsfnet.inference.predictor import VideoPredictor
-    from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     source = open_source(args.input, fps=args.fps)  # missing / not a video: error naming the input
     model, config = load_model(args.weights, device=device)
-    classes = None
-    if args.classes is not None:
-        classes = [name.strip() for name in args.classes.split(",") if name.strip()]
-        if not classes:
-            raise ValueError("--classes is empty")
-    predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
-                               num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                               seed=args.seed, precision=args.precision, keep_images=not args.no_video)
+    config.test = inference_settings(args, config.test)
+    predictor = VideoPredictor(model, config, score_thresh=args.score_thr, classes=_classes(args.classes),
+                               keep_images=not args.no_video)
     num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    jsonl_path = out / "detections.jsonl"
-    video_path = out / "annotated.mp4"
     started = time.perf_counter()
+    total = _write_outputs(predictor, source, num_frames, out, args)
+    seconds = time.perf_counter() - started
+    test = predictor.test
+    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
+          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling})")
+    print(f"detections: {out / 'detections.jsonl'}")
+    if not args.no_video:
+        print(f"annotated video: {out / 'annotated.mp4'}")
+    return 0
+
+
+def _classes(text: Optional[str]) -> Optional[list[str]]:
+    """``--classes car,dog`` as a list (``None``: all classes)."""
+    if text is None:
+        return None
+    classes = [name.strip() for name in text.split(",") if name.strip()]
+    if not classes:
+        raise ValueError("--classes is empty")
+    return classes
+
+
+def _write_outputs(predictor, source, num_frames: int, out: Path, args: argparse.Namespace) -> int:
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``), each moved into place only when
+    the whole video is done; returns the number of detections written."""
     total = 0
-    with atomic_open(jsonl_path, "w") as handle:
-        writer = None if args.no_video else VideoWriter(video_path, fps=source.fps)
+    with atomic_open(out / "detections.jsonl", "w") as handle:
+        writer = None if args.no_video else VideoWriter(out / "annotated.mp4", fps=source.fps)
         try:
             progress = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
                             disable=args.no_progress, dynamic_ncols=True)
@@ -131,11 +126,4 @@ def _run(args: argparse.Namespace) -> int:
             if writer is not None:
                 writer.abort()
             raise
-    seconds = time.perf_counter() - started
-    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
-          f"sampling {predictor.sampling})")
-    print(f"detections: {jsonl_path}")
-    if not args.no_video:
-        print(f"annotated video: {video_path}")
-    return 0
+    return total
