@@ -7,8 +7,12 @@ Each (model, mode, n) case runs in its own subprocess over the same synthetic vi
 not depend on them), so peak memory is that case's alone (CPU: peak RSS of the process; GPU:
 ``torch.cuda.max_memory_allocated``). Time per frame is the steady state: the mean time between consecutive
 output frames once the support features are built (the one-off cost of building them is printed separately).
-All ratios are against the baseline measured in the same run at the same precision (``--precision``: fp32, or
-bf16 autocast = ``test.precision: bf16``, fast on GPUs and on CPUs with AMX / AVX512-BF16).
+The cases are measured in ``--rounds`` rounds (default 3); each round measures, for every n, the baseline, ``cached``
+and ``exact`` back to back, and every ratio is taken within a round (against that round's baseline at the same
+precision: fp32, or bf16 autocast = ``test.precision: bf16``, fast on GPUs and on CPUs with AMX / AVX512-BF16).
+The table prints the median of the per-round ratios and their min–max, so that a machine that slows down between
+cases (seen here: the same baseline case at 4,073 ms per frame in one run and 815 ms in the next) cannot fake a
+ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,18 +76,77 @@ def run_case(args: argparse.Namespace) -> dict:
     return {"ms_per_frame": 1000 * steady, "setup_s": stamps[0] - start, "peak_mib": peak}
 
 
+def measure(args: argparse.Namespace, folder: str, precision: str, variant: str, mode: str, n: int) -> dict:
+    """One case in a fresh subprocess (its peak memory is its own)."""
+    command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
+               "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
+               "--precision", precision, "--case", f"{variant}:{mode}:{n}:{folder}"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    print(f"measured {precision} {variant} {mode} n={n}: {result}", file=sys.stderr, flush=True)
+    return result
+
+
+def measure_rounds(args: argparse.Namespace, folder: str) -> dict:
+    """``rounds[(precision, n)]``: one dict per round with the baseline, cached and exact cases measured back to
+    back (baseline, cached, exact for each n, every round), so that a machine slowing down between rounds
+    changes all three alike and the per-round ratios stay comparable."""
+    rounds: dict = {}
+    for round_index in range(args.rounds):
+        print(f"round {round_index + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        for precision in args.precision:
+            for n in args.n:
+                rounds.setdefault((precision, n), []).append({
+                    "baseline": measure(args, folder, precision, "baseline", "cached", 1),
+                    "cached": measure(args, folder, precision, "dsfnet", "cached", n),
+                    "exact": measure(args, folder, precision, "dsfnet", "exact", n)})
+    return rounds
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """``median [min-max]``."""
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
+
+
+def print_table(args: argparse.Namespace, rounds: dict, width: int) -> None:
+    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads}; "
+          f"random weights, 300 proposals per frame; {args.rounds} rounds, each measuring baseline, cached and exact "
+          "back to back; medians over rounds, [min–max] of the per-round ratios\n")
+    print("| precision | model | mode | n | ms / frame | × baseline | peak MiB | × baseline | one-off support setup s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for (precision, n), measured in rounds.items():
+        for name in ("baseline", "cached", "exact"):
+            if name == "baseline" and n != args.n[0]:
+                continue  # one baseline row per precision (every pair still uses its own round's baseline)
+            values = [r[name] for r in measured]
+            times = [r[name]["ms_per_frame"] / r["baseline"]["ms_per_frame"] for r in measured]
+            memory = [r[name]["peak_mib"] / r["baseline"]["peak_mib"] for r in measured]
+            median = {key: statistics.median(v[key] for v in values) for key in values[0]}
+            model, mode, frames = ("baseline", "-", 1) if name == "baseline" else ("dsfnet", name, n)
+            print(f"| {precision} | {model} | {mode} | {frames} | {median['ms_per_frame']:.0f} | {spread(times)} | "
+                  f"{median['peak_mib']:.0f} | {spread(memory)} | {median['setup_s']:.1f} |")
+    print()
+    for (precision, n), measured in rounds.items():
+        ratios = [r["exact"]["ms_per_frame"] / r["cached"]["ms_per_frame"] for r in measured]
+        print(f"{precision} n={n}: exact / cached time = {spread(ratios, 1)}×")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--n", type=int, nargs="+", default=[5, 13, 21], help="frames per clip to measure")
     parser.add_argument("--measure", type=int, default=6, help="test frames timed per cached/baseline case")
     parser.add_argument("--measure-exact", type=int, default=2, help="test frames timed per exact case")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (baseline, cached, exact) per n; ratios are medians over rounds")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--width", type=int, default=None, help="video width (default: 16:9 of the shorter side)")
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=None,
                         help="precisions to measure (default: fp32 and bf16 on CPU, bf16 on GPU)")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     gpu = args.device.startswith("cuda")
     args.precision = args.precision or (["bf16"] if gpu else ["fp32", "bf16"])
     args.backbone = "resnet101" if gpu else "resnet50"
@@ -97,33 +161,8 @@ def main() -> None:
     width = args.width or round(args.min_size * 16 / 9)
     with tempfile.TemporaryDirectory() as folder:
         write_frames(Path(folder), max(args.n) + args.measure + 2, width, args.min_size)
-        cases = [(precision, "baseline", "cached", 1) for precision in args.precision] + [
-            (precision, variant, mode, n) for precision in args.precision for n in args.n
-            for variant, mode in (("dsfnet", "cached"), ("dsfnet", "exact"))]
-        results = {}
-        for case in cases:
-            precision, variant, mode, n = case
-            command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
-                       "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
-                       "--precision", precision, "--case", f"{variant}:{mode}:{n}:{folder}"]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            results[case] = json.loads(output.strip().splitlines()[-1])
-            print(f"measured {precision} {variant} {mode} n={n}: {results[case]}", file=sys.stderr, flush=True)
-    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads}; "
-          f"random weights, 300 proposals per frame; ratios against the baseline at the same precision\n")
-    print("| precision | model | mode | n | ms / frame | × baseline | peak MiB | × baseline | one-off support setup s |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for (precision, variant, mode, n), r in results.items():
-        base = results[(precision, "baseline", "cached", 1)]
-        print(f"| {precision} | {variant} | {mode if variant != 'baseline' else '-'} | {n} | {r['ms_per_frame']:.0f} | "
-              f"{r['ms_per_frame'] / base['ms_per_frame']:.2f} | {r['peak_mib']:.0f} | "
-              f"{r['peak_mib'] / base['peak_mib']:.2f} | {r['setup_s']:.1f} |")
-    for precision in args.precision:
-        for n in args.n:
-            cached, exact = results[(precision, "dsfnet", "cached", n)], results[(precision, "dsfnet", "exact", n)]
-            print(f"\n{precision} n={n}: exact / cached time = "
-                  f"{exact['ms_per_frame'] / cached['ms_per_frame']:.1f}×", end="")
-    print()
+        rounds = measure_rounds(args, folder)
+    print_table(args, rounds, width)
 
 
 if __name__ == "__main__":

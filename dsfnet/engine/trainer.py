@@ -41,6 +41,7 @@ from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSa
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 from dsfnet.jsonable import jsonable
+from dsfnet.models.backbone import check_trainable_from
 from dsfnet.models.build import build_model
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ class Trainer:
         tc = config.train
         self.config, self.out_dir, self.context = config, out_dir, context
         # every check that can fail comes before the first write into out_dir
+        check_trainable_from(config.model.backbone)
         resume_path = check_run_dir(out_dir, resume)
         checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
         if checkpoint is not None:

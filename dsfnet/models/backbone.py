@@ -1,7 +1,8 @@
 """ResNet backbones split at conv4 / conv5, with dilated conv5 (total stride 16).
 
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
-ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride.
+ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride, every
+3x3 conv of conv5 dilated by 2.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
-from dsfnet.config import BackboneConfig
+from dsfnet.config import BackboneConfig, ConfigError
 
 # name -> (block depths, groups, width per group)
 _ARCHITECTURES = {
@@ -66,11 +67,21 @@ def _stem(width: int, norm: Callable[[int], nn.Module]) -> nn.Sequential:
 
 
 def _torchvision_resnet(name: str, norm: Callable[[int], nn.Module]) -> resnet.ResNet:
+    """torchvision's ResNet with conv5 at stride 16 and every conv5 convolution wider than 1x1 dilated by 2.
+
+    ``replace_stride_with_dilation`` keeps the first conv5 block's 3x3 conv at dilation 1 (it gets the previous
+    stage's dilation); the paper, like FGFA, SELSA, MEGA and mmtracking's DC5 ResNets, dilates all of them.
+    Dilation and padding change no parameter, so ImageNet state dicts load unchanged.
+    """
     depths, groups, width_per_group = _ARCHITECTURES[name]
-    return resnet.ResNet(
+    net = resnet.ResNet(
         resnet.Bottleneck, depths, groups=groups, width_per_group=width_per_group,
         replace_stride_with_dilation=[False, False, True], norm_layer=norm,
     )
+    for module in net.layer4.modules():
+        if isinstance(module, nn.Conv2d) and module.kernel_size[0] > 1:
+            module.dilation, module.padding = (2, 2), (2, 2)
+    return net
 
 
 def _tiny_stage(inplanes: int, planes: int, stride: int, dilation: int, norm) -> nn.Sequential:
@@ -152,6 +163,26 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
     finally:
         socket.setdefaulttimeout(previous)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
+
+
+def check_trainable_from(config: BackboneConfig) -> None:
+    """Refuse to train a backbone whose frozen parts would stay random.
+
+    FrozenBatchNorm without ImageNet statistics is the identity, and a frozen stem without ImageNet weights
+    never learns: such a ResNet-101 starts at a loss in the thousands and diverges at the next step.
+
+    Raises:
+        ConfigError: naming the keys to set.
+    """
+    if config.weights is not None:
+        return
+    frozen = [key for key, on in (("norm: frozen_bn", config.norm == "frozen_bn"),
+                                  ("freeze_stem_and_conv2: true", config.freeze_stem_and_conv2)) if on]
+    if frozen:
+        raise ConfigError(
+            f"model.backbone ({config.name}, {', '.join(frozen)}) needs ImageNet weights: set "
+            "model.backbone.weights=FILE (or =torchvision), or to train from scratch set "
+            "model.backbone.norm=group_norm (or batch_norm) and model.backbone.freeze_stem_and_conv2=false")
 
 
 def build_backbone(config: BackboneConfig) -> Backbone:

@@ -119,7 +119,8 @@ class DSFNet(nn.Module):
             targets: key-frame ground truth, a dict (one clip) or one dict per clip, with ``boxes``
                 ``float [k, 4]`` (x1, y1, x2, y2 in input pixels) and ``labels`` ``int64 [k]`` in ``1..C``.
                 Required in training mode.
-            key: index of the key (test) frame inside each clip.
+            key: index of the key (test) frame inside each clip; negative values count from the end, as in
+                Python (-1 is the last frame of each clip).
 
         Returns:
             ``(detections, losses)``. In eval mode, detections has one dict per clip with the key frame's
@@ -128,16 +129,17 @@ class DSFNet(nn.Module):
             ``loss_classifier`` and ``loss_box_reg`` averaged over clips.
         """
         clips = as_clips(clips, key)
+        keys = [key % len(clip) for clip in clips]  # Python-style: -1 is each clip's last frame
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training mode")
             targets = check_targets(targets, clips, self.num_classes)
-            per_clip = [self._losses(clip, target, key) for clip, target in zip(clips, targets)]
+            per_clip = [self._losses(clip, target, key) for clip, target, key in zip(clips, targets, keys)]
             return [], {name: sum(losses[name] for losses in per_clip) / len(per_clip) for name in per_clip[0]}
         if targets is not None:
             check_targets(targets, clips, self.num_classes)
         detections = []
-        for clip in clips:
+        for clip, key in zip(clips, keys):
             conv4, key_in_conv4 = self._needed_conv4(clip, key)
             detections.append(self.detect_exact(conv4, tuple(clip.shape[-2:]), key_in_conv4))
         return detections, {}
@@ -148,10 +150,14 @@ class DSFNet(nn.Module):
 
     def detect_exact(self, conv4: Tensor, image_size: tuple[int, int], key: int = 0) -> dict[str, Tensor]:
         """The network exactly as the equations state, on the conv4 maps ``[n, d, h, w]`` of one clip."""
+        key = key % conv4.shape[0]
         rows = self._rows_needed(conv4.shape[0], key)
         enhanced = self._enhance(conv4, rows)
         key_row = rows.index(key)
         proposals, _ = propose(self.rpn, enhanced, image_size)
+        # support frames contribute their top instance_fusion.support_proposals, as in training and cached mode
+        proposals = [boxes if row == key_row else boxes[: self.support_proposals]
+                     for row, boxes in enumerate(proposals)]
         features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
         if self.instance_fusions is not None:
             boxes = torch.cat(proposals)
@@ -271,7 +277,8 @@ class DSFNet(nn.Module):
         else:
             features = self.box_head.fc7_features(features)
         class_logits, box_deltas = self.box_head.predict(features)
-        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_deltas, labels, regression_targets)
+        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits.float(), box_deltas.float(), labels,
+                                                      regression_targets)
         losses.update(loss_classifier=loss_classifier, loss_box_reg=loss_box_reg)
         return losses
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -42,17 +43,24 @@ def propose(
             ``{"boxes": [k, 4], "labels": [k]}``.
 
     Returns:
-        Proposals ``[p_i, 4]`` per frame, sorted by objectness, and ``{"loss_objectness", "loss_rpn_box_reg"}``.
+        Proposals ``float32 [p_i, 4]`` per frame (also under autocast), sorted by objectness, and
+        ``{"loss_objectness", "loss_rpn_box_reg"}``.
     """
-    frames, _, height, width = feats.shape
-    # The anchor generator reads the stride from the padded tensor size; a zero-stride view of the size the
-    # features cover (h*16 x w*16) gives exactly stride 16 without allocating anything.
-    canvas = feats.new_zeros(()).expand(frames, 3, height * FEATURE_STRIDE, width * FEATURE_STRIDE)
+    frames, channels, height, width = feats.shape
+    # The anchor generator reads the stride from the padded tensor size and the anchors' dtype from the feature
+    # map: zero-stride float32 views of the right sizes (h*16 x w*16 for the image) give exactly stride 16 and
+    # float32 anchors without allocating anything. Under bf16 autocast the features are bf16, and anchors, boxes
+    # and regression targets in bf16 would be off by up to 4 px at 1000 px (8 bits of mantissa).
+    canvas = feats.new_zeros((), dtype=torch.float32).expand(frames, 3, height * FEATURE_STRIDE,
+                                                             width * FEATURE_STRIDE)
+    grid = feats.new_zeros((), dtype=torch.float32).expand(frames, channels, height, width)
     images = ImageList(canvas, [tuple(image_size)] * frames)
     objectness, deltas = rpn.head([feats])
-    anchors = rpn.anchor_generator(images, [feats])
+    anchors = rpn.anchor_generator(images, [grid])
     anchors_per_frame = objectness[0][0].numel()
     objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+    # box decoding, proposal filtering and the losses in float32 whatever the head's output dtype (autocast)
+    objectness, deltas = objectness.float(), deltas.float()
     proposals = rpn.box_coder.decode(deltas.detach(), anchors).view(frames, -1, 4)
     boxes, _ = rpn.filter_proposals(proposals, objectness, images.image_sizes, [anchors_per_frame])
     losses = {}

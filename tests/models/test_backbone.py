@@ -13,11 +13,20 @@ from dsfnet.models import backbone as backbone_module
 from dsfnet.models.backbone import build_backbone
 
 
+@pytest.mark.parametrize("name", ["resnet50", "resnet101", "resnext101_32x4d"])
+def test_every_conv5_convolution_wider_than_1x1_has_dilation_2(name):
+    net = build_backbone(BackboneConfig(name=name))
+    convs = [module for module in net.conv5.modules() if isinstance(module, torch.nn.Conv2d)]
+    wide = [conv for conv in convs if conv.kernel_size != (1, 1)]
+    assert len(wide) == 3  # one 3x3 per block, the first block's included
+    assert all(conv.dilation == (2, 2) and conv.padding == (2, 2) and conv.stride == (1, 1) for conv in wide)
+    assert all(conv.dilation == (1, 1) for conv in convs if conv.kernel_size == (1, 1))
+    assert all(conv.dilation == (1, 1) for conv in net.conv4.modules() if isinstance(conv, torch.nn.Conv2d))
+
+
 def test_resnet50_is_stride_16_with_dilated_conv5():
     net = build_backbone(BackboneConfig(name="resnet50"))
-    # torchvision's replace_stride_with_dilation: first block stride 1, later 3x3 convs dilation 2
     assert net.conv5[0].conv2.stride == (1, 1) and net.conv5[0].downsample[0].stride == (1, 1)
-    assert all(block.conv2.dilation == (2, 2) for block in net.conv5[1:])
     with torch.no_grad():
         conv4 = net.conv4(torch.rand(1, 3, 97, 161))
         conv5 = net.conv5(conv4)
@@ -91,3 +100,16 @@ def test_unknown_backbone_and_group_norm_with_weights_are_rejected():
     with pytest.raises(ValueError, match="frozen_bn or batch_norm"):
         build_backbone(BackboneConfig(name="resnet50", norm="group_norm", weights="x.pth"))
     assert "resnet_tiny" in backbone_module.BACKBONES
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"norm": "frozen_bn", "freeze_stem_and_conv2": False}, "norm: frozen_bn"),
+    ({"norm": "batch_norm", "freeze_stem_and_conv2": True}, "freeze_stem_and_conv2: true"),
+])
+def test_training_refuses_frozen_parts_without_weights(overrides, named):
+    config = BackboneConfig(name="resnet101", **overrides)
+    with pytest.raises(ValueError, match=named) as error:
+        backbone_module.check_trainable_from(config)
+    assert "model.backbone.weights=FILE" in str(error.value) and "group_norm" in str(error.value)
+    backbone_module.check_trainable_from(BackboneConfig(name="resnet101", norm="group_norm",
+                                                        freeze_stem_and_conv2=False))
