@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import yaml
 
+from dsfnet.data.classes import VID_CLASS_NAMES
+
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
 
 
@@ -295,6 +297,4 @@ def class_names(config: Config) -> tuple[str, ...]:
     """The dataset's class names (label ``i`` is ``names[i - 1]``)."""
     if config.data.class_names is not None:
         return tuple(config.data.class_names)
-    from dsfnet.data.classes import VID_CLASS_NAMES
-
     return VID_CLASS_NAMES[: config.model.num_classes]
