@@ -16,15 +16,18 @@ failure leaves no partial output under the final names. A batch (``dsfnet.infere
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open
+from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
 
 HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
@@ -47,23 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated class names to keep; None = all classes of the model")
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="keep (write and draw) detections scoring at least this")
-    parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--n", type=int, default=None,
-                        help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
-                             "test.num_frames")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame; None = the checkpoint config's test.sampling")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="stride between support frames with --sampling stride; None = test.stride")
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="cached: support features computed once per video; exact: the full network on "
-                             "every test frame's clip; None = test.mode")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the shuffled support order; None = test.seed")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
-                             "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device to run on, e.g. cpu, cuda, cuda:1 (cuda: cuda:LOCAL_RANK under torchrun)")
+    add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,18 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="batch: continue an interrupted batch in --out, skipping the inputs already done "
                              "(refused unless the checkpoint and options are the same)")
-
-
-def _device(name: str):
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"invalid --device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
@@ -99,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
+    from dsfnet.device import resolve_device
     from dsfnet.inference.batch import expand_inputs
 
     if args.score_thr < 0:
@@ -115,13 +94,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
     open_source(inputs[0].source, fps=args.fps)  # missing / not a video: error naming the input, before the model
-    predictor = _predictor(args, _device(args.device))
+    predictor = _predictor(args, resolve_device(args.device))
     started = time.perf_counter()
     num_frames, total = _detect_into(predictor, args, inputs[0].source, out, progress=not args.no_progress)
     seconds = time.perf_counter() - started
+    test = predictor.test
     print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
-          f"sampling {predictor.sampling})")
+          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling})")
     print(f"detections: {out / 'detections.jsonl'}")
     if not args.no_video:
         print(f"annotated video: {out / 'annotated.mp4'}")
@@ -129,36 +109,30 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _predictor(args: argparse.Namespace, device):
+    """The checkpoint's model on ``device`` in a predictor with the command line's options."""
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.inference.predictor import VideoPredictor
 
     model, config = load_model(args.weights, device=device)
-    classes = None
-    if args.classes is not None:
-        classes = [name.strip() for name in args.classes.split(",") if name.strip()]
-        if not classes:
-            raise ValueError("--classes is empty")
-    return VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
-                          num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                          seed=args.seed, precision=args.precision, keep_images=not args.no_video)
+    config.test = inference_settings(args, config.test)
+    return VideoPredictor(model, config, score_thresh=args.score_thr, classes=_classes(args.classes),
+                          keep_images=not args.no_video)
 
 
 def _run_batch(args: argparse.Namespace, inputs) -> int:
-    """Several inputs: one sub-folder each, ``summary.json``; sharded across the ranks of ``torchrun``."""
+    """Several inputs: one sub-folder each and ``summary.json``; shared among the ranks of ``torchrun``."""
     from dsfnet.engine.distributed import cleanup, init_distributed
     from dsfnet.inference.batch import run_batch
-    from dsfnet.inference.manifest import file_sha256
+    from dsfnet.inference.manifest import file_sha256, flatten
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
     context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)
     try:
         predictor = _predictor(args, context.device)
-        identity = {"checkpoint.sha256": file_sha256(args.weights), "mode": predictor.mode, "n": predictor.n,
-                    "sampling": predictor.sampling, "stride": predictor.stride, "seed": predictor.seed,
-                    "precision": predictor.precision, "score_thr": args.score_thr, "classes": args.classes,
-                    "video": not args.no_video, "fps": args.fps,
-                    "inputs": [[item.source, item.name] for item in inputs]}
-        bars = not args.no_progress and context.world_size == 1
+        identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
+                    "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
+                    "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
+        bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
         run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
                   identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
     finally:
@@ -172,6 +146,16 @@ def _detect_into(predictor, args: argparse.Namespace, input_path: str, out: Path
     num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
     out.mkdir(parents=True, exist_ok=True)
     return num_frames, _write_outputs(predictor, source, num_frames, out, not args.no_video, progress)
+
+
+def _classes(text: Optional[str]) -> Optional[list[str]]:
+    """``--classes car,dog`` as a list (``None``: all classes)."""
+    if text is None:
+        return None
+    classes = [name.strip() for name in text.split(",") if name.strip()]
+    if not classes:
+        raise ValueError("--classes is empty")
+    return classes
 
 
 def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, progress: bool) -> int:

@@ -1,7 +1,7 @@
 """Work split across ranks for evaluation and batch detection (``torchrun … -m dsfnet eval|detect``).
 
-- :func:`balanced_assignment`: which items (videos, inputs) each rank runs, balanced by a size (frame count);
-  every rank computes the same assignment from the same sizes, so nothing has to be sent around.
+- :func:`balanced_assignment` / :func:`my_share`: which items (videos, inputs) each rank runs, balanced by a size
+  (frame count); every rank computes the same assignment from the same sizes, so nothing has to be sent around.
 - :func:`decided_by_main`: a decision (a resume check, the list of finished items) taken on rank 0 and handed to
   every rank; an error raised there is raised on every rank, so that no rank waits for one that gave up.
 
@@ -40,6 +40,11 @@ def balanced_assignment(sizes: Sequence[int], world_size: int) -> list[list[int]
         assigned[rank].append(index)
         heapq.heappush(loads, (load + int(sizes[index]), rank))
     return [sorted(indices) for indices in assigned]
+
+
+def my_share(indices: Sequence[int], sizes: Sequence[int], context: DistributedContext) -> list[int]:
+    """This rank's part of ``indices`` (``sizes[i]`` is the size of ``indices[i]``), balanced over all ranks."""
+    return [indices[i] for i in balanced_assignment(sizes, context.world_size)[context.rank]]
 
 
 def decided_by_main(decide: Callable[[], Any], context: DistributedContext) -> Any:

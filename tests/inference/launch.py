@@ -84,6 +84,7 @@ def validating_train_worker(rank: int, world_size: int, port: int, config, out_d
     import torch
 
     from dsfnet.engine.trainer import train
+    from dsfnet.inference.evaluate import periodic_validation
     from dsfnet.inference.predictor import VideoPredictor
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
@@ -97,5 +98,5 @@ def validating_train_worker(rank: int, world_size: int, port: int, config, out_d
         yield from predict(self, source)
 
     VideoPredictor.predict = recording
-    train(config, out_dir, device="cpu", progress=False)
+    train(config, out_dir, device="cpu", progress=False, evaluation=periodic_validation(config))
     Path(result_dir, f"rank{rank}.json").write_text(json.dumps(seen))

@@ -95,7 +95,7 @@ def test_without_skip_bad_it_stops_and_resume_continues(cli, checkpoint, folder,
     finished_at = (out / "a" / "detections.jsonl").stat().st_mtime_ns
 
     assert cli(args + ["--resume", "--n", "5"]) == 2  # another option than the interrupted run's
-    assert "another n (3 != 5)" in capsys.readouterr().err
+    assert "another test.num_frames (3 != 5)" in capsys.readouterr().err
     assert cli(args + ["--resume", "--skip-bad"]) == 0
     assert (out / "a" / "detections.jsonl").stat().st_mtime_ns == finished_at  # done before: not redone
     assert_complete(out, "d", video=False)
