@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping, Optional
 from dsfnet.atomic import atomic_write_text
 from dsfnet.engine.distributed import DistributedContext
 from dsfnet.inference.manifest import start_run, write_manifest
-from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
-from dsfnet.inference.sharding import balanced_assignment, decided_by_main
+from dsfnet.inference.rank_progress import RankProgress
+from dsfnet.inference.sharding import decided_by_main, my_share, run_my_share
 from dsfnet.inference.video_io import IMAGE_EXTENSIONS, natural_key
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
@@ -132,19 +132,15 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: 
 
     pending = decided_by_main(prepare, context)
     sizes = [input_size(inputs[index].source) for index in pending]
-    mine = [pending[i] for i in balanced_assignment(sizes, context.world_size)[context.rank]]
+    mine = my_share(pending, sizes, context)
     bar = RankProgress(context, len(mine), len(pending), enabled=progress, desc="inputs", unit="input",
                        finished=lambda: sum((out / inputs[index].name / RESULT).is_file() for index in pending))
-    started = time.perf_counter()
-    try:
-        for index in mine:
-            _run_one(inputs[index], out, detect, skip_bad)
-            bar.step()
-            bar.item_done()
-    finally:
-        bar.close()
-    memory = peak_memory_per_rank(context)  # waits for every rank
-    seconds = time.perf_counter() - started  # until the last rank is done
+
+    def work(index: int) -> None:
+        _run_one(inputs[index], out, detect, skip_bad)
+        bar.step()
+
+    seconds, memory = run_my_share(mine, work, bar, context)
     if not context.is_main:
         return None
     summary = _summary(inputs, out, seconds, context.world_size, pending)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -24,8 +23,8 @@ from dsfnet.evaluation.detections import Detections
 from dsfnet.inference.evaluate import SINGLE_PROCESS, predict_video
 from dsfnet.inference.manifest import file_sha256, flatten, start_run, write_manifest
 from dsfnet.inference.predictor import VideoPredictor
-from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
-from dsfnet.inference.sharding import decided_by_main, my_share
+from dsfnet.inference.rank_progress import RankProgress
+from dsfnet.inference.sharding import decided_by_main, my_share, run_my_share
 from dsfnet.inference.video_store import VideoResultStore, merge_in_split_order
 
 
@@ -53,16 +52,12 @@ def predict_split_resumable(predictor: VideoPredictor, dataset: DatasetRecord, o
     before = set(range(len(dataset.videos))) - set(pending)
     bar = RankProgress(context, sum(frames[index] for index in mine), run_total, enabled=progress,
                        finished=lambda: sum(frames[index] for index in store.finished() - before))
-    started = time.perf_counter()
-    try:
-        for index in mine:  # frame ids within the video: the file does not depend on the split's other videos
-            store.save(index, dataset.videos[index].name, predict_video(predictor, dataset.videos[index],
-                                                                        on_frame=bar.step))
-            bar.item_done()
-    finally:
-        bar.close()
-    memory = peak_memory_per_rank(context)  # waits for every rank
-    seconds = time.perf_counter() - started  # until the last rank is done
+
+    def work(index: int) -> None:  # frame ids within the video: the file does not depend on the other videos
+        video = dataset.videos[index]
+        store.save(index, video.name, predict_video(predictor, video, on_frame=bar.step))
+
+    seconds, memory = run_my_share(mine, work, bar, context)
     if not context.is_main:
         return None
     merged = merge_in_split_order(dataset, store.load_all(dataset))

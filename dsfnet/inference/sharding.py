@@ -2,6 +2,7 @@
 
 - :func:`balanced_assignment` / :func:`my_share`: which items (videos, inputs) each rank runs, balanced by a size
   (frame count); every rank computes the same assignment from the same sizes, so nothing has to be sent around.
+- :func:`run_my_share`: this rank's items one after the other, then a wait for all ranks.
 - :func:`decided_by_main`: a decision (a resume check, the list of finished items) taken on rank 0 and handed to
   every rank; an error raised there is raised on every rank, so that no rank waits for one that gave up.
 
@@ -11,12 +12,14 @@ A single process is the ``world_size = 1`` case of the same code: it gets every 
 from __future__ import annotations
 
 import heapq
+import time
 from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import torch.distributed as dist
 
 from dsfnet.engine.distributed import DistributedContext
+from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
 
 #: process-group timeout of inference commands: at the end every rank waits for the slowest one, whose last video
 #: may take hours (torch's default of 10-30 min would fail the run); a rank that dies ends the job at once anyway
@@ -66,3 +69,20 @@ def decided_by_main(decide: Callable[[], Any], context: DistributedContext) -> A
         raise value
     return value
 
+
+
+def run_my_share(mine: Sequence[int], work: Callable[[int], None], bar: RankProgress,
+                 context: DistributedContext) -> tuple[float, str]:
+    """``work(index)`` for each of this rank's items (``bar.item_done()`` after each), then wait for every rank.
+
+    Returns the seconds from the start until the last rank was done and the line of peak memory per rank
+    (every rank must call this: the wait is a collective call)."""
+    started = time.perf_counter()
+    try:
+        for index in mine:
+            work(index)
+            bar.item_done()
+    finally:
+        bar.close()
+    memory = peak_memory_per_rank(context)
+    return time.perf_counter() - started, memory
