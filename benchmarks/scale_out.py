@@ -12,6 +12,10 @@ from the start of inference on rank 0 until the last rank is done (start-up, mod
 in it). The cases of a round run back to back and each ratio is taken within a round; the table prints the
 median over rounds and the min-max of the ratio, so that a machine whose load changes between cases (this one is
 shared) cannot fake a ratio. The detections of every case are checked to be identical to the 1-rank ones.
+
+A control row measures the machine itself in each round: N independent processes, each multiplying 512x512
+matrices on one thread for a fixed time, against one such process (the ``× 1 rank`` of work any N-process job
+could get on this machine, 1 for one process by definition).
 """
 
 from __future__ import annotations
@@ -54,27 +58,44 @@ def run_eval(ranks: int, args: argparse.Namespace, out: Path) -> dict:
             "detections": (out / "detections.jsonl").read_bytes()}
 
 
+BURN = ("import time, torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\ncount, end = 0, "
+        "time.perf_counter() + {seconds}\nwhile time.perf_counter() < end:\n    a @ a\n    count += 1\nprint(count)")
+
+
+def machine_work(processes: int, seconds: float = 8.0) -> float:
+    """Matrix products done by ``processes`` independent one-thread processes running at once for ``seconds``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    running = [subprocess.Popen([sys.executable, "-c", BURN.format(seconds=seconds)], env=env,
+                                stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    return float(sum(int(process.communicate()[0]) for process in running))
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[int, list[dict]]:
     cases: dict[int, list[dict]] = {ranks: [] for ranks in args.ranks}
     for round_index in range(args.rounds):
+        single = machine_work(1)
         for ranks in args.ranks:
             case = run_eval(ranks, args, work / f"round{round_index}_ranks{ranks}")
+            case["machine"] = machine_work(ranks) / single if ranks > 1 else 1.0
             cases[ranks].append(case)
             print(f"round {round_index + 1}/{args.rounds}, {ranks} rank(s): {case['fps']:.2f} frames/s, peak "
-                  f"memory per rank {', '.join(f'{m:.0f}' for m in case['memory'])} MiB", flush=True)
+                  f"memory per rank {', '.join(f'{m:.0f}' for m in case['memory'])} MiB; {ranks} independent "
+                  f"processes do {case['machine']:.2f}x the work of one", flush=True)
     return cases
 
 
 def table(cases: dict[int, list[dict]]) -> str:
     base = cases[min(cases)]
-    lines = ["| ranks (1 thread each) | frames/s | × 1 rank (min–max) | peak memory per rank MiB | detections |",
-             "|---:|---:|---:|---:|---|"]
+    lines = ["| ranks (1 thread each) | frames/s | × 1 rank (min–max) | control: N matmul processes' work × 1 "
+             "(min–max) | peak memory per rank MiB | detections |", "|---:|---:|---:|---:|---:|---|"]
     for ranks, runs in cases.items():
         ratios = [run["fps"] / reference["fps"] for run, reference in zip(runs, base)]
+        machine = [run["machine"] for run in runs]
         memory = statistics.median(max(run["memory"]) for run in runs)
         same = all(run["detections"] == reference["detections"] for run, reference in zip(runs, base))
         lines.append(f"| {ranks} | {statistics.median(run['fps'] for run in runs):.2f} | "
-                     f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | {memory:.0f} | "
+                     f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
+                     f"{statistics.median(machine):.2f} ({min(machine):.2f}–{max(machine):.2f}) | {memory:.0f} | "
                      f"{'identical' if same else 'DIFFERENT'} |")
     return "\n".join(lines)
 
