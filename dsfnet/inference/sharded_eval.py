@@ -1,9 +1,9 @@
 """Resumable inference over a split on all ranks (``dsfnet eval CONFIG --weights CKPT``, under torchrun or not).
 
 :func:`predict_split_resumable`: each rank detects its share of the videos not yet done (balanced by frame
-count) into a run folder, one atomic file per finished video (:class:`~dsfnet.inference.video_store.
-VideoResultStore`), under a manifest (:mod:`dsfnet.inference.manifest`) that ``resume`` checks; rank 0 merges all
-videos' files in split order. :func:`eval_identity` is what the manifest holds.
+count) into a run folder, one atomic file per finished video (:mod:`dsfnet.inference.video_store`), under a
+manifest (:mod:`dsfnet.inference.manifest`) that ``resume`` checks; rank 0 merges all videos' files in split
+order. :func:`eval_identity` is what the manifest holds.
 
 Every video is detected by a fresh pass of the same :class:`VideoPredictor` (its support frames depend on the
 video and the seed only), so the merged detections do not depend on the number of ranks or on interruptions.
