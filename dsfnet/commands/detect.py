@@ -1,76 +1,71 @@
-"""``dsfnet detect``: run a trained DSFNet on a video file or a folder of frames.
+"""``dsfnet detect``: run a trained DSFNet on a video file or a folder of frames, or on a batch of them.
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
                   [--device cpu] [--n 21] [--sampling shuffled|stride] [--stride 1] [--mode cached|exact] [--seed 0]
                   [--precision fp32|bf16] [--post seqnms [--seqnms-link-iou 0.5] [--seqnms-nms-iou 0.3]]
+    dsfnet detect INPUT [INPUT ...] | FOLDER_OF_VIDEOS | LIST.txt --weights CKPT --out DIR [--skip-bad] [--resume]
+    torchrun --nproc_per_node 8 -m dsfnet detect FOLDER_OF_VIDEOS --weights CKPT --out DIR --device cuda
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
 Both are written to temporary files and moved into place only when the whole video has been processed: a
-failure leaves no partial output under the final names.
+failure leaves no partial output under the final names. A batch (``dsfnet.inference.batch``) writes them into
+``DIR/<input name>/`` and ``DIR/summary.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
+from tqdm import tqdm
+
+from dsfnet.atomic import atomic_open
+from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
+from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
+from dsfnet.postprocess.seqnms import seq_nms_stream
 
 HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a video file (any container/codec FFmpeg decodes) or a folder of frames "
-                                      "(jpg/jpeg/png/bmp, in natural file-name order)")
+    parser.add_argument("input", nargs="+",
+                        help="a video file (any container/codec FFmpeg decodes) or a folder of frames "
+                             "(jpg/jpeg/png/bmp, in natural file-name order); for a batch: several of these, a "
+                             "folder of video files (and of frame folders), or a .txt/.lst list file with one "
+                             "path or URL per line")
     parser.add_argument("--weights", required=True, metavar="CKPT",
                         help="model checkpoint (training checkpoint or exported weights; the model is built from "
                              "the config stored in it)")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder for detections.jsonl and annotated.mp4 (created if missing)")
+                        help="output folder for detections.jsonl and annotated.mp4 (created if missing); a batch "
+                             "writes one sub-folder per input and summary.json")
     parser.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names to keep; None = all classes of the model")
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="keep (write and draw) detections scoring at least this (with --post: the "
                              "post-processed score)")
-    parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--n", type=int, default=None,
-                        help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
-                             "test.num_frames")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame; None = the checkpoint config's test.sampling")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="stride between support frames with --sampling stride; None = test.stride")
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="cached: support features computed once per video; exact: the full network on "
-                             "every test frame's clip; None = test.mode")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the shuffled support order; None = test.seed")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
-                             "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device to run on, e.g. cpu, cuda, cuda:1 (cuda: cuda:LOCAL_RANK under torchrun)")
+    add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="batch: record an unreadable input as failed in summary.json and go on with the others "
+                             "(default: stop with an error; the finished inputs keep their outputs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="batch: continue an interrupted batch in --out, skipping the inputs already done "
+                             "(refused unless the checkpoint and options are the same)")
     add_postprocess_arguments(parser)  # with --post, --score-thr applies to the post-processed scores
-
-
-def _device(name: str):
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"invalid --device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
@@ -85,67 +80,115 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from dsfnet.engine.checkpoint import load_model
-    from dsfnet.atomic import atomic_open
-    from dsfnet.inference.predictor import VideoPredictor
-    from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
-    from dsfnet.postprocess.seqnms import seq_nms_stream
+    # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
+    from dsfnet.device import resolve_device
+    from dsfnet.inference.batch import expand_inputs
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
-    device = _device(args.device)
-    source = open_source(args.input, fps=args.fps)  # missing / not a video: error naming the input
-    model, config = load_model(args.weights, device=device)
-    classes = None
-    if args.classes is not None:
-        classes = [name.strip() for name in args.classes.split(",") if name.strip()]
-        if not classes:
-            raise ValueError("--classes is empty")
-    # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
-    post = postprocess_params(args)
-    predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr if post is None else 0.0,
-                               classes=classes, num_frames=args.n, sampling=args.sampling, stride=args.stride,
-                               mode=args.mode, seed=args.seed, precision=args.precision,
-                               keep_images=not args.no_video and post is None)
-    num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    jsonl_path = out / "detections.jsonl"
-    video_path = out / "annotated.mp4"
+    inputs, batch = expand_inputs(args.input)
+    if batch:
+        return _run_batch(args, inputs)
+    if args.resume or args.skip_bad:
+        raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
+                         "videos)")
+    open_source(inputs[0].source, fps=args.fps)  # missing / not a video: error naming the input, before the model
+    predictor = _predictor(args, resolve_device(args.device))
     started = time.perf_counter()
+    num_frames, total = _detect_into(predictor, args, inputs[0].source, out, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    test = predictor.test
+    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
+          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling})")
+    print(f"detections: {out / 'detections.jsonl'}")
+    if not args.no_video:
+        print(f"annotated video: {out / 'annotated.mp4'}")
+    return 0
+
+
+def _predictor(args: argparse.Namespace, device):
+    """The checkpoint's model on ``device`` in a predictor with the command line's options."""
+    from dsfnet.engine.checkpoint import load_model
+    from dsfnet.inference.predictor import VideoPredictor
+
+    model, config = load_model(args.weights, device=device)
+    config.test = inference_settings(args, config.test)
+    # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
+    post = postprocess_params(args)
+    return VideoPredictor(model, config, score_thresh=args.score_thr if post is None else 0.0,
+                          classes=_classes(args.classes), keep_images=not args.no_video and post is None)
+
+
+def _run_batch(args: argparse.Namespace, inputs) -> int:
+    """Several inputs: one sub-folder each and ``summary.json``; shared among the ranks of ``torchrun``."""
+    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.inference.batch import run_batch
+    from dsfnet.inference.manifest import file_sha256, flatten
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
+
+    context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)
+    try:
+        predictor = _predictor(args, context.device)
+        identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
+                    "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
+                    "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
+        bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
+        run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
+                  identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
+    finally:
+        cleanup(context)
+    return 0
+
+
+def _detect_into(predictor, args: argparse.Namespace, input_path: str, out: Path, progress: bool) -> tuple[int, int]:
+    """Detect one input into ``out`` (``detections.jsonl``, ``annotated.mp4``); returns (frames, detections)."""
+    source = open_source(input_path, fps=args.fps)  # missing / not a video: error naming the input
+    num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
+    out.mkdir(parents=True, exist_ok=True)
+    return num_frames, _write_outputs(predictor, source, num_frames, out, not args.no_video, progress,
+                                      postprocess_params(args), args.score_thr)
+
+
+def _classes(text: Optional[str]) -> Optional[list[str]]:
+    """``--classes car,dog`` as a list (``None``: all classes)."""
+    if text is None:
+        return None
+    classes = [name.strip() for name in text.split(",") if name.strip()]
+    if not classes:
+        raise ValueError("--classes is empty")
+    return classes
+
+
+def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, progress: bool, post=None,
+                   score_thr: float = 0.0) -> int:
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``), each moved into place only when
+    the whole video is done; with ``post`` (Seq-NMS parameters) the video is post-processed first and detections
+    below ``score_thr`` dropped afterwards. Returns the number of detections written."""
     total = 0
-    with atomic_open(jsonl_path, "w") as handle:
-        writer = None if args.no_video else VideoWriter(video_path, fps=source.fps)
+    with atomic_open(out / "detections.jsonl", "w") as handle:
+        writer = VideoWriter(out / "annotated.mp4", fps=source.fps) if video else None
         try:
-            progress = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
-                            disable=args.no_progress, dynamic_ncols=True)
-            stream = progress if post is None else seq_nms_stream(
-                progress, post, args.score_thr, images=None if args.no_video else source.frames())
+            bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
+                       disable=not progress, dynamic_ncols=True, leave=False)
+            stream = bar if post is None else seq_nms_stream(
+                bar, post, score_thr, images=source.frames() if video else None)
             for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
                 total += len(result.scores)
                 if writer is not None:
                     writer.write(draw_detections(result.image, result.boxes, result.labels, result.class_names,
                                                  result.scores))
-            progress.close()
+            bar.close()
             if writer is not None:
                 writer.close()  # renames the finished video into place; the JSON-lines file follows
         except BaseException:
             if writer is not None:
                 writer.abort()
             raise
-    seconds = time.perf_counter() - started
-    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
-          f"sampling {predictor.sampling})")
-    print(f"detections: {jsonl_path}")
-    if not args.no_video:
-        print(f"annotated video: {video_path}")
-    return 0
+    return total

@@ -1,7 +1,14 @@
-"""``dsfnet eval``: evaluate an existing detection file, or (lead's path) a model, with the VID protocol.
+"""``dsfnet eval``: evaluate an existing detection file, or a model, with the VID protocol.
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
-    dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride] ...
+    dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode cached|exact] [--n N]
+                [--sampling shuffled|stride] [--stride S] [--seed S] [--precision fp32|bf16] [--out DIR] [--resume]
+    torchrun --nproc_per_node 8 -m dsfnet eval CONFIG --weights CKPT --out DIR [--resume]
+
+The model path shards the split's videos across the ranks of ``torchrun`` (balanced by frame count; one process
+is one rank), writes each finished video's detections to ``DIR/videos/``
+(:func:`dsfnet.inference.sharded_eval.predict_split_resumable`) and, on rank 0, merges them in split order into
+``DIR/detections.jsonl`` and the report files. ``--resume`` continues a killed evaluation.
 
 Both take ``--post seqnms`` (Seq-NMS before evaluating) and ``--metrics vid,coco`` (the COCO protocol as well).
 """
@@ -9,9 +16,18 @@ Both take ``--post seqnms`` (Seq-NMS before evaluating) and ``--metrics vid,coco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_metrics_argument, add_postprocess_arguments, postprocess_split
+from dsfnet.config import DataConfig, load_config
+from dsfnet.data.split import read_split
+from dsfnet.evaluation.detections import read_detections, write_jsonl
+from dsfnet.evaluation.coco_metrics import coco_report
+from dsfnet.evaluation.report import format_coco_table, format_table, write_report
+from dsfnet.evaluation.vid_map import evaluate
+
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
 
@@ -41,17 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_metrics_argument(parser)
     add_postprocess_arguments(parser)
     # Model-inference options (used with CONFIG).
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="inference strategy: cached support features per video, or the full clip per frame")
-    parser.add_argument("--n", type=int, default=None, help="frames per clip (test frame + n-1 support frames)")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support-frame sampling: shuffled global (paper default) or fixed stride")
-    parser.add_argument("--stride", type=int, default=None, help="stride between support frames (--sampling stride)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the shuffled sampling")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: bfloat16 autocast (fast on GPUs and AMX / AVX512-BF16 CPUs); default test.precision")
+    add_inference_options(parser)
     parser.add_argument("--device", default=None,
-                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available")
+                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available "
+                             "(cuda:LOCAL_RANK under torchrun)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted model evaluation in --out: skip the videos already done "
+                             "(refused unless the checkpoint, config and inference options are the same)")
 
 
 def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
@@ -61,12 +73,10 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     if gt_json is not None:
         if not Path(gt_json).is_file():
             raise FileNotFoundError(f"ground-truth JSON not found: {gt_json}")
-        from dsfnet.data.cocovid import read_cocovid
-        return read_cocovid(gt_json, image_root=None)
+        return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val")
     if not Path(data).is_dir():
         raise FileNotFoundError(f"dataset root not found: {data}")
-    from dsfnet.data.vid import read_vid_split
-    return read_vid_split(data, split or DEFAULT_VID_SPLIT, cache_dir=None, skip_bad=False)
+    return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")
 
 
 def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
@@ -76,10 +86,6 @@ def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title
     Shared by the detection-file path and the model path. ``metrics`` with ``coco``: also the COCO protocol and
     its files (``dsfnet.evaluation.coco_metrics``). Returns the ``EvalResult``.
     """
-    from dsfnet.evaluation.coco_metrics import coco_report
-    from dsfnet.evaluation.report import format_coco_table, format_table, write_report
-    from dsfnet.evaluation.vid_map import evaluate
-
     result = evaluate(dataset, detections, motion=motion)
     coco, coco_files = coco_report(dataset, detections, out_dir) if "coco" in metrics else (None, {})
     paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **coco_files}, coco=coco)
@@ -91,8 +97,6 @@ def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title
 
 
 def _run_detection_file(args: argparse.Namespace) -> int:
-    from dsfnet.evaluation.detections import read_detections
-
     det_path = Path(args.detections)
     if not det_path.is_file():
         raise FileNotFoundError(f"detection file not found: {det_path}")
@@ -117,6 +121,66 @@ def run(args: argparse.Namespace) -> int:
         return _run_detection_file(args)
     if args.weights is None:
         raise ValueError("evaluating a model needs --weights CKPT")
-    # The model path runs inference into a Detections and then calls evaluate_and_report (lead's module).
-    from dsfnet.inference.evaluate import run_model_eval
-    return int(run_model_eval(args) or 0)
+    return _run_model(args)
+
+
+def _model_and_config(args: argparse.Namespace, device):
+    """The checkpoint's model (on ``device``) and the evaluation config: ``CONFIG`` with ``--data`` and the
+    inference options applied, and the checkpoint's own model section (refused when the architectures differ)."""
+    from dsfnet.engine.checkpoint import architecture_differences, load_model
+
+    config = load_config(args.config)
+    if args.data:
+        config.data.root = args.data
+    config.test = inference_settings(args, config.test)
+    model, checkpoint_config = load_model(args.weights, device=device)
+    differences = architecture_differences(checkpoint_config.to_dict()["model"], config.to_dict()["model"])
+    if differences:
+        raise ValueError(f"checkpoint {args.weights} was trained with another architecture than {args.config} "
+                         f"(checkpoint != config): {'; '.join(differences)}")
+    return model, dataclasses.replace(config, model=checkpoint_config.model)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    """``dsfnet eval CONFIG --weights CKPT``: inference over the split on every rank (one process, or each rank
+    of ``torchrun`` its share of the videos), then rank 0 writes the detections and the VID report."""
+    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
+
+    context = init_distributed(args.device or "auto", timeout=INFERENCE_TIMEOUT)
+    try:
+        return _run_model_on_ranks(args, context)
+    finally:
+        cleanup(context)
+
+
+def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
+    from dsfnet.inference.predictor import VideoPredictor
+    from dsfnet.inference.sharded_eval import eval_identity, predict_split_resumable
+
+    model, config = _model_and_config(args, context.device)
+    split = args.split or "val"
+    dataset = read_split(config.data, split)
+    if len(dataset.class_names) != config.model.num_classes:
+        raise ValueError(f"the split has {len(dataset.class_names)} classes but the model predicts "
+                         f"{config.model.num_classes}")
+    out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
+    predictor = VideoPredictor(model, config, keep_images=False, score_thresh=0.0)
+    detections = predict_split_resumable(predictor, dataset, out_dir, eval_identity(args.weights, config, split,
+                                                                                    dataset),
+                                         resume=args.resume, context=context, progress=True)
+    if not context.is_main:
+        return 0
+    write_jsonl(out_dir / "detections.jsonl", dataset, detections)
+    test = config.test
+    # no timings or paths of this run: the report of a sharded or resumed run equals that of one process
+    extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
+             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "stride": test.stride,
+             "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
+             "detections_file": "detections.jsonl"}
+    title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
+                          f"{test.sampling})"
+    detections, post = postprocess_split(args, dataset, detections, out_dir)
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
+                        metrics=args.metrics)
+    return 0

@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Iterator, Optional
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from dsfnet.device import resolve_device
 
 
 @dataclass
@@ -22,7 +25,6 @@ class DistributedContext:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
     backend: Optional[str] = None
 
@@ -35,23 +37,11 @@ class DistributedContext:
         return self.backend is not None
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` if CUDA is available, else ``cpu``; ``cuda`` without CUDA is an error."""
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got '{name}'")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was given but CUDA is not available (torch.cuda.is_available() is False)")
-    if name.startswith("cuda:"):
-        return torch.device(name)
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
-
-
-def init_distributed(device: str = "auto") -> DistributedContext:
+def init_distributed(device: str = "auto", timeout: Optional[timedelta] = None) -> DistributedContext:
     """Join the process group described by torchrun's environment variables (NCCL on GPU, gloo on CPU).
 
     Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) this is a single process and no group is created.
+    ``timeout``: how long a collective call waits for the other ranks (``None``: torch's default, 10-30 min).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -66,8 +56,9 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank)
-    return DistributedContext(rank, world_size, local_rank, torch_device, backend)
+        dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
+                                **({} if timeout is None else {"timeout": timeout}))
+    return DistributedContext(rank, world_size, torch_device, backend)
 
 
 def cleanup(context: DistributedContext) -> None:

@@ -5,6 +5,9 @@ Frames are RGB ``uint8 [H, W, 3]`` numpy arrays, yielded one at a time so that m
 video's length. A source can be read several times (the predictor reads the support frames first, then streams
 all frames); every read yields the same frames.
 
+PyAV is imported where a video is opened or written, not with the module: ``dsfnet --help`` and frame-folder
+inference then never load FFmpeg's libraries.
+
 Frame counting (a decision): a video's frame count is found by one decode pass (``FrameSource.count``). The
 container's own count is missing for many containers (Matroska, WebM, raw H.264 have none) and wrong for
 truncated files, and the support-set indices must point at frames that really decode. Decoding is cheap next to
@@ -20,12 +23,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from dsfnet.atomic import temporary_sibling
+from dsfnet.data.images import load_frame
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +92,6 @@ class FrameListSource(FrameSource):
         return len(self.paths)
 
     def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
-        from dsfnet.data.images import load_frame
-
         for path in self.paths[:stop]:
             array = np.asarray(load_frame(path))  # same decoding rules as training; errors name the file
             size = array.shape[:2]
@@ -248,20 +253,14 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = fps
         self.codec = codec or preferred_codec()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.mp4", dir=self.path.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; the video is a normal output file
+        fd, self._tmp = temporary_sibling(self.path, suffix=".tmp.mp4")
+        os.close(fd)  # PyAV opens the file by name
         self._container = None
         self._stream = None
-        self.frames_written = 0
 
     def write(self, image: np.ndarray) -> None:
         """Append one RGB ``uint8 [H, W, 3]`` frame (all frames must share the first one's size)."""
         import av
-        from fractions import Fraction
 
         height, width = image.shape[:2]
         if self._container is None:
@@ -281,7 +280,6 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
-        self.frames_written += 1
 
     def close(self) -> Path:
         """Flush, close and move the file into place; returns the final path."""
@@ -336,8 +334,6 @@ def color_for(label: int) -> tuple[int, int, int]:
 def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
                     scores: Sequence[float]) -> np.ndarray:
     """A copy of ``image`` (RGB ``uint8 [H, W, 3]``) with boxes ``[k, 4]`` and ``"class score"`` tags drawn."""
-    from PIL import Image, ImageDraw, ImageFont
-
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
