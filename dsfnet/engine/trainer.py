@@ -25,16 +25,18 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dsfnet.atomic import append_line
 from dsfnet.config import Config
 from dsfnet.engine import distributed as dist_utils
 from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                       training_checkpoint)
 from dsfnet.data.dataset import worker_init_fn
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
+from dsfnet.engine.run_dir import locked_run_dir, record_config
+from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 
 logger = logging.getLogger(__name__)
@@ -168,8 +170,7 @@ class RunLogger:
     def log(self, iteration: int, values: dict, prefix: str = "train") -> None:
         if not self.enabled:
             return
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps({"iteration": iteration, prefix: values}) + "\n")
+        append_line(self.metrics_path, json.dumps({"iteration": iteration, prefix: values}))
         for name, value in values.items():
             if isinstance(value, (int, float)) and value is not None and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}/{name}", value, iteration)
@@ -200,10 +201,12 @@ def train(
                      torch.is_deterministic_algorithms_warn_only_enabled(),
                      torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
-        result = _train(config, Path(out_dir), resume, context, dataset, collate_fn, stop_after, progress,
-                        on_iteration)
-        # no rank tears the process group down while another still uses it (gloo aborts the process then)
-        dist_utils.barrier(context)
+        # one run per folder (rank 0 holds the lock); SIGTERM stops after the current iteration
+        with locked_run_dir(Path(out_dir), enabled=context.is_main), stop_on_sigterm():
+            result = _train(config, Path(out_dir), resume, context, dataset, collate_fn, stop_after, progress,
+                            on_iteration)
+            # no rank tears the process group down while another still uses it (gloo aborts the process then)
+            dist_utils.barrier(context)
         return result
     finally:
         dist_utils.cleanup(context)
@@ -239,9 +242,8 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
         _restore_rng(checkpoint, context, tc.seed)
     else:
         seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
-    if context.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.yaml").write_text(yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
+    if context.is_main:  # config.yaml keeps the run's first config; resumes.jsonl what each --resume changed
+        record_config(out_dir, config.to_dict(), checkpoint)
     run_log = RunLogger(out_dir, context.is_main, start)
     net = model
     if context.enabled:
@@ -311,6 +313,10 @@ def _train(config, out_dir, resume, context, dataset, collate_fn, stop_after, pr
                 tic = time.perf_counter()  # keep evaluation out of time_per_iter
             if on_iteration is not None:
                 on_iteration(iteration, model)
+            if iteration < end and (signum := stop_requested(context)) is not None:
+                if iteration % tc.checkpoint_interval != 0:
+                    _save(out_dir / "last.pth", model, config, iteration, optimizer, scheduler, context)
+                raise TrainingStopped(signum, iteration)
     finally:
         stream.close()  # shuts loader workers down
         if bar is not None:
