@@ -16,6 +16,7 @@ Boxes are inclusive pixel corners in the original image, never clipped.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import numpy as np
 
 from dsfnet.data.records import DatasetRecord
 from dsfnet.atomic import atomic_open
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,18 +105,33 @@ def _is_number(value) -> bool:
 def read_detections(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     """Read a detection file, auto-detecting JSON-lines (first non-blank character ``{``) or devkit text.
 
+    An empty (or whitespace-only) file is read as no detections, with a warning naming it.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: a malformed line, an unknown class / label / frame; the message names the file and line.
+        ValueError: a malformed line, an unknown class / label / frame, a frame listed twice, a binary file; the
+            message names the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"detection file not found: {path}")
-    with open(path, "r", encoding="utf-8") as handle:
-        head = handle.read(4096).lstrip()
+    head = next((line.lstrip() for _, line in _text_lines(path) if line.strip()), None)
+    if head is None:
+        logger.warning("%s: the detection file is empty: every class gets AP 0", path)
+        return Detections()
     if head.startswith("{"):
         return read_jsonl(path, dataset)
     return read_devkit_txt(path, dataset)
+
+
+def _text_lines(path: Path):
+    """``(line number, line)`` of a UTF-8 text file; a binary file is a ``ValueError`` naming file and line."""
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{line_no}: not a text detection file (bytes that are not UTF-8)") from None
 
 
 def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
@@ -126,52 +144,56 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     labels: list[int] = []
     scores: list[float] = []
     boxes: list[list[float]] = []
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    first_line: dict[int, int] = {}  # frame position -> line that listed it
+    for line_no, line in _text_lines(path):
+        if not line.strip():
+            continue
 
-            def fail(msg: str) -> ValueError:
-                return ValueError(f"{path}:{line_no}: {msg}")
+        def fail(msg: str) -> ValueError:
+            return ValueError(f"{path}:{line_no}: {msg}")
 
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise fail(f"malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise fail("expected a JSON object per line")
-            video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
-            if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
-                raise fail('expected {"video": str, "frame_index": int, "detections": [...]}')
-            position = lookup.get((video, frame_index))
-            if position is None:
-                raise fail(f"frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
-            for k, det in enumerate(dets):
-                if not isinstance(det, dict):
-                    raise fail(f"detection {k}: expected an object")
-                box = det.get("box")
-                if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
-                    raise fail(f"detection {k}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
-                score = det.get("score")
-                if not _is_number(score):
-                    raise fail(f"detection {k}: 'score' must be a finite number, got {score!r}")
-                label = det.get("label")
-                name = det.get("class")
-                if label is None and name is None:
-                    raise fail(f"detection {k}: needs 'class' (name) or 'label' (1..{num_classes})")
-                if name is not None:
-                    if name not in name_to_label:
-                        raise fail(f"detection {k}: class {name!r} is not a class of the dataset")
-                    if label is not None and label != name_to_label[name]:
-                        raise fail(f"detection {k}: label {label!r} does not match class {name!r} "
-                                   f"(label {name_to_label[name]})")
-                    label = name_to_label[name]
-                if not _is_int(label) or not 1 <= label <= num_classes:
-                    raise fail(f"detection {k}: label {label!r} out of range 1..{num_classes}")
-                frame_ids.append(position)
-                labels.append(label)
-                scores.append(float(score))
-                boxes.append([float(v) for v in box])
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise fail(f"malformed JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise fail("expected a JSON object per line")
+        video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
+        if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
+            raise fail('expected {"video": str, "frame_index": int, "detections": [...]}')
+        position = lookup.get((video, frame_index))
+        if position is None:
+            raise fail(f"frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
+        for k, det in enumerate(dets):
+            if not isinstance(det, dict):
+                raise fail(f"detection {k}: expected an object")
+            box = det.get("box")
+            if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
+                raise fail(f"detection {k}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+            score = det.get("score")
+            if not _is_number(score):
+                raise fail(f"detection {k}: 'score' must be a finite number, got {score!r}")
+            label = det.get("label")
+            name = det.get("class")
+            if label is None and name is None:
+                raise fail(f"detection {k}: needs 'class' (name) or 'label' (1..{num_classes})")
+            if name is not None:
+                if name not in name_to_label:
+                    raise fail(f"detection {k}: class {name!r} is not a class of the dataset")
+                if label is not None and label != name_to_label[name]:
+                    raise fail(f"detection {k}: label {label!r} does not match class {name!r} "
+                               f"(label {name_to_label[name]})")
+                label = name_to_label[name]
+            if not _is_int(label) or not 1 <= label <= num_classes:
+                raise fail(f"detection {k}: label {label!r} out of range 1..{num_classes}")
+            frame_ids.append(position)
+            labels.append(label)
+            scores.append(float(score))
+            boxes.append([float(v) for v in box])
+        if position in first_line:  # a repeated record would count its detections twice
+            raise fail(f"frame (video={video!r}, frame_index={frame_index}) is listed again (first on line "
+                       f"{first_line[position]}); give each frame one record")
+        first_line[position] = line_no
     if not frame_ids:
         return Detections()
     return Detections(np.asarray(frame_ids), np.asarray(labels), np.asarray(scores), np.asarray(boxes))
@@ -184,16 +206,15 @@ def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detectio
     num_classes = len(dataset.class_names)
     tokens: list[str] = []
     line_numbers: list[int] = []
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 7:
-                raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
-                                 f" got {len(fields)}: {line.strip()[:100]!r}")
-            tokens.extend(fields)
-            line_numbers.append(line_no)
+    for line_no, line in _text_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 7:
+            raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
+                             f" got {len(fields)}: {line.strip()[:100]!r}")
+        tokens.extend(fields)
+        line_numbers.append(line_no)
     if not line_numbers:
         return Detections()
     try:
