@@ -84,12 +84,12 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dsfnet.engine.checkpoint import load_model
-    from dsfnet.atomic import atomic_open
+    from dsfnet.atomic import atomic_open, discard
     from dsfnet.inference.predictor import VideoPredictor
     from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
 
-    if args.score_thr < 0:
-        raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
+    if not 0 <= args.score_thr <= 1:  # also refuses nan
+        raise ValueError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
     device = _device(args.device)
@@ -131,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
             if writer is not None:
                 writer.abort()
             raise
+    if args.no_video and discard(video_path):  # an earlier run's video would not show these detections
+        print(f"removed {video_path} of an earlier run (--no-video)")
     seconds = time.perf_counter() - started
     print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
           f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "

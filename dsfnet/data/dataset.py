@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 
 import numpy as np
 import torch
@@ -104,12 +103,7 @@ def collate_clips(batch: list[dict]) -> dict:
 
 def worker_init_fn(worker_id: int) -> None:
     """Seed ``random`` and ``numpy``'s global state from the worker's torch seed (itself derived from the
-    loader's seeded generator), for any library code that draws from them; ignore SIGTERM.
-
-    A scheduler sends SIGTERM to every process of a job: the training process then finishes its iteration,
-    writes ``last.pth`` and shuts its workers down itself, which it could not do if they had died first.
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    loader's seeded generator), for any library code that draws from them."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

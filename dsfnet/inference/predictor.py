@@ -42,6 +42,7 @@ Frames are resized with one scale per video (``dsfnet.data.transforms.resize_sca
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -52,6 +53,8 @@ from torch import Tensor
 
 from dsfnet.config import Config, class_names as config_class_names
 from dsfnet.inference.video_io import FrameSource, open_source
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -224,6 +227,9 @@ class VideoPredictor:
     def plan(self, num_frames: int) -> SupportPlan:
         """The support plan of a video of ``num_frames`` frames."""
         n = self.n if self.uses_support else 1
+        if n > num_frames:  # more frames per clip than the video has would repeat frames within a clip
+            logger.info("the video has %d frames: using n = %d instead of %d", num_frames, num_frames, n)
+            n = num_frames
         return SupportPlan(num_frames, n, self.sampling, self.stride, self.seed)
 
     def predict(self, source: Union[str, FrameSource, Sequence[str]]) -> Iterator[FrameResult]:
