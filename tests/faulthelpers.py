@@ -16,7 +16,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 def _path_of(file) -> str:
     if isinstance(file, int):
         return os.readlink(f"/proc/self/fd/{file}")
-    return os.path.realpath(os.fspath(file))
+    return os.path.realpath(os.fsdecode(file))
 
 
 def _under(file, root: str) -> bool:

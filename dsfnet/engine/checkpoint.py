@@ -85,8 +85,8 @@ class _RecordingWriter:
             self.error = error
             raise
 
-    def flush(self) -> None:
-        self.handle.flush()
+    def __getattr__(self, name: str):  # flush, seek, tell, ...: the real file's
+        return getattr(self.handle, name)
 
 
 def _fsync_dir(folder: Path) -> None:
