@@ -395,13 +395,14 @@ def train_key_frames(num_frames: int, count: int = 15) -> list[int]:
 def _check_frame_size(width: int, height: int) -> None:
     """Refuse frame sizes that are too small to draw on, that JPEG cannot store, or that do not fit in memory."""
     if width < 64 or height < 64:
-        raise ValueError(f"synthetic frames must be at least 64x64 px, got {width}x{height}")
+        raise ValueError(f"synthetic frames (--size) must be at least 64x64 px, got {width}x{height}")
     if max(width, height) > _JPEG_MAX_SIDE:
-        raise ValueError(f"synthetic frames must be at most {_JPEG_MAX_SIDE} px a side (JPEG), got {width}x{height}")
+        raise ValueError(f"synthetic frames (--size) must be at most {_JPEG_MAX_SIDE} px a side (JPEG), got "
+                         f"{width}x{height}")
     need, available = width * height * _BYTES_PER_PIXEL, _available_memory()
     if available is not None and need > available:
-        raise ValueError(f"frames of {width}x{height} px need about {need / 2**30:.1f} GiB of memory to render; "
-                         f"{available / 2**30:.1f} GiB is available")
+        raise ValueError(f"synthetic frames (--size) of {width}x{height} px need about {need / 2**30:.1f} GiB of "
+                         f"memory to render; {available / 2**30:.1f} GiB is available")
 
 
 def _available_memory() -> Optional[int]:
