@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from dsfnet.data.vid import read_vid_split
 
     if Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. {Path(args.out) / 'val.json'}")
+        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. "
+                         f"{Path(args.out) / 'val.json'}")
     dataset = read_vid_split(args.root, args.split, skip_bad=args.skip_bad)
     write_cocovid(dataset, args.out, image_root=args.image_root)
     frames = sum(len(video) for video in dataset.videos)

@@ -130,8 +130,7 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
         raise ValueError(f"{json_path}: not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise ValueError(f"{json_path}: expected a JSON object with categories / videos / images / annotations")
-    where = str(json_path)
-    check_unique_ids(document, where)
+    check_unique_ids(document, where := str(json_path))
     categories = sorted(_field(document, "categories", where), key=lambda c: _field(c, "id", f"{where}: a category"))
     labels = {c["id"]: position for position, c in enumerate(categories, 1)}
     class_names = tuple(str(_field(c, "name", f"{where}: category {c['id']}")) for c in categories)

@@ -138,7 +138,6 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     """Read the JSON-lines format (one object per frame); see the module docstring."""
     path = Path(path)
     lookup = _frame_lookup(dataset)
-    num_classes = len(dataset.class_names)
     name_to_label = {name: i + 1 for i, name in enumerate(dataset.class_names)}
     frame_ids: list[int] = []
     labels: list[int] = []
@@ -165,31 +164,11 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
         if position is None:
             raise fail(f"frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
         for k, det in enumerate(dets):
-            if not isinstance(det, dict):
-                raise fail(f"detection {k}: expected an object")
-            box = det.get("box")
-            if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
-                raise fail(f"detection {k}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
-            score = det.get("score")
-            if not _is_number(score):
-                raise fail(f"detection {k}: 'score' must be a finite number, got {score!r}")
-            label = det.get("label")
-            name = det.get("class")
-            if label is None and name is None:
-                raise fail(f"detection {k}: needs 'class' (name) or 'label' (1..{num_classes})")
-            if name is not None:
-                if name not in name_to_label:
-                    raise fail(f"detection {k}: class {name!r} is not a class of the dataset")
-                if label is not None and label != name_to_label[name]:
-                    raise fail(f"detection {k}: label {label!r} does not match class {name!r} "
-                               f"(label {name_to_label[name]})")
-                label = name_to_label[name]
-            if not _is_int(label) or not 1 <= label <= num_classes:
-                raise fail(f"detection {k}: label {label!r} out of range 1..{num_classes}")
+            label, score, box = _parse_detection(det, name_to_label, lambda msg: fail(f"detection {k}: {msg}"))
             frame_ids.append(position)
             labels.append(label)
-            scores.append(float(score))
-            boxes.append([float(v) for v in box])
+            scores.append(score)
+            boxes.append(box)
         if position in first_line:  # a repeated record would count its detections twice
             raise fail(f"frame (video={video!r}, frame_index={frame_index}) is listed again (first on line "
                        f"{first_line[position]}); give each frame one record")
@@ -197,6 +176,32 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     if not frame_ids:
         return Detections()
     return Detections(np.asarray(frame_ids), np.asarray(labels), np.asarray(scores), np.asarray(boxes))
+
+
+def _parse_detection(det, name_to_label: dict[str, int], fail) -> tuple[int, float, list[float]]:
+    """``(label, score, box)`` of one JSON detection; ``fail(message)`` builds the error naming file and line."""
+    num_classes = len(name_to_label)
+    if not isinstance(det, dict):
+        raise fail("expected an object")
+    box = det.get("box")
+    if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
+        raise fail(f"'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+    score = det.get("score")
+    if not _is_number(score):
+        raise fail(f"'score' must be a finite number, got {score!r}")
+    label = det.get("label")
+    name = det.get("class")
+    if label is None and name is None:
+        raise fail(f"needs 'class' (name) or 'label' (1..{num_classes})")
+    if name is not None:
+        if name not in name_to_label:
+            raise fail(f"class {name!r} is not a class of the dataset")
+        if label is not None and label != name_to_label[name]:
+            raise fail(f"label {label!r} does not match class {name!r} (label {name_to_label[name]})")
+        label = name_to_label[name]
+    if not _is_int(label) or not 1 <= label <= num_classes:
+        raise fail(f"label {label!r} out of range 1..{num_classes}")
+    return label, float(score), [float(v) for v in box]
 
 
 def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:

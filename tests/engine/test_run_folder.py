@@ -21,17 +21,7 @@ from dsfnet.config import load_config
 from dsfnet.engine.checkpoint import load_checkpoint
 from dsfnet.engine.run_dir import LOCK_NAME
 from faulthelpers import fail_writes, make_read_only, one_line_error, snapshot
-
-REPO = Path(__file__).resolve().parents[2]
-TINY = str(REPO / "configs" / "tiny.yaml")
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from dsfnet.data.synth import generate_synthetic_vid
-
-    return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", num_videos=2, seed=0, num_val_videos=1,
-                                  num_frames=6, num_det_images=1)
+from test_train_command import TINY, synth_root  # noqa: F401 (a fixture: a small synthetic dataset)
 
 
 def options(synth_root, *extra: str) -> list[str]:
