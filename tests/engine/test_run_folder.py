@@ -20,6 +20,7 @@ from dsfnet import cli
 from dsfnet.config import load_config
 from dsfnet.engine.checkpoint import load_checkpoint
 from dsfnet.engine.run_dir import LOCK_NAME
+from dsfnet.engine.trainer import train
 from faulthelpers import fail_writes, make_read_only, one_line_error, snapshot
 from test_train_command import TINY, synth_root  # noqa: F401 (a fixture: a small synthetic dataset)
 
@@ -66,7 +67,7 @@ def run_train(out: Path, synth_root, *extra: str, resume: bool = False) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def wait_for_training(process: subprocess.Popen, out: Path, timeout: float = 60) -> None:
+def wait_for_training(process: subprocess.Popen, out: Path, timeout: float = 300) -> None:
     """Until the process has logged its first iteration (it holds the lock and its SIGTERM handler by then)."""
     deadline = time.monotonic() + timeout
     metrics = out / "metrics.jsonl"
@@ -76,46 +77,43 @@ def wait_for_training(process: subprocess.Popen, out: Path, timeout: float = 60)
         time.sleep(0.01)
 
 
-def test_second_run_into_the_same_folder_is_refused(tmp_path, synth_root):
-    out = tmp_path / "run"
-    first = start_train(out, synth_root, "train.iterations=100000", "train.checkpoint_interval=100000")
+def test_second_run_is_refused_and_sigterm_stops_a_run_that_resumes_exactly(tmp_path, synth_root):
+    """Two real processes on one folder, then a real SIGTERM, ``--resume``, and the weights of an uninterrupted run.
+
+    The first run is paused (SIGSTOP) while the second one tries the folder, so that it is still running then,
+    however slow the machine; SIGTERM is delivered when it continues.
+    """
+    out, total = tmp_path / "run", 40
+    extra = (f"train.iterations={total}", "train.checkpoint_interval=1000")
+    first = start_train(out, synth_root, *extra)
     try:
         wait_for_training(first, out)
+        first.send_signal(signal.SIGSTOP)
         config_before = (out / "config.yaml").read_bytes()
         second = start_train(out, synth_root, "train.iterations=3", "train.lr=0.5")
-        _, err = second.communicate(timeout=120)
+        _, err = second.communicate(timeout=300)
         lines = err.strip().splitlines()
         assert second.returncode == 2 and len(lines) == 1, err
         assert lines[0] == (f"dsfnet train: error: run folder {out} is in use by another dsfnet train (pid "
                             f"{first.pid} on {os.uname().nodename}); wait for it to end, or choose another --out")
         assert (out / "config.yaml").read_bytes() == config_before  # the first run's settings
-        assert first.poll() is None  # the first run goes on, undisturbed
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
-    iterations = [json.loads(line)["iteration"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert iterations == list(range(1, len(iterations) + 1))  # one run's records, nothing interleaved
-    assert not (out / LOCK_NAME).exists()  # released when the run ended
-
-
-def test_sigterm_writes_last_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, synth_root):
-    out, total = tmp_path / "run", 30
-    extra = (f"train.iterations={total}", "train.checkpoint_interval=1000")
-    process = start_train(out, synth_root, *extra)
-    wait_for_training(process, out)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+        first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
     stopped_at = load_checkpoint(out / "last.pth")["iteration"]
-    assert process.returncode == 128 + signal.SIGTERM and 1 <= stopped_at < total
+    assert first.returncode == 128 + signal.SIGTERM and 1 <= stopped_at < total, err
     assert err.strip().splitlines()[-1] == (f"dsfnet train: stopped by SIGTERM at iteration {stopped_at}; "
                                             "continue with --resume")
-    assert not (out / "final.pth").exists() and not (out / LOCK_NAME).exists()
+    assert not (out / "final.pth").exists() and not (out / LOCK_NAME).exists()  # the lock went with the run
+    iterations = [json.loads(line)["iteration"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == list(range(1, stopped_at + 1))  # one run's records, nothing interleaved
 
     run_train(out, synth_root, *extra, resume=True)
-    reference = tmp_path / "reference"
-    run_train(reference, synth_root, *extra)
+    config = load_config(TINY, options(synth_root, *extra)[4:])
+    reference = train(config, tmp_path / "reference", device="cpu", progress=False)  # uninterrupted, 2 threads
     weights = load_checkpoint(out / "final.pth")["model"]
-    expected = load_checkpoint(reference / "final.pth")["model"]
+    expected = reference.model.state_dict()
     assert weights.keys() == expected.keys()
     assert all(torch.equal(weights[name], expected[name]) for name in expected)
 
