@@ -8,6 +8,9 @@ import logging
 import sys
 from typing import Optional
 
+from dsfnet.engine.signals import TrainingStopped
+from dsfnet.io_errors import as_write_error, is_write_failure
+
 # sub-command -> module exposing HELP, add_arguments(parser) and run(args) -> int
 COMMANDS = ("demo", "synth", "convert", "train", "eval", "detect")
 
@@ -45,9 +48,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.run(args)
+    except TrainingStopped as stop:  # SIGTERM: last.pth written, "continue with --resume"
+        print(f"dsfnet {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         # user-facing errors are one line; a bug elsewhere still shows its traceback
         print(f"dsfnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a read-only folder, a full disk: "cannot write PATH: read-only file system"
+        if not is_write_failure(error):
+            raise
+        print(f"dsfnet {args.command}: error: {as_write_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dsfnet {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ over the base's. Unknown or misspelled keys raise :class:`ConfigError` naming th
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,12 +192,26 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
             raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
         return tuple(_convert(args[0], item, dotted) for item in value)
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{dotted}' must be float, got {value!r}")
-        return float(value)
+        return _float(value, dotted)
     if hint in (int, str, bool) and type(value) is not hint:
         raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {value!r}")
     return value
+
+
+def _float(value: Any, dotted: str) -> float:
+    """A number, or a string spelling one: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"config key '{dotted}' must be float, got {value!r}")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def _deep_merge(base: dict, update: dict) -> dict:
@@ -216,9 +231,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not a text file (byte {error.start} is not UTF-8)") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     base = values.pop("base", None)
@@ -238,7 +255,10 @@ def parse_overrides(overrides: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({_one_line(error)})") from None
     return nested
 
 
@@ -260,6 +280,7 @@ def validate(config: Config) -> Config:
     ]
     _raise_first(checks)
     check_test(config.test)
+    _check_ranges(config)
     return config
 
 
@@ -279,6 +300,43 @@ def _raise_first(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+# (dotted key, test, what the test means); written so that NaN fails every test
+_RANGES = (
+    ("train.iterations", lambda v: v >= 1, ">= 1"),
+    ("train.lr", lambda v: 0 < v < math.inf, "a finite number > 0"),
+    ("train.lr_gamma", lambda v: 0 < v < math.inf, "a finite number > 0"),
+    ("train.momentum", lambda v: 0 <= v < math.inf, ">= 0"),
+    ("train.weight_decay", lambda v: 0 <= v < math.inf, ">= 0"),
+    ("train.frame_fusion_lr_mult", lambda v: 0 <= v < math.inf, ">= 0"),
+    ("train.instance_fusion_lr_mult", lambda v: 0 <= v < math.inf, ">= 0"),
+    ("train.warmup_iterations", lambda v: v >= 0, ">= 0"),
+    ("train.warmup_factor", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("train.clips_per_step", lambda v: v >= 1, ">= 1"),
+    ("train.clip_grad_norm", lambda v: 0 <= v < math.inf, ">= 0 (0 = off)"),
+    ("train.checkpoint_interval", lambda v: v >= 1, ">= 1"),
+    ("train.log_interval", lambda v: v >= 1, ">= 1"),
+    ("train.eval_interval", lambda v: v >= 0, ">= 0 (0 = off)"),
+    ("train.eval_max_videos", lambda v: v >= 0, ">= 0 (0 = all)"),
+    ("train.lr_steps", lambda v: all(step >= 1 for step in v), "iterations >= 1"),
+    ("data.min_size", lambda v: v >= 1, ">= 1"),
+    ("data.max_size", lambda v: v >= 1, ">= 1"),
+    ("data.num_support", lambda v: v >= 0, ">= 0"),
+    ("data.flip_prob", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("data.num_workers", lambda v: v >= 0, ">= 0"),
+    ("model.roi.score_thresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
+)
+
+
+def _check_ranges(config: Config) -> None:
+    for dotted, ok, meaning in _RANGES:
+        section, *rest = dotted.split(".")
+        value = getattr(config, section)
+        for name in rest:
+            value = getattr(value, name)
+        if not ok(value):
+            raise ConfigError(f"config key '{dotted}' must be {meaning}, got {value!r}")
 
 
 def config_from_dict(values: dict) -> Config:

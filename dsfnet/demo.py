@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from dsfnet.atomic import atomic_write_text
+from dsfnet.atomic import atomic_write_text, discard
 from dsfnet.data.images import load_frame
 from dsfnet.data.synth import HELD_OUT_SEED, generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
@@ -88,18 +88,23 @@ def run_demo(out_dir: str | Path, device: str = "cpu", num_videos: int = 30, num
              weights: Optional[dict[str, Path]] = None) -> dict:
     """Generate held-out videos, run both bundled models, evaluate, write outputs; returns the summary rows."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} exists and is not a folder")
     weights = {**BUNDLED, **(weights or {})}
     for name, path in weights.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"{name} checkpoint not found: {path} (reinstall the package or pass --weights)")
+    # the held-out videos are regenerated whole: no frames of an earlier demo with other settings stay mixed in
     data_root = generate_synthetic_vid(out_dir / "data", 0, seed, num_val_videos=num_videos, num_frames=num_frames,
-                                       num_det_images=0)
+                                       num_det_images=0, overwrite=True)
     dataset = read_vid_split(data_root, "VID_val_videos", cache_dir=out_dir / "data" / ".cache")
     runs = [_run_model(name, Path(path), dataset, out_dir, device, clip_frames) for name, path in weights.items()]
     rows, table = _summary(runs)
     if write_video:
         video = _side_by_side_video(dataset, runs, out_dir / "side_by_side.mp4")
         table += f"\n\nannotated video (left: baseline, right: DSFNet): {video}"
+    elif discard(out_dir / "side_by_side.mp4"):  # an earlier demo's video would not show these results
+        table += f"\n\nremoved the earlier demo's {out_dir / 'side_by_side.mp4'}"
     report = {"videos": num_videos, "frames_per_video": num_frames, "seed": seed, "device": device, "models": rows}
     atomic_write_text(out_dir / "demo_report.txt", table + "\n")
     atomic_write_text(out_dir / "demo_report.json", json.dumps(report, indent=2) + "\n")

@@ -69,7 +69,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycle_between_package_modules():
     graph = _graph()
-    assert len(graph) > 40 and graph["dsfnet.cli"] == set()  # the commands load through importlib
+    # the commands load through importlib
+    assert len(graph) > 40 and not {t for t in graph["dsfnet.cli"] if t.startswith("dsfnet.commands")}
     assert "dsfnet.models.detector" in graph["dsfnet.models.build"]
     assert _cycle(graph) == []
 

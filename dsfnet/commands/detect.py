@@ -26,7 +26,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
-from dsfnet.atomic import atomic_open
+from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
 from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
@@ -84,8 +84,8 @@ def _run(args: argparse.Namespace) -> int:
     from dsfnet.device import resolve_device
     from dsfnet.inference.batch import expand_inputs
 
-    if args.score_thr < 0:
-        raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
+    if not 0 <= args.score_thr <= 1:  # also refuses nan
+        raise ValueError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
     out = Path(args.out)
@@ -191,4 +191,6 @@ def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, p
             if writer is not None:
                 writer.abort()
             raise
+    if not video and discard(out / "annotated.mp4"):  # an earlier run's video would not show these detections
+        print(f"removed {out / 'annotated.mp4'} of an earlier run (--no-video)")
     return total

@@ -25,6 +25,7 @@ Conventions:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -86,6 +87,35 @@ def _field(item: dict, key: str, where: str) -> Any:
     return item[key]
 
 
+def _first_repeat(values) -> Any:
+    """The first value that occurs a second time in ``values``, or ``None``."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
+def check_unique_ids(document: dict, where: str) -> None:
+    """Refuse repeated ids (categories, videos, images, annotations), category names and (video_id, frame_id)
+    pairs: silently merged, they change the ground truth's counts. ``where`` (the file) heads the message."""
+    images = document.get("images", [])
+    checks = [
+        ("category id", (c.get("id") for c in document.get("categories", []))),
+        ("category name", (c.get("name") for c in document.get("categories", []))),
+        ("video id", (v.get("id") for v in document.get("videos", []))),
+        ("image id", (image.get("id") for image in images)),
+        ("annotation id", (a["id"] for a in document.get("annotations", []) if "id" in a)),
+        ("(video_id, frame_id)", ((image.get("video_id"), image.get("frame_id")) for image in images
+                                  if image.get("video_id", -1) not in (None, -1))),
+    ]
+    for what, values in checks:
+        repeated = _first_repeat(values)
+        if repeated is not None:
+            raise ValueError(f"{where}: ground truth lists {what} {repeated!r} twice")
+
+
 def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> DatasetRecord:
     """Read a CocoVID JSON file into records (see the module docstring for the conventions)."""
     json_path = Path(json_path)
@@ -98,7 +128,7 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
         raise ValueError(f"{json_path}: not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise ValueError(f"{json_path}: expected a JSON object with categories / videos / images / annotations")
-    where = str(json_path)
+    check_unique_ids(document, where := str(json_path))
     categories = sorted(_field(document, "categories", where), key=lambda c: _field(c, "id", f"{where}: a category"))
     labels = {c["id"]: position for position, c in enumerate(categories, 1)}
     class_names = tuple(str(_field(c, "name", f"{where}: category {c['id']}")) for c in categories)
@@ -151,7 +181,11 @@ def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool,
         category = _field(ann, "category_id", there)
         if category not in labels:
             raise ValueError(f"{there} has unknown category_id {category}")
-        x, y, w, h = (float(value) for value in _field(ann, "bbox", there))
+        bbox = _field(ann, "bbox", there)
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+            raise ValueError(f"{there}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+        x, y, w, h = (float(value) for value in bbox)
         if w < 0 or h < 0:
             raise ValueError(f"{there} has a negative bbox width or height")
         boxes.append(clip_box(x, y, x + w, y + h, width, height))

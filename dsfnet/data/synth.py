@@ -36,6 +36,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageFilter
 
+from dsfnet.atomic import replaced_directory
 from dsfnet.data.classes import VID_CLASSES
 
 #: seed of held-out synthetic videos (``dsfnet demo``): the bundled checkpoints were trained on seed 0
@@ -54,6 +55,9 @@ _DEGRADATIONS = ("motion_blur", "defocus", "low_contrast", "occlusion", "rare_po
 _DEGRADATION_WEIGHTS = (0.25, 0.25, 0.15, 0.2, 0.15)
 _SPRITE = 64  # canonical sprite height in pixels
 _WNID = dict(VID_CLASSES)
+# memory to render one frame, per pixel: measured 60-90 bytes (float64 noise, float32 canvases, the JPEG encoder)
+_BYTES_PER_PIXEL = 100
+_JPEG_MAX_SIDE = 65500
 
 
 # ------------------------------------------------------------------------------------------- shapes and textures
@@ -391,11 +395,43 @@ def train_key_frames(num_frames: int, count: int = 15) -> list[int]:
     return sorted({int((2 * i + 1) * num_frames / (2 * count)) for i in range(count)})
 
 
+def _check_frame_size(width: int, height: int) -> None:
+    """Refuse frame sizes that are too small to draw on, that JPEG cannot store, or that do not fit in memory."""
+    if width < 64 or height < 64:
+        raise ValueError(f"synthetic frames (--size) must be at least 64x64 px, got {width}x{height}")
+    if max(width, height) > _JPEG_MAX_SIDE:
+        raise ValueError(f"synthetic frames (--size) must be at most {_JPEG_MAX_SIDE} px a side (JPEG), got "
+                         f"{width}x{height}")
+    need, available = width * height * _BYTES_PER_PIXEL, _available_memory()
+    if available is not None and need > available:
+        raise ValueError(f"synthetic frames (--size) of {width}x{height} px need about {need / 2**30:.1f} GiB of "
+                         f"memory to render; {available / 2**30:.1f} GiB is available")
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else physical memory), or ``None``."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, seed: int = 0, *,
                            num_val_videos: int = 10, num_frames: int = 40, num_det_images: int = 20,
                            size: tuple[int, int] = (160, 128), jpeg_quality: int = 90,
-                           progress: Optional[Callable[[int, int], None]] = None) -> Path:
+                           progress: Optional[Callable[[int, int], None]] = None, overwrite: bool = False) -> Path:
     """Write a synthetic dataset in the ImageNet VID layout under ``out_root`` (see the module docstring).
+
+    The dataset is built in a temporary sibling folder and moved into place when complete: a failure leaves
+    ``out_root`` as it was, and an existing non-empty ``out_root`` is refused (``FileExistsError``) unless
+    ``overwrite``, which replaces it whole.
 
     Args:
         num_videos / num_val_videos: snippets of the train / val split.
@@ -408,9 +444,17 @@ def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, se
     width, height = size
     if min(num_videos, num_val_videos, num_det_images) < 0 or num_frames < 1:
         raise ValueError("video, image and frame counts must be >= 0 (frames >= 1)")
-    if width < 64 or height < 64:
-        raise ValueError(f"synthetic frames must be at least 64x64 px, got {width}x{height}")
-    root = Path(out_root)
+    _check_frame_size(width, height)
+    with replaced_directory(out_root, overwrite) as build:
+        _write_dataset(build, num_videos, seed, num_val_videos, num_frames, num_det_images, width, height,
+                       jpeg_quality, progress)
+    return Path(out_root)
+
+
+def _write_dataset(root: Path, num_videos: int, seed: int, num_val_videos: int, num_frames: int,
+                   num_det_images: int, width: int, height: int, jpeg_quality: int,
+                   progress: Optional[Callable[[int, int], None]]) -> None:
+    """The body of :func:`generate_synthetic_vid`, writing into ``root``."""
     total, done = num_videos + num_val_videos + num_det_images, 0
     train_lines, val_lines, frame_lines, det_lines = [], [], [], []
     for part, count in ((0, num_videos), (1, num_val_videos)):
@@ -440,4 +484,3 @@ def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, se
     (sets / "VID_val_videos.txt").write_text("".join(line + "\n" for line in val_lines))
     (sets / "VID_val_frames.txt").write_text("".join(line + "\n" for line in frame_lines))
     (sets / "DET_train_30classes.txt").write_text("\n".join(det_lines))  # no trailing newline, like the real one
-    return root

@@ -59,9 +59,35 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """
     path = Path(path)
     with atomic_open(path, "wb") as handle:
-        torch.save(state, handle)
+        writer = _RecordingWriter(handle)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is None:
+                raise
+            raise writer.error from None  # the real cause: a full disk (WriteError naming path), Ctrl-C, ...
     _fsync_dir(path.parent)
     return path
+
+
+class _RecordingWriter:
+    """Passes ``torch.save``'s writes to ``handle`` and keeps the exception a write raised: torch.save reports any
+    exception of its write callback (``OSError`` of a full disk, ``KeyboardInterrupt``) as
+    "[enforce fail at inline_container.cc] unexpected pos", which names neither."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.error: Optional[BaseException] = None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str):  # flush, seek, tell, ...: the real file's
+        return getattr(self.handle, name)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -87,6 +113,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
             unsupported ``format_version``.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = next((str(path / name) for name in ("final.pth", "last.pth") if (path / name).is_file()), None)
+        raise ValueError(f"checkpoint {path} is a folder, not a checkpoint file"
+                         + (f" (did you mean {inside}?)" if inside else ""))
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dsfnet.atomic import append_line
 from dsfnet.engine import distributed as dist_utils
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class RunLog:
     def log(self, iteration: int, values: dict, prefix: str = "train") -> None:
         if not self.enabled:
             return
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps({"iteration": iteration, prefix: values}) + "\n")
+        append_line(self.metrics_path, json.dumps({"iteration": iteration, prefix: values}))
         for name, value in values.items():
             if isinstance(value, (int, float)) and value is not None and math.isfinite(value):
                 self.writer.add_scalar(f"{prefix}/{name}", value, iteration)

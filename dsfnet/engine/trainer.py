@@ -27,7 +27,6 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -40,6 +39,8 @@ from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_sta
                                       training_checkpoint)
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
+from dsfnet.engine.run_dir import locked_run_dir, record_config
+from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 from dsfnet.jsonable import jsonable
 from dsfnet.models.backbone import check_trainable_from
@@ -157,11 +158,13 @@ def train(
                      torch.is_deterministic_algorithms_warn_only_enabled(),
                      torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
-        trainer = Trainer(config, Path(out_dir), context, resume, dataset, collate_fn, stop_after)
-        trainer.hooks = default_hooks(trainer, progress, evaluation) + list(hooks)
-        result = trainer.run()
-        # no rank tears the process group down while another still uses it (gloo aborts the process then)
-        dist_utils.barrier(context)
+        # one run per folder (rank 0 holds the lock); SIGTERM stops after the current iteration
+        with locked_run_dir(Path(out_dir), enabled=context.is_main), stop_on_sigterm():
+            trainer = Trainer(config, Path(out_dir), context, resume, dataset, collate_fn, stop_after)
+            trainer.hooks = default_hooks(trainer, progress, evaluation) + list(hooks)
+            result = trainer.run()
+            # no rank tears the process group down while another still uses it (gloo aborts the process then)
+            dist_utils.barrier(context)
         return result
     finally:
         dist_utils.cleanup(context)
@@ -198,9 +201,9 @@ class Trainer:
         self.iteration = self._restore(checkpoint) if checkpoint is not None else 0
         if checkpoint is None:
             seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
-        if context.is_main:
+        if context.is_main:  # config.yaml keeps the run's first config; resumes.jsonl what each --resume changed
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "config.yaml").write_text(yaml.safe_dump(jsonable(config.to_dict()), sort_keys=False))
+            record_config(out_dir, config.to_dict(), checkpoint)
         self.net = self.model
         if context.enabled:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
@@ -236,6 +239,7 @@ class Trainer:
                 self.iteration += 1
                 for hook in self.hooks:
                     hook.after_step(self)
+                self._stop_if_signalled()
         finally:
             self.stream.close()  # shuts loader workers down
             for hook in self.hooks:
@@ -247,6 +251,13 @@ class Trainer:
             logger.info("training finished: %s", self.out_dir / "final.pth")
         metrics = next((hook.last for hook in self.hooks if isinstance(hook, MetricsLog)), {})
         return TrainResult(self.model, self.iteration, finished, metrics)
+
+    def _stop_if_signalled(self) -> None:
+        """After SIGTERM (on any rank): ``last.pth`` of this iteration, then :class:`TrainingStopped`."""
+        if self.iteration < self.end and (signum := stop_requested(self.context)) is not None:
+            if self.iteration % self.config.train.checkpoint_interval != 0:  # not just written by its hook
+                self.save(self.out_dir / "last.pth")
+            raise TrainingStopped(signum, self.iteration)
 
     def run_step(self) -> dict:
         """One optimiser step over ``train.accumulation_steps`` batches (bf16 autocast on GPU when ``train.amp``;

@@ -16,6 +16,7 @@ Boxes are inclusive pixel corners in the original image, never clipped.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import numpy as np
 
 from dsfnet.data.records import DatasetRecord
 from dsfnet.atomic import atomic_open
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,18 +105,33 @@ def _is_number(value) -> bool:
 def read_detections(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     """Read a detection file, auto-detecting JSON-lines (first non-blank character ``{``) or devkit text.
 
+    An empty (or whitespace-only) file is read as no detections, with a warning naming it.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: a malformed line, an unknown class / label / frame; the message names the file and line.
+        ValueError: a malformed line, an unknown class / label / frame, a frame listed twice, a binary file; the
+            message names the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"detection file not found: {path}")
-    with open(path, "r", encoding="utf-8") as handle:
-        head = handle.read(4096).lstrip()
+    head = next((line.lstrip() for _, line in _text_lines(path) if line.strip()), None)
+    if head is None:
+        logger.warning("%s: the detection file is empty: every class gets AP 0", path)
+        return Detections()
     if head.startswith("{"):
         return read_jsonl(path, dataset)
     return read_devkit_txt(path, dataset)
+
+
+def _text_lines(path: Path):
+    """``(line number, line)`` of a UTF-8 text file; a binary file is a ``ValueError`` naming file and line."""
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{line_no}: not a text detection file (bytes that are not UTF-8)") from None
 
 
 def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
@@ -122,20 +140,36 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     lookup = _frame_lookup(dataset)
     name_to_label = {name: i + 1 for i, name in enumerate(dataset.class_names)}
     rows: list[tuple[int, int, float, list[float]]] = []  # (frame position, label, score, box)
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                rows.extend(_jsonl_record(line, f"{path}:{line_no}", lookup, name_to_label,
-                                          len(dataset.class_names)))
+    first_line: dict[int, int] = {}  # frame position -> line that listed it
+    for line_no, line in _text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        position, frame_rows = _jsonl_record(line, where, lookup, name_to_label, len(dataset.class_names))
+        if position in first_line:  # a repeated record would count its detections twice
+            raise ValueError(f"{where}: frame {_frame_name(dataset, position)} is listed again (first on line "
+                             f"{first_line[position]}); give each frame one record")
+        first_line[position] = line_no
+        rows.extend(frame_rows)
     if not rows:
         return Detections()
     frame_ids, labels, scores, boxes = zip(*rows)
     return Detections(np.asarray(frame_ids), np.asarray(labels), np.asarray(scores), np.asarray(boxes))
 
 
-def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_classes: int) -> list[tuple]:
-    """The detections of one JSON-lines record as ``(frame position, label, score, box)``; ``ValueError``
-    naming ``where`` (file:line) for anything malformed."""
+def _frame_name(dataset: DatasetRecord, position: int) -> str:
+    """``(video='...', frame_index=N)`` of the frame at ``position`` of ``dataset.frames()``."""
+    for video in dataset.videos:
+        if position < len(video.frames):
+            return f"(video={video.name!r}, frame_index={video.frames[position].frame_index})"
+        position -= len(video.frames)
+    return f"at position {position}"
+
+
+def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_classes: int
+                  ) -> tuple[int, list[tuple]]:
+    """One JSON-lines record: its frame position and its detections as ``(frame position, label, score, box)``;
+    ``ValueError`` naming ``where`` (file:line) for anything malformed."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -148,8 +182,8 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
     position = lookup.get((video, frame_index))
     if position is None:
         raise ValueError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
-    return [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
-            for k, det in enumerate(dets)]
+    return position, [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
+                      for k, det in enumerate(dets)]
 
 
 def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> tuple[int, float, list[float]]:
@@ -183,16 +217,15 @@ def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detectio
     num_classes = len(dataset.class_names)
     tokens: list[str] = []
     line_numbers: list[int] = []
-    with open(path, "r", encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 7:
-                raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
-                                 f" got {len(fields)}: {line.strip()[:100]!r}")
-            tokens.extend(fields)
-            line_numbers.append(line_no)
+    for line_no, line in _text_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 7:
+            raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
+                             f" got {len(fields)}: {line.strip()[:100]!r}")
+        tokens.extend(fields)
+        line_numbers.append(line_no)
     if not line_numbers:
         return Detections()
     try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -45,6 +46,8 @@ from dsfnet.inference.geometry import Geometry
 from dsfnet.inference.plan import SupportPlan, plan_support
 from dsfnet.inference.video_io import FrameSource, open_source
 from dsfnet.inference.window import FeatureWindow
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,6 +138,9 @@ class VideoPredictor:
     def plan(self, num_frames: int) -> SupportPlan:
         """The support plan of a video of ``num_frames`` frames (none for a model without fusion)."""
         n = self.test.num_frames if self.model.uses_support else 1
+        if n > num_frames:  # more frames per clip than the video has would repeat frames within a clip
+            logger.info("the video has %d frames: using n = %d instead of %d", num_frames, num_frames, n)
+            n = num_frames
         return plan_support(num_frames, n, self.test.sampling, self.test.stride, self.test.seed)
 
     def predict(self, source: Union[str, FrameSource, Sequence[str]]) -> Iterator[FrameResult]:
