@@ -140,10 +140,17 @@ class TrainConfig:
     eval_max_videos: int = 0  # 0 = the whole validation split
 
 
+#: test.sampling: offline (the whole video first: shuffled, stride, shuffled_window) or online (causal)
+TEST_SAMPLINGS = ("shuffled", "stride", "causal", "shuffled_window")
+#: test.memory: which past frames causal sampling keeps as support
+TEST_MEMORIES = ("recent", "spread")
+
+
 @dataclass
 class TestConfig:
     num_frames: int = 21  # n: test frame + n-1 support frames
-    sampling: str = "shuffled"  # shuffled | stride
+    sampling: str = "shuffled"  # shuffled | stride | causal | shuffled_window
+    memory: str = "recent"  # causal support memory: recent (the n-1 latest frames) | spread (reservoir of the past)
     stride: int = 1
     mode: str = "cached"  # cached | exact
     seed: int = 0
@@ -252,7 +259,8 @@ def validate(config: Config) -> Config:
         (config.model.roi.representation_size % config.model.instance_fusion.num_heads == 0,
          "model.roi.representation_size must be divisible by model.instance_fusion.num_heads"),
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
-        (config.test.sampling in ("shuffled", "stride"), "test.sampling must be shuffled or stride"),
+        (config.test.sampling in TEST_SAMPLINGS, f"test.sampling must be one of {', '.join(TEST_SAMPLINGS)}"),
+        (config.test.memory in TEST_MEMORIES, f"test.memory must be one of {', '.join(TEST_MEMORIES)}"),
         (config.test.precision in ("fp32", "bf16"), "test.precision must be fp32 or bf16"),
         (config.test.mode in ("cached", "exact"), "test.mode must be cached or exact"),
         (config.test.num_frames >= 1, "test.num_frames must be >= 1"),

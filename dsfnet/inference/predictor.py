@@ -42,6 +42,7 @@ Frames are resized with one scale per video (``dsfnet.data.transforms.resize_sca
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -50,7 +51,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dsfnet.config import Config, class_names as config_class_names
+from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS, Config, class_names as config_class_names
+from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.video_io import FrameSource, open_source
 
 
@@ -180,7 +182,7 @@ class VideoPredictor:
                  score_thresh: float = 0.0, classes: Optional[Iterable[str]] = None,
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
                  mode: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
-                 keep_images: bool = True):
+                 keep_images: bool = True, memory: Optional[str] = None):
         self.device = torch.device(device)
         model = getattr(model, "module", model)  # a DistributedDataParallel wrapper: use the model inside
         self.model = model.to(self.device).eval()
@@ -192,10 +194,13 @@ class VideoPredictor:
         self.mode = mode if mode is not None else test.mode
         self.seed = int(seed if seed is not None else test.seed)
         self.precision = precision if precision is not None else test.precision
+        self.memory = memory if memory is not None else test.memory
         if self.n < 1:
             raise ValueError(f"the number of frames per clip (n) must be >= 1, got {self.n}")
-        if self.sampling not in ("shuffled", "stride"):
-            raise ValueError(f"sampling must be 'shuffled' or 'stride', got {self.sampling!r}")
+        if self.sampling not in TEST_SAMPLINGS:
+            raise ValueError(f"sampling must be one of {', '.join(TEST_SAMPLINGS)}, got {self.sampling!r}")
+        if self.memory not in TEST_MEMORIES:
+            raise ValueError(f"memory must be one of {', '.join(TEST_MEMORIES)}, got {self.memory!r}")
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if self.mode not in ("cached", "exact"):
@@ -229,18 +234,107 @@ class VideoPredictor:
     def predict(self, source: Union[str, FrameSource, Sequence[str]]) -> Iterator[FrameResult]:
         """Yield a :class:`FrameResult` per frame of ``source``, in order.
 
-        ``source``: a video file, a folder of frames, a list of image paths or a :class:`FrameSource`.
-        Raises ``FileNotFoundError`` / ``ValueError`` (naming the input) for missing or unreadable input.
+        ``source``: a video file, a folder of frames, a list of image paths, a live stream (``video_io.LiveSource``,
+        causal sampling only) or a :class:`FrameSource`. Raises ``FileNotFoundError`` / ``ValueError`` (naming the
+        input) for missing or unreadable input.
         """
         source = open_source(source)
+        if self.sampling == "causal":
+            yield from self.stream(source.frames())
+            return
+        if source.live:
+            raise ValueError(f"{source.path} is a live stream of unknown length, but sampling {self.sampling!r} "
+                             "needs the whole video first: use --sampling causal (test.sampling: causal)")
         num_frames = source.count()
         if num_frames == 0:
             raise ValueError(f"{source.path}: no frames")
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                    enabled=self.precision == "bf16"):
-            yield from self._predict(source, num_frames)
+        with self._inference_context():
+            if self.sampling == "shuffled_window" and self.uses_support:
+                yield from self._predict_window(source, num_frames)
+            else:
+                yield from self._predict(source, num_frames)
+
+    def stream(self, frames: Iterable[Union[np.ndarray, "PIL.Image.Image"]]) -> Iterator[FrameResult]:
+        """Causal inference over any iterable of frames (RGB ``uint8 [H, W, 3]`` arrays or PIL images, e.g. a
+        camera's): yields each frame's :class:`FrameResult` as soon as that frame is processed, before the next
+        frame is read. Each frame is fused with frames that came before it only, held in a memory of at most
+        n−1 frames (``memory``: ``recent`` or ``spread``, see ``dsfnet.inference.causal``).
+
+        Raises ``ValueError`` when the predictor was built with an offline sampling (``stream`` cannot read ahead).
+        """
+        if self.sampling != "causal":
+            raise ValueError(f"stream() runs causal inference, but this predictor's sampling is {self.sampling!r}: "
+                             "build it with sampling='causal'")
+        capacity = self.n - 1 if self.uses_support else 0
+        self.stats = {"frames": 0, "backbone_frames": 0, "max_stored": 0, "support_caches": 0}
+        self._geometry = None
+        images: dict[int, np.ndarray] = {}
+
+        def arrivals() -> Iterator[int]:  # the plan pulls one frame per step, after the previous step is done
+            for index, image in enumerate(frames):
+                images[index] = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else image
+                yield index
+
+        steps = causal_steps(arrivals(), make_memory(self.memory, capacity, self.seed))
+        with self._inference_context():
+            yield from self._run_steps(steps, lambda index: images.pop(index), keep_order=True)
 
     # ------------------------------------------------------------------ internals
+    @contextlib.contextmanager
+    def _inference_context(self) -> Iterator[None]:
+        """No autograd, and bf16 autocast when ``precision`` is bf16."""
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.precision == "bf16"):
+            yield
+
+    def _predict_window(self, source: FrameSource, num_frames: int) -> Iterator[FrameResult]:
+        """``shuffled_window``: the steps run in the shuffled order (frames read by index), results come out in
+        temporal order once all are done."""
+        if not hasattr(source, "frame"):
+            raise ValueError(f"{source.path}: sampling 'shuffled_window' reads frames in a shuffled order and needs "
+                             "a folder of frames (or a list of image files), not a video stream")
+        self.stats = {"frames": 0, "backbone_frames": 0, "max_stored": 0, "support_caches": 0}
+        self._geometry = None
+        results = {result.index: result for result in
+                   self._run_steps(shuffled_window_steps(num_frames, self.n, self.seed), source.frame, False)}
+        for index in range(num_frames):
+            result = results.pop(index)
+            if self.keep_images:
+                result.image = source.frame(index)
+            yield result
+
+    def _run_steps(self, steps: Iterable[Step], read, keep_order: bool) -> Iterator[FrameResult]:
+        """Run a streamed plan: for each step, the test frame against its support frames in memory.
+
+        ``read(index)`` gives a frame's image; the backbone runs once per frame (a support frame whose features are
+        computed before its own test keeps its conv4 until then). ``keep_order``: the image of each result is the
+        one just read (causal); otherwise results carry no image.
+        """
+        memory: dict[int, Tensor] = {}  # frame -> its raw conv4, while it is a support frame
+        ahead: dict[int, Tensor] = {}  # frames computed as support before their own test
+        for step in steps:
+            for frame in step.support:
+                if frame not in memory:
+                    memory[frame] = ahead[frame] = self._conv4(read(frame))
+            self.stats["max_stored"] = max(self.stats["max_stored"], len(memory))
+            image = read(step.test) if step.test not in ahead else None
+            conv4 = ahead.pop(step.test) if step.test in ahead else self._conv4(image)
+            detections = self._detect(conv4, [memory[frame] for frame in step.support])
+            self.stats["frames"] += 1
+            yield self._result(step.test, detections, image if keep_order and self.keep_images else None)
+            if step.keep:
+                memory[step.test] = conv4
+            for frame in step.release:
+                del memory[frame]
+
+    def _detect(self, conv4: Tensor, support: list[Tensor]) -> dict[str, Tensor]:
+        """One test frame's detections, fused with the raw conv4 of its support frames."""
+        if self.mode == "exact" or not support:
+            return self.model.detect_exact(torch.cat(support + [conv4]), self._geometry["size"], len(support))
+        self.stats["support_caches"] += 1
+        cache = self.model.build_support_cache(torch.cat(support), self._geometry["size"])
+        return self.model.detect_cached(conv4, cache, self._geometry["size"])
+
     def _predict(self, source: FrameSource, num_frames: int) -> Iterator[FrameResult]:
         plan = self.plan(num_frames)
         self.stats = {"frames": num_frames, "backbone_frames": 0, "max_stored": 0, "support_caches": 0}
@@ -370,4 +464,5 @@ class VideoPredictor:
         boxes, labels, scores = boxes[keep][order], labels[keep][order], scores[keep][order]
         names = [self.class_names[label - 1] for label in labels.tolist()]
         return FrameResult(index, boxes.reshape(-1, 4), labels, scores, names, image)
+
 
