@@ -1,13 +1,18 @@
-"""``dsfnet detect``: run a trained DSFNet on a video file or a folder of frames.
+"""``dsfnet detect``: run a trained DSFNet on a video file, a folder of frames or a live stream.
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
-                  [--device cpu] [--n 21] [--sampling shuffled|stride] [--stride 1] [--mode cached|exact] [--seed 0]
-                  [--precision fp32|bf16]
+                  [--device cpu] [--n 21] [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread]
+                  [--stride 1] [--mode cached|exact] [--seed 0] [--precision fp32|bf16] [--timeout 10]
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
-Both are written to temporary files and moved into place only when the whole video has been processed: a
-failure leaves no partial output under the final names.
+
+- Files and folders: both outputs are written to temporary files and moved into place only when the whole video
+  has been processed: a failure leaves no partial output under the final names.
+- Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only): both are written in
+  place as frames are processed (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
+  that a consumer can follow them. Ctrl-C, the end of the stream or a stall longer than ``--timeout`` closes both
+  cleanly, playable up to the last frame; a stall then ends with an error naming the stream.
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ import time
 import warnings
 from pathlib import Path
 
-HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
+from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS
+from dsfnet.inference.video_io import DEFAULT_STALL_TIMEOUT
+
+HELP = "detect objects in a video file, a folder of frames or a live stream with a trained model (JSON-lines + " \
+       "annotated video)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a video file (any container/codec FFmpeg decodes) or a folder of frames "
-                                      "(jpg/jpeg/png/bmp, in natural file-name order)")
+    parser.add_argument("input", help="a video file (any container/codec FFmpeg decodes), a folder of frames "
+                                      "(jpg/jpeg/png/bmp, in natural file-name order), or a live stream: a URL "
+                                      "FFmpeg opens (rtsp://, rtmp://, http(s)://, tcp://, udp://, ...), a V4L2 "
+                                      "camera (/dev/video0) or - for a container stream on standard input "
+                                      "(live streams need --sampling causal)")
     parser.add_argument("--weights", required=True, metavar="CKPT",
                         help="model checkpoint (training checkpoint or exported weights; the model is built from "
                              "the config stored in it)")
@@ -39,9 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=None,
                         help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
                              "test.num_frames")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame; None = the checkpoint config's test.sampling")
+    parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
+                        help="support frames: shuffled global set (paper default), fixed stride around the test "
+                             "frame, causal (past frames only, from a bounded memory: the only choice for live "
+                             "streams) or shuffled_window (each frame with its n-1 neighbours in a shuffled order, "
+                             "frame folders only); None = the checkpoint config's test.sampling")
+    parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
+                        help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
+                             "sample of the whole past, fixed size n-1); None = test.memory")
     parser.add_argument("--stride", type=int, default=None,
                         help="stride between support frames with --sampling stride; None = test.stride")
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,
@@ -54,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="SECONDS",
+                        help="live streams: stop when no frame arrives for this long (outputs are kept)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -81,19 +100,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from dsfnet.engine.checkpoint import load_model
-    from dsfnet.atomic import atomic_open
     from dsfnet.inference.predictor import VideoPredictor
-    from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
+    from dsfnet.inference.video_io import StreamStalled, is_live_input, open_source
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
     device = _device(args.device)
-    source = open_source(args.input, fps=args.fps)  # missing / not a video: error naming the input
     model, config = load_model(args.weights, device=device)
     classes = None
     if args.classes is not None:
@@ -102,25 +119,62 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError("--classes is empty")
     predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
                                num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                               seed=args.seed, precision=args.precision, keep_images=not args.no_video)
-    num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
-
+                               seed=args.seed, precision=args.precision, keep_images=not args.no_video,
+                               memory=args.memory)
+    if is_live_input(args.input) and predictor.sampling != "causal":  # said before connecting to the stream
+        raise ValueError(f"{args.input} is a live stream: it needs --sampling causal (got {predictor.sampling}, "
+                         "which needs the whole video first)")
+    source = open_source(args.input, fps=args.fps, timeout=args.timeout)  # missing / unreadable: error naming it
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    jsonl_path = out / "detections.jsonl"
-    video_path = out / "annotated.mp4"
     started = time.perf_counter()
-    total = 0
-    with atomic_open(jsonl_path, "w") as handle:
-        writer = None if args.no_video else VideoWriter(video_path, fps=source.fps)
+    counts = {"frames": 0, "detections": 0}
+    try:
+        _write_outputs(predictor, source, out, args, counts)
+    except (KeyboardInterrupt, StreamStalled):
+        if source.live:  # the outputs were closed cleanly and are kept: say what they hold
+            _summary(predictor, out, args, counts, time.perf_counter() - started)
+        raise
+    _summary(predictor, out, args, counts, time.perf_counter() - started)
+    return 0
+
+
+def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:
+    frames = counts["frames"]
+    memory = f", memory {predictor.memory}" if predictor.sampling == "causal" else ""
+    print(f"{frames} frames, {counts['detections']} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
+          f"sampling {predictor.sampling}{memory})")
+    print(f"detections: {out / 'detections.jsonl'}")
+    if not args.no_video:
+        print(f"annotated video: {out / 'annotated.mp4'}")
+
+
+def _write_outputs(predictor, source, out: Path, args: argparse.Namespace, counts: dict) -> None:
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); ``counts`` follows the frames and
+    detections written. Files: both moved into place at the end. Live streams: both written in place, flushed
+    per frame, and closed cleanly (kept) whatever ends the stream."""
+    from tqdm import tqdm
+
+    from dsfnet.atomic import atomic_open
+    from dsfnet.inference.video_io import VideoWriter, draw_detections
+
+    live = source.live
+    total = None if live else source.count()  # files: one decode pass (warns about truncated streams)
+    jsonl = out / "detections.jsonl"
+    with (open(jsonl, "w", encoding="utf-8") if live else atomic_open(jsonl, "w")) as handle:
+        writer = None if args.no_video else VideoWriter(out / "annotated.mp4", fps=source.fps, live=live)
         try:
-            progress = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
+            progress = tqdm(predictor.predict(source), total=total, unit="frame", desc=source.name,
                             disable=args.no_progress, dynamic_ncols=True)
             for result in progress:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
-                total += len(result.scores)
+                if live:
+                    handle.flush()
+                counts["frames"] += 1
+                counts["detections"] += len(result.scores)
                 if writer is not None:
                     writer.write(draw_detections(result.image, result.boxes, result.labels, result.class_names,
                                                  result.scores))
@@ -129,13 +183,5 @@ def _run(args: argparse.Namespace) -> int:
                 writer.close()  # renames the finished video into place; the JSON-lines file follows
         except BaseException:
             if writer is not None:
-                writer.abort()
+                writer.abort()  # files: removed; live: closed cleanly and kept
             raise
-    seconds = time.perf_counter() - started
-    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
-          f"sampling {predictor.sampling})")
-    print(f"detections: {jsonl_path}")
-    if not args.no_video:
-        print(f"annotated video: {video_path}")
-    return 0
