@@ -1,13 +1,16 @@
 """``dsfnet eval``: evaluate an existing detection file, or (lead's path) a model, with the VID protocol.
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
-    dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride] ...
+    dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride|causal|shuffled_window]
+                [--memory recent|spread] ...
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
 
@@ -38,8 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,
                         help="inference strategy: cached support features per video, or the full clip per frame")
     parser.add_argument("--n", type=int, default=None, help="frames per clip (test frame + n-1 support frames)")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support-frame sampling: shuffled global (paper default) or fixed stride")
+    parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
+                        help="support-frame sampling: shuffled global (paper default), fixed stride, causal (past "
+                             "frames only, from a bounded memory) or shuffled_window (each frame with its n-1 "
+                             "neighbours in a shuffled order)")
+    parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
+                        help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
+                             "sample of the whole past); default test.memory")
     parser.add_argument("--stride", type=int, default=None, help="stride between support frames (--sampling stride)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the shuffled sampling")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,

@@ -134,7 +134,7 @@ def run_model_eval(args: argparse.Namespace) -> int:
     if getattr(args, "data", None):
         config.data.root = args.data
     for option, field in (("mode", "mode"), ("n", "num_frames"), ("sampling", "sampling"), ("stride", "stride"),
-                          ("seed", "seed"), ("precision", "precision")):
+                          ("seed", "seed"), ("precision", "precision"), ("memory", "memory")):
         value = getattr(args, option, None)
         if value is not None:
             setattr(config.test, field, value)
@@ -167,7 +167,8 @@ def run_model_eval(args: argparse.Namespace) -> int:
     write_jsonl(out_dir / "detections.jsonl", dataset, detections)
     test = config.test
     extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
-             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "stride": test.stride,
+             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "memory": test.memory,
+             "stride": test.stride,
              "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
              "inference_seconds": round(seconds, 3),
              "detections_file": str(out_dir / "detections.jsonl")}
