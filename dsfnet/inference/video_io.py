@@ -141,16 +141,8 @@ class VideoFileSource(FrameSource):
         self._size: Optional[tuple[int, int]] = None
 
     def _open(self):
-        import av
-
-        try:
-            container = av.open(self.path, "r")
-        except av.FFmpegError as error:
-            raise ValueError(f"{self.path}: not a video file FFmpeg can read ({_ffmpeg_message(error)})") from None
-        if not container.streams.video:
-            container.close()
-            raise ValueError(f"{self.path}: no video stream (not a video, or a truncated MP4 whose index is lost)")
-        return container
+        return open_video(self.path, self.path, "not a video file FFmpeg can read",
+                          "no video stream (not a video, or a truncated MP4 whose index is lost)")
 
     def count(self) -> int:
         if self._count is None:
@@ -184,6 +176,23 @@ class VideoFileSource(FrameSource):
                     return
         finally:
             container.close()
+
+
+def open_video(url: str, label: str, unreadable: str, no_video: str, **options):
+    """``av.open(url, **options)`` for reading, with a video stream; otherwise ``ValueError("label: unreadable
+    (FFmpeg's reason)")`` or ``ValueError("label: no_video")``. A timeout (``av.ExitError``) is raised as it is."""
+    import av
+
+    try:
+        container = av.open(url, "r", **options)
+    except av.ExitError:
+        raise
+    except av.FFmpegError as error:
+        raise ValueError(f"{label}: {unreadable} ({_ffmpeg_message(error)})") from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{label}: {no_video}")
+    return container
 
 
 def decoded_frames(container, stream, path: str, warn: bool) -> Iterator:
@@ -334,18 +343,13 @@ class LiveSource(FrameSource):
     def _open(self):
         import av
 
-        url, options = ("pipe:0", {}) if self.path == "-" else (self.path, {})
+        url = "pipe:0" if self.path == "-" else self.path
         fmt = "v4l2" if self.path.startswith("/dev/video") else None
         try:
-            container = av.open(url, "r", format=fmt, options=options, timeout=(self.timeout, self.timeout))
+            return open_video(url, self.path, "cannot open the stream", "the stream has no video", format=fmt,
+                              timeout=(self.timeout, self.timeout))
         except av.ExitError:
             raise self._stalled() from None
-        except av.FFmpegError as error:
-            raise ValueError(f"{self.path}: cannot open the stream ({_ffmpeg_message(error)})") from None
-        if not container.streams.video:
-            container.close()
-            raise ValueError(f"{self.path}: the stream has no video")
-        return container
 
     def _read(self) -> None:
         """Reader thread: open, then queue ("open", fps), ("frame", image)..., ("end", None) or ("error", exc)."""
