@@ -54,6 +54,7 @@ from torch import Tensor
 from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS, Config, class_names as config_class_names
 from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.video_io import FrameSource, open_source
+from dsfnet.models.detector import SupportCache
 
 
 @dataclass
@@ -304,36 +305,55 @@ class VideoPredictor:
             yield result
 
     def _run_steps(self, steps: Iterable[Step], read, keep_order: bool) -> Iterator[FrameResult]:
-        """Run a streamed plan: for each step, the test frame against its support frames in memory.
+        """Run a streamed plan: each step's test frame against the contributions of its support frames in memory.
 
-        ``read(index)`` gives a frame's image; the backbone runs once per frame (a support frame whose features are
-        computed before its own test keeps its conv4 until then). ``keep_order``: the image of each result is the
-        one just read (causal); otherwise results carry no image.
+        ``read(index)`` gives a frame's image. The backbone runs once per frame; a frame's contribution as a
+        support frame (``exact``: its raw conv4; ``cached``: a one-frame :class:`SupportCache`) is computed once,
+        when it enters the memory, and dropped when it leaves: in causal plans it is a by-product of the frame's
+        own test (``detect_cached(..., own=...)``); a frame that enters before its own test (``shuffled_window``)
+        is run against the memory as it is then, and keeps its conv4 until its test. ``keep_order``: each result
+        carries the image just read (causal); otherwise results carry no image.
         """
-        memory: dict[int, Tensor] = {}  # frame -> its raw conv4, while it is a support frame
-        ahead: dict[int, Tensor] = {}  # frames computed as support before their own test
+        memory: dict[int, object] = {}  # frame -> its contribution, while it is a support frame
+        ahead: dict[int, Tensor] = {}  # conv4 of frames that entered the memory before their own test
+        joined: dict = {}  # the SupportCache of the last support list, reused while the list is the same
         for step in steps:
             for frame in step.support:
                 if frame not in memory:
-                    memory[frame] = ahead[frame] = self._conv4(read(frame))
+                    ahead[frame] = self._conv4(read(frame))
+                    memory[frame] = self._contribution(ahead[frame], list(memory), memory, joined)
             self.stats["max_stored"] = max(self.stats["max_stored"], len(memory))
             image = read(step.test) if step.test not in ahead else None
             conv4 = ahead.pop(step.test) if step.test in ahead else self._conv4(image)
-            detections = self._detect(conv4, [memory[frame] for frame in step.support])
+            own = SupportCache() if step.keep and self.mode == "cached" else None
+            detections = self._detect(conv4, list(step.support), memory, joined, own)
             self.stats["frames"] += 1
             yield self._result(step.test, detections, image if keep_order and self.keep_images else None)
             if step.keep:
-                memory[step.test] = conv4
+                memory[step.test] = conv4 if self.mode == "exact" else own
             for frame in step.release:
                 del memory[frame]
 
-    def _detect(self, conv4: Tensor, support: list[Tensor]) -> dict[str, Tensor]:
-        """One test frame's detections, fused with the raw conv4 of its support frames."""
-        if self.mode == "exact" or not support:
-            return self.model.detect_exact(torch.cat(support + [conv4]), self._geometry["size"], len(support))
-        self.stats["support_caches"] += 1
-        cache = self.model.build_support_cache(torch.cat(support), self._geometry["size"])
-        return self.model.detect_cached(conv4, cache, self._geometry["size"])
+    def _contribution(self, conv4: Tensor, context: list[int], memory: dict, joined: dict):
+        """What a frame entering the memory contributes: its raw conv4 (``exact``), or (``cached``) the one-frame
+        cache of a pass against the ``context`` frames in memory."""
+        if self.mode == "exact":
+            return conv4
+        own = SupportCache()
+        self._detect(conv4, context, memory, joined, own)
+        return own
+
+    def _detect(self, conv4: Tensor, support: list[int], memory: dict, joined: dict,
+                own: Optional[SupportCache] = None) -> dict[str, Tensor]:
+        """One test frame's detections against the ``support`` frames' contributions in ``memory``."""
+        size = self._geometry["size"]
+        if self.mode == "exact":
+            return self.model.detect_exact(torch.cat([memory[frame] for frame in support] + [conv4]), size,
+                                           len(support))
+        if joined.get("frames") != support:
+            self.stats["support_caches"] += 1
+            joined.update(frames=support, cache=SupportCache.join([memory[frame] for frame in support]))
+        return self.model.detect_cached(conv4, joined["cache"], size, own)
 
     def _predict(self, source: FrameSource, num_frames: int) -> Iterator[FrameResult]:
         plan = self.plan(num_frames)
@@ -419,8 +439,6 @@ class VideoPredictor:
         return self._support_cache(store, support)
 
     def _support_cache(self, store: dict[int, Tensor], support: list[int]):
-        from dsfnet.models.detector import SupportCache
-
         self.stats["support_caches"] += 1
         if not support:
             return SupportCache()

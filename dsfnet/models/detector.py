@@ -48,6 +48,23 @@ class SupportCache:
     instance_frames: Optional[Tensor] = None
     left_out: Optional[int] = None
 
+    @staticmethod
+    def join(frames: Sequence["SupportCache"]) -> "SupportCache":
+        """One cache of several one-frame caches (support frame i = ``frames[i]``), rows concatenated in order."""
+        if not frames:
+            return SupportCache()
+        joined = SupportCache()
+        for name in ("frame_keys", "frame_values", "boxes", "values1", "values2"):
+            if getattr(frames[0], name) is not None:
+                setattr(joined, name, torch.cat([getattr(frame, name) for frame in frames]))
+        for name in ("keys1", "keys2"):  # [H, m, dk]: instances on dim 1
+            if getattr(frames[0], name) is not None:
+                setattr(joined, name, torch.cat([getattr(frame, name) for frame in frames], dim=1))
+        for name in ("token_frames", "instance_frames"):
+            if getattr(frames[0], name) is not None:
+                setattr(joined, name, torch.cat([getattr(frame, name) + i for i, frame in enumerate(frames)]))
+        return joined
+
     def without(self, frame: int) -> "SupportCache":
         """The cache with support frame ``frame`` (its position in the support list) left out.
 
@@ -203,11 +220,21 @@ class DSFNet(nn.Module):
         cache.keys2, cache.values2 = second.project_keys(self.box_head.fc7_features(features))
         return cache
 
-    def detect_cached(self, conv4: Tensor, cache: SupportCache, image_size: tuple[int, int]) -> dict[str, Tensor]:
-        """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`."""
+    def detect_cached(self, conv4: Tensor, cache: SupportCache, image_size: tuple[int, int],
+                      own: Optional[SupportCache] = None) -> dict[str, Tensor]:
+        """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`.
+
+        ``own``: a :class:`SupportCache` to fill with what this frame contributes as a support frame of later test
+        frames (causal inference), as a by-product of its own test: the tokens of its raw conv4 and, per instance
+        fusion, the keys / values of its top ``instance_fusion.support_proposals`` proposals as this pass
+        computed them (enhanced with ``cache`` and itself).
+        """
         enhanced = conv4
         if self.frame_fusion is not None:
             blocks, left_out = [self.frame_fusion.keys_values(conv4)], None
+            if own is not None:
+                own.frame_keys, own.frame_values = blocks[0]
+                own.token_frames = torch.zeros(len(blocks[0][0]), dtype=torch.long, device=conv4.device)
             if cache.frame_keys is not None:
                 blocks.insert(0, (cache.frame_keys, cache.frame_values))
                 left_out = cache.left_out_rows(cache.token_frames)
@@ -215,23 +242,35 @@ class DSFNet(nn.Module):
         proposals, _ = propose(self.rpn, enhanced, image_size)
         features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
         if self.instance_fusions is not None:
-            boxes = proposals[0]
-            kept = [slice(None)] if cache.boxes is None else cache.kept_rows(cache.instance_frames)
-            all_boxes = _cat_kept(cache.boxes, kept, boxes)
-            # both stages see the same boxes: their geometric term is computed once (the model's fusions share
-            # embed_freqs, eps and chunk_size, all from one config)
-            pairs = self.instance_fusions[0].box_pairs(boxes, all_boxes, keep=True)
-            cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
-            for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
-                if stage == 1:
-                    features = self.box_head.fc7_features(features)
-                own_keys, own_values = fusion.project_keys(features)
-                keys = _cat_kept(cached_keys, kept, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
-                features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes,
-                                         pairs)
+            features = self._fuse_test_instances(features, proposals[0], cache, own)
         else:
             features = self.box_head.fc7_features(features)
         return self._postprocess(features, proposals[0], image_size)
+
+    def _fuse_test_instances(self, features: Tensor, boxes: Tensor, cache: SupportCache,
+                             own: Optional[SupportCache]) -> Tensor:
+        """Both instance fusions of one test frame's RoIs (fc6 ``[m, D]`` -> fused fc7 ``[m, D]``) against the
+        cache and themselves; fills ``own`` with the top ``support_proposals`` rows of its keys and values."""
+        kept = [slice(None)] if cache.boxes is None else cache.kept_rows(cache.instance_frames)
+        all_boxes = _cat_kept(cache.boxes, kept, boxes)
+        # both stages see the same boxes: their geometric term is computed once (the model's fusions share
+        # embed_freqs, eps and chunk_size, all from one config)
+        pairs = self.instance_fusions[0].box_pairs(boxes, all_boxes, keep=True)
+        cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
+        top = slice(0, self.support_proposals)  # proposals come sorted by objectness
+        for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
+            if stage == 1:
+                features = self.box_head.fc7_features(features)
+            own_keys, own_values = fusion.project_keys(features)
+            if own is not None:
+                own.boxes = boxes[top]
+                own.instance_frames = torch.zeros(len(own.boxes), dtype=torch.long, device=boxes.device)
+                setattr(own, f"keys{stage + 1}", own_keys[:, top])
+                setattr(own, f"values{stage + 1}", own_values[top])
+            keys = _cat_kept(cached_keys, kept, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
+            features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes,
+                                     pairs)
+        return features
 
     # ------------------------------------------------------------------ internals
     def _needed_conv4(self, clip: Tensor, key: int) -> tuple[Tensor, int]:

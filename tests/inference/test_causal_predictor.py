@@ -179,3 +179,57 @@ class VideoLikeSource(FrameSource):
 
     def frames(self, stop=None):
         yield from self._frames[:stop]
+
+
+def test_causal_cached_computes_each_contribution_once_from_the_frames_own_test():
+    """Incremental cost: per frame one backbone run, one head pass and one projection of its conv4 tokens; no
+    support set is ever rebuilt from conv4; every test frame reads at most n-1 memory frames."""
+    model, config = make_model("dsfnet")
+    calls = {"keys_values": [], "detect_cached": [], "build_support_cache": 0}
+    keys_values, detect_cached = model.frame_fusion.keys_values, model.detect_cached
+
+    def counting_keys_values(feats):
+        calls["keys_values"].append(feats.shape[0])
+        return keys_values(feats)
+
+    def counting_detect_cached(conv4, cache, image_size, own=None):
+        calls["detect_cached"].append(0 if cache.token_frames is None else int(cache.token_frames.max()) + 1)
+        return detect_cached(conv4, cache, image_size, own)
+
+    def no_rebuild(*args):
+        calls["build_support_cache"] += 1
+
+    model.frame_fusion.keys_values, model.detect_cached = counting_keys_values, counting_detect_cached
+    model.build_support_cache = no_rebuild
+    predictor = VideoPredictor(model, config, num_frames=4, sampling="causal", mode="cached")
+    results = list(predictor.stream(random_frames(10, 48, 40)))
+    assert len(results) == 10 and predictor.stats["backbone_frames"] == 10
+    assert calls["keys_values"] == [1] * 10
+    assert calls["detect_cached"] == [min(t, 3) for t in range(10)]
+    assert calls["build_support_cache"] == 0
+    assert predictor.stats["max_stored"] == 3
+
+
+def test_spread_memory_reuses_its_joined_cache_while_it_does_not_change():
+    model, config = make_model("frame")
+    predictor = VideoPredictor(model, config, num_frames=4, sampling="causal", memory="spread", mode="cached")
+    list(predictor.stream(random_frames(40, 32, 32)))
+    # the reservoir changes at frames 1, 2, 3 and then with probability 3/t: far fewer joins than frames
+    assert predictor.stats["support_caches"] < 20, predictor.stats
+
+
+def test_joined_one_frame_caches_hold_each_frames_rows_in_order():
+    from dsfnet.models.detector import SupportCache
+
+    model, config = make_model("dsfnet")
+    conv4 = torch.randn(3, model.frame_fusion.phi.in_channels, 4, 5, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        singles = [model.build_support_cache(conv4[i : i + 1], (64, 80)) for i in range(3)]
+        joined = SupportCache.join(singles)
+        together = model.build_support_cache(conv4, (64, 80))
+    assert torch.allclose(joined.frame_keys, together.frame_keys, atol=1e-6)  # frame tokens: per frame
+    assert torch.equal(joined.token_frames, together.token_frames)
+    counts = [len(single.boxes) for single in singles]
+    assert joined.instance_frames.tolist() == sum(([i] * count for i, count in enumerate(counts)), [])
+    assert joined.keys1.shape[1] == joined.values2.shape[0] == sum(counts)
+    assert torch.equal(joined.keys2[:, counts[0] : counts[0] + counts[1]], singles[1].keys2)
