@@ -1,6 +1,7 @@
 """What causal (online) sampling costs in accuracy: the bundled DSFNet on the demo's held-out set (issue 14).
 
     python benchmarks/online_accuracy.py [--out runs/online_accuracy] [--n 5] [--mode cached] [--videos 30]
+                                         [--threads 1]
 
 Generates the held-out synthetic videos of ``dsfnet demo`` (seed 2020, 30 videos of 40 frames; the bundled
 checkpoints were trained on seed 0) and evaluates, with the VID protocol (mAP all / slow / medium / fast):
@@ -17,6 +18,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
@@ -43,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("cached", "exact"), default="cached")
     parser.add_argument("--videos", type=int, default=30, help="held-out videos (the demo's 30)")
     parser.add_argument("--seed", type=int, default=0, help="test.seed: shuffled orders and the spread reservoir")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     out = Path(args.out)
     root = generate_synthetic_vid(out / "data", 0, HELD_OUT_SEED, num_val_videos=args.videos, num_frames=40,
