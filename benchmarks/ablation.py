@@ -35,8 +35,7 @@ def ensure_data(root: Path, seed: int, train_videos: int, val_videos: int) -> Pa
 
 def degraded_groups(dataset) -> dict[str, np.ndarray]:
     """GT masks (split order) of objects the generator degraded in that frame, and of the others."""
-    flags = [np.asarray(getattr(frame, "degraded", np.zeros(len(frame.boxes), bool)), bool)
-             for frame in dataset.frames()]
+    flags = [frame.flags("degraded") for frame in dataset.frames()]
     degraded = np.concatenate(flags) if flags else np.zeros(0, bool)
     return {"degraded": degraded, "clean": ~degraded}
 

@@ -56,8 +56,8 @@ def run_case(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     config = load_config(REPO / "configs" / f"vid_r101_{args.variant}.yaml", [
         f"model.backbone.name={args.backbone}", f"data.min_size={args.min_size}", f"data.max_size={args.max_size}"])
-    model = build_model(config.model)
     device = torch.device(args.device)
+    model = build_model(config.model).to(device)
     predictor = VideoPredictor(model, config, device=device, num_frames=args.n, mode=args.mode,
                                precision=args.precision[0], keep_images=False)
     if device.type == "cuda":

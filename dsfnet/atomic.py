@@ -18,15 +18,26 @@ def _umask() -> int:
     return mask
 
 
+def temporary_sibling(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """``(fd, name)`` of a new hidden temporary file next to ``path`` (its folder created), with the permissions a
+    plain ``open()`` would give (mkstemp creates 0600 files); the caller replaces ``path`` with it or removes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temporary_sibling(path)
     try:
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
         if "b" in mode:
             handle = os.fdopen(fd, mode)
         else:

@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import yaml
 
+from dsfnet.data.classes import VID_CLASS_NAMES
+
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
 
 
@@ -259,19 +261,33 @@ def validate(config: Config) -> Config:
         (config.model.roi.representation_size % config.model.instance_fusion.num_heads == 0,
          "model.roi.representation_size must be divisible by model.instance_fusion.num_heads"),
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
-        (config.test.sampling in TEST_SAMPLINGS, f"test.sampling must be one of {', '.join(TEST_SAMPLINGS)}"),
-        (config.test.memory in TEST_MEMORIES, f"test.memory must be one of {', '.join(TEST_MEMORIES)}"),
-        (config.test.precision in ("fp32", "bf16"), "test.precision must be fp32 or bf16"),
-        (config.test.mode in ("cached", "exact"), "test.mode must be cached or exact"),
-        (config.test.num_frames >= 1, "test.num_frames must be >= 1"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
          "data.class_names must have model.num_classes entries"),
     ]
+    _raise_first(checks)
+    check_test(config.test)
+    return config
+
+
+def check_test(test: TestConfig) -> TestConfig:
+    """Check the inference settings (also after command-line overrides); raises :class:`ConfigError`."""
+    _raise_first([
+        (test.sampling in TEST_SAMPLINGS,
+         f"test.sampling must be one of {', '.join(TEST_SAMPLINGS)}, got {test.sampling!r}"),
+        (test.memory in TEST_MEMORIES, f"test.memory must be one of {', '.join(TEST_MEMORIES)}, got {test.memory!r}"),
+        (test.precision in ("fp32", "bf16"), f"test.precision must be fp32 or bf16, got {test.precision!r}"),
+        (test.mode in ("cached", "exact"), f"test.mode must be cached or exact, got {test.mode!r}"),
+        (test.num_frames >= 1, f"test.num_frames must be >= 1, got {test.num_frames}"),
+        (test.stride >= 1, f"test.stride must be >= 1, got {test.stride}"),
+    ])
+    return test
+
+
+def _raise_first(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
-    return config
 
 
 def config_from_dict(values: dict) -> Config:
@@ -290,6 +306,4 @@ def class_names(config: Config) -> tuple[str, ...]:
     """The dataset's class names (label ``i`` is ``names[i - 1]``)."""
     if config.data.class_names is not None:
         return tuple(config.data.class_names)
-    from dsfnet.data.classes import VID_CLASS_NAMES
-
     return VID_CLASS_NAMES[: config.model.num_classes]

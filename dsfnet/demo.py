@@ -15,10 +15,19 @@ from typing import Optional
 
 import numpy as np
 
+from dsfnet.atomic import atomic_write_text
+from dsfnet.data.images import load_frame
+from dsfnet.data.synth import HELD_OUT_SEED, generate_synthetic_vid
+from dsfnet.data.vid import read_vid_split
+from dsfnet.engine.checkpoint import load_model
+from dsfnet.evaluation.detections import write_jsonl
+from dsfnet.evaluation.report import write_report
+from dsfnet.evaluation.vid_map import evaluate
+from dsfnet.inference.evaluate import predict_dataset
+from dsfnet.inference.video_io import VideoWriter, draw_detections
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED = {"baseline": ASSETS / "synth_baseline.pt", "dsfnet": ASSETS / "synth_dsfnet.pt"}
-# Held-out: the bundled checkpoints were trained on `dsfnet synth --seed 0`; this seed never was.
-HELD_OUT_SEED = 2020
 DRAW_SCORE = 0.5
 
 
@@ -31,12 +40,6 @@ class ModelRun:
 
 
 def _run_model(name: str, weights: Path, dataset, out_dir: Path, device: str, num_frames: Optional[int]) -> ModelRun:
-    from dsfnet.engine.checkpoint import load_model
-    from dsfnet.evaluation.detections import write_jsonl
-    from dsfnet.evaluation.report import write_report
-    from dsfnet.evaluation.vid_map import evaluate
-    from dsfnet.inference.evaluate import predict_dataset
-
     model, config = load_model(weights, device)
     if config.model.variant != name:
         raise ValueError(f"{weights}: expected a '{name}' checkpoint, got one of variant '{config.model.variant}'")
@@ -54,9 +57,6 @@ def _run_model(name: str, weights: Path, dataset, out_dir: Path, device: str, nu
 
 def _side_by_side_video(dataset, runs: list[ModelRun], path: Path) -> Path:
     """One MP4 of all videos: each frame shows the runs' detections (score >= DRAW_SCORE) side by side."""
-    from dsfnet.data.images import load_frame
-    from dsfnet.inference.video_io import VideoWriter, draw_detections
-
     names = dataset.class_names
     with VideoWriter(path, fps=10) as writer:
         for position, frame in enumerate(dataset.frames()):
@@ -87,10 +87,6 @@ def run_demo(out_dir: str | Path, device: str = "cpu", num_videos: int = 30, num
              seed: int = HELD_OUT_SEED, clip_frames: Optional[int] = None, write_video: bool = True,
              weights: Optional[dict[str, Path]] = None) -> dict:
     """Generate held-out videos, run both bundled models, evaluate, write outputs; returns the summary rows."""
-    from dsfnet.data.synth import generate_synthetic_vid
-    from dsfnet.data.vid import read_vid_split
-    from dsfnet.atomic import atomic_write_text
-
     out_dir = Path(out_dir)
     weights = {**BUNDLED, **(weights or {})}
     for name, path in weights.items():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from dsfnet.data.synth import HELD_OUT_SEED
+
 HELP = ("run the bundled tiny DSFNet and baseline on freshly generated held-out synthetic videos; print mAP "
         "(all / slow / medium / fast) and speed, write detections, reports and a side-by-side video")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dsfnet.demo import HELD_OUT_SEED
-
     parser.add_argument("--out", default="demo_out", help="output folder")
     parser.add_argument("--device", default="cpu", help="torch device to run on (cpu, cuda, cuda:1, ...)")
     parser.add_argument("--videos", type=int, default=30,
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsfnet.demo import run_demo
+    from dsfnet.demo import run_demo  # torch-based: loaded here, not when ``dsfnet --help`` builds the parser
 
     if args.videos < 1 or args.frames < 1:
         raise ValueError("--videos and --frames must be >= 1")

@@ -23,9 +23,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Optional
 
-from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS
-from dsfnet.inference.video_io import DEFAULT_STALL_TIMEOUT
+from tqdm import tqdm
+
+from dsfnet.atomic import atomic_open
+from dsfnet.commands.options import add_inference_options, inference_settings
+from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
+                                       is_live_input, open_source)
 
 HELP = "detect objects in a video file, a folder of frames or a live stream with a trained model (JSON-lines + " \
        "annotated video)"
@@ -48,44 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="keep (write and draw) detections scoring at least this")
     parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--n", type=int, default=None,
-                        help="frames per clip: test frame + n-1 support frames; None = the checkpoint config's "
-                             "test.num_frames")
-    parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
-                        help="support frames: shuffled global set (paper default), fixed stride around the test "
-                             "frame, causal (past frames only, from a bounded memory: the only choice for live "
-                             "streams) or shuffled_window (each frame with its n-1 neighbours in a shuffled order, "
-                             "frame folders only); None = the checkpoint config's test.sampling")
-    parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
-                        help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
-                             "sample of the whole past, fixed size n-1); None = test.memory")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="stride between support frames with --sampling stride; None = test.stride")
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="cached: support features computed once per video; exact: the full network on "
-                             "every test frame's clip; None = test.mode")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the shuffled support order; None = test.seed")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
-                             "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")
+    add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="SECONDS",
                         help="live streams: stop when no frame arrives for this long (outputs are kept)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _device(name: str):
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"invalid --device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
@@ -100,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
+    from dsfnet.device import resolve_device
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.inference.predictor import VideoPredictor
-    from dsfnet.inference.video_io import StreamStalled, is_live_input, open_source
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
@@ -110,21 +84,17 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    device = _device(args.device)
+    device = resolve_device(args.device)
+    live = is_live_input(args.input)
+    source = None if live else open_source(args.input, fps=args.fps)  # missing / not a video: error naming it
     model, config = load_model(args.weights, device=device)
-    classes = None
-    if args.classes is not None:
-        classes = [name.strip() for name in args.classes.split(",") if name.strip()]
-        if not classes:
-            raise ValueError("--classes is empty")
-    predictor = VideoPredictor(model, config, device=device, score_thresh=args.score_thr, classes=classes,
-                               num_frames=args.n, sampling=args.sampling, stride=args.stride, mode=args.mode,
-                               seed=args.seed, precision=args.precision, keep_images=not args.no_video,
-                               memory=args.memory)
-    if is_live_input(args.input) and predictor.sampling != "causal":  # said before connecting to the stream
-        raise ValueError(f"{args.input} is a live stream: it needs --sampling causal (got {predictor.sampling}, "
+    config.test = inference_settings(args, config.test)
+    if live and config.test.sampling != "causal":  # said before connecting to the stream
+        raise ValueError(f"{args.input} is a live stream: it needs --sampling causal (got {config.test.sampling}, "
                          "which needs the whole video first)")
-    source = open_source(args.input, fps=args.fps, timeout=args.timeout)  # missing / unreadable: error naming it
+    predictor = VideoPredictor(model, config, score_thresh=args.score_thr, classes=_classes(args.classes),
+                               keep_images=not args.no_video)
+    source = source or open_source(args.input, fps=args.fps, timeout=args.timeout)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
@@ -142,25 +112,30 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:
-    frames = counts["frames"]
-    memory = f", memory {predictor.memory}" if predictor.sampling == "causal" else ""
+    test, frames = predictor.test, counts["frames"]
+    memory = f", memory {test.memory}" if test.sampling == "causal" else ""
     print(f"{frames} frames, {counts['detections']} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {predictor.mode}, n {predictor.n}, "
-          f"sampling {predictor.sampling}{memory})")
+          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling}{memory})")
     print(f"detections: {out / 'detections.jsonl'}")
     if not args.no_video:
         print(f"annotated video: {out / 'annotated.mp4'}")
+
+
+def _classes(text: Optional[str]) -> Optional[list[str]]:
+    """``--classes car,dog`` as a list (``None``: all classes)."""
+    if text is None:
+        return None
+    classes = [name.strip() for name in text.split(",") if name.strip()]
+    if not classes:
+        raise ValueError("--classes is empty")
+    return classes
 
 
 def _write_outputs(predictor, source, out: Path, args: argparse.Namespace, counts: dict) -> None:
     """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); ``counts`` follows the frames and
     detections written. Files: both moved into place at the end. Live streams: both written in place, flushed
     per frame, and closed cleanly (kept) whatever ends the stream."""
-    from tqdm import tqdm
-
-    from dsfnet.atomic import atomic_open
-    from dsfnet.inference.video_io import VideoWriter, draw_detections
-
     live = source.live
     total = None if live else source.count()  # files: one decode pass (warns about truncated streams)
     jsonl = out / "detections.jsonl"

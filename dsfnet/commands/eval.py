@@ -1,16 +1,30 @@
-"""``dsfnet eval``: evaluate an existing detection file, or (lead's path) a model, with the VID protocol.
+"""``dsfnet eval``: evaluate an existing detection file, or a model, with the VID protocol.
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
-    dsfnet eval CONFIG --weights CKPT [--split val] [--mode cached|exact] [--n N] [--sampling shuffled|stride|causal|shuffled_window]
-                [--memory recent|spread] ...
+    dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode cached|exact] [--n N]
+                [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread] [--stride S] [--seed S]
+                [--precision fp32|bf16] [--out DIR]
+
+The model path runs :func:`dsfnet.inference.evaluate.predict_dataset` over the split the config names, writes
+``detections.jsonl`` and the report files into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
+import time
 from pathlib import Path
 
-from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS
+from dsfnet.commands.options import add_inference_options, inference_settings
+from dsfnet.config import DataConfig, load_config
+from dsfnet.data.split import read_split
+from dsfnet.evaluation.detections import read_detections, write_jsonl
+from dsfnet.evaluation.report import format_table, write_report
+from dsfnet.evaluation.vid_map import evaluate
+
+logger = logging.getLogger(__name__)
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
 
@@ -38,20 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-motion", action="store_true", help="skip the motion-group (slow/medium/fast) mAP")
     parser.add_argument("--title", default=None, help="title of the report (default: the input's name)")
     # Model-inference options (used with CONFIG).
-    parser.add_argument("--mode", choices=("cached", "exact"), default=None,
-                        help="inference strategy: cached support features per video, or the full clip per frame")
-    parser.add_argument("--n", type=int, default=None, help="frames per clip (test frame + n-1 support frames)")
-    parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
-                        help="support-frame sampling: shuffled global (paper default), fixed stride, causal (past "
-                             "frames only, from a bounded memory) or shuffled_window (each frame with its n-1 "
-                             "neighbours in a shuffled order)")
-    parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
-                        help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
-                             "sample of the whole past); default test.memory")
-    parser.add_argument("--stride", type=int, default=None, help="stride between support frames (--sampling stride)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the shuffled sampling")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
-                        help="bf16: bfloat16 autocast (fast on GPUs and AMX / AVX512-BF16 CPUs); default test.precision")
+    add_inference_options(parser)
     parser.add_argument("--device", default=None,
                         help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available")
 
@@ -63,12 +64,10 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     if gt_json is not None:
         if not Path(gt_json).is_file():
             raise FileNotFoundError(f"ground-truth JSON not found: {gt_json}")
-        from dsfnet.data.cocovid import read_cocovid
-        return read_cocovid(gt_json, image_root=None)
+        return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val")
     if not Path(data).is_dir():
         raise FileNotFoundError(f"dataset root not found: {data}")
-    from dsfnet.data.vid import read_vid_split
-    return read_vid_split(data, split or DEFAULT_VID_SPLIT, cache_dir=None, skip_bad=False)
+    return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")
 
 
 def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
@@ -77,9 +76,6 @@ def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title
 
     Shared by the detection-file path and the model path. Returns the ``EvalResult``.
     """
-    from dsfnet.evaluation.report import format_table, write_report
-    from dsfnet.evaluation.vid_map import evaluate
-
     result = evaluate(dataset, detections, motion=motion)
     paths = write_report(result, out_dir, title=title, extra=extra)
     print(format_table(result), end="")
@@ -88,8 +84,6 @@ def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title
 
 
 def _run_detection_file(args: argparse.Namespace) -> int:
-    from dsfnet.evaluation.detections import read_detections
-
     det_path = Path(args.detections)
     if not det_path.is_file():
         raise FileNotFoundError(f"detection file not found: {det_path}")
@@ -112,6 +106,53 @@ def run(args: argparse.Namespace) -> int:
         return _run_detection_file(args)
     if args.weights is None:
         raise ValueError("evaluating a model needs --weights CKPT")
-    # The model path runs inference into a Detections and then calls evaluate_and_report (lead's module).
-    from dsfnet.inference.evaluate import run_model_eval
-    return int(run_model_eval(args) or 0)
+    return _run_model(args)
+
+
+def _model_and_config(args: argparse.Namespace):
+    """The checkpoint's model and the evaluation config: ``CONFIG`` with ``--data`` and the inference options
+    applied, and the checkpoint's own model section (refused when the architectures differ)."""
+    from dsfnet.device import resolve_device
+    from dsfnet.engine.checkpoint import architecture_differences, load_model
+
+    config = load_config(args.config)
+    if args.data:
+        config.data.root = args.data
+    config.test = inference_settings(args, config.test)
+    model, checkpoint_config = load_model(args.weights, device=resolve_device(args.device or "auto"))
+    differences = architecture_differences(checkpoint_config.to_dict()["model"], config.to_dict()["model"])
+    if differences:
+        raise ValueError(f"checkpoint {args.weights} was trained with another architecture than {args.config} "
+                         f"(checkpoint != config): {'; '.join(differences)}")
+    return model, dataclasses.replace(config, model=checkpoint_config.model)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    """``dsfnet eval CONFIG --weights CKPT``: inference over the split, then the VID report."""
+    from dsfnet.inference.evaluate import predict_dataset
+
+    model, config = _model_and_config(args)
+    split = args.split or "val"
+    dataset = read_split(config.data, split)
+    if len(dataset.class_names) != config.model.num_classes:
+        raise ValueError(f"the split has {len(dataset.class_names)} classes but the model predicts "
+                         f"{config.model.num_classes}")
+    out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
+    started = time.perf_counter()
+    detections = predict_dataset(model, dataset, config, progress=True)
+    seconds = time.perf_counter() - started
+    num_frames = len(dataset.frames())
+    logger.info("inference: %d frames in %.1f s (%.2f frames/s)", num_frames, seconds,
+                num_frames / max(seconds, 1e-9))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / "detections.jsonl", dataset, detections)
+    test = config.test
+    extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
+             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "memory": test.memory,
+             "stride": test.stride,
+             "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
+             "inference_seconds": round(seconds, 3), "detections_file": str(out_dir / "detections.jsonl")}
+    title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
+                          f"{test.sampling})"
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)
+    return 0

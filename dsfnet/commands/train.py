@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dsfnet.config import load_config
+
 HELP = "train a DSFNet model (SGD, paper schedule, accumulation, bf16, torchrun multi-GPU, exact --resume)"
 
 
@@ -34,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsfnet.config import load_config
+    # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
     from dsfnet.engine.trainer import train
+    from dsfnet.inference.evaluate import periodic_validation
 
     overrides = list(args.opts)
     if args.seed is not None:
@@ -44,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError("--stop-after must be >= 1")
     out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
+    evaluation = periodic_validation(config) if config.train.eval_interval > 0 else None
     result = train(config, out, resume=args.resume, device=args.device, stop_after=args.stop_after,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, evaluation=evaluation)
     if not result.finished:
         print(f"stopped at iteration {result.iteration}; continue with: dsfnet train {args.config} --out {out} "
               "--resume")

@@ -2,5 +2,5 @@
 
 ``vid`` (ImageNet VID/DET reader + index cache), ``cocovid`` (CocoVID JSON read/write), ``synth`` (synthetic
 VID), ``sampling`` (support frames), ``transforms`` (clip resize/flip), ``dataset`` (training clips and loader),
-``images`` (frame decoding); records in ``records`` and ``split``.
+``images`` (frame decoding); records in ``records``, the config's splits in ``split``.
 """

@@ -34,8 +34,7 @@ import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASSES
-from dsfnet.data.records import DatasetRecord, VideoRecord
-from dsfnet.data.split import SplitRecord, VIDFrameRecord, key_frames
+from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
 
 _NAME_TO_WNID = dict(VID_CLASSES)
 
@@ -53,7 +52,7 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
     """Write ``dataset`` as CocoVID JSON (atomically); ``file_name`` is relative to ``image_root``."""
     json_path = Path(json_path)
     root = _image_root(json_path, image_root)
-    keys = set(key_frames(dataset))
+    keys = set(dataset.training_keys())
     categories = [{"id": label, "name": name, **({"encode_name": _NAME_TO_WNID[name]}
                                                  if name in _NAME_TO_WNID else {})}
                   for label, name in enumerate(dataset.class_names, 1)]
@@ -68,8 +67,7 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
                            "file_name": os.path.relpath(frame.image_path, root).replace(os.sep, "/"),
                            "width": int(frame.width), "height": int(frame.height),
                            "is_vid_train_frame": (v, f) in keys})
-            occluded = getattr(frame, "occluded", np.zeros(len(frame.labels), bool))
-            degraded = getattr(frame, "degraded", np.zeros(len(frame.labels), bool))
+            occluded, degraded = frame.flags("occluded"), frame.flags("degraded")
             for box, label, track, occ, deg in zip(frame.boxes.tolist(), frame.labels.tolist(),
                                                    frame.track_ids.tolist(), occluded.tolist(), degraded.tolist()):
                 x1, y1, x2, y2 = box
@@ -88,7 +86,7 @@ def _field(item: dict, key: str, where: str) -> Any:
     return item[key]
 
 
-def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> SplitRecord:
+def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> DatasetRecord:
     """Read a CocoVID JSON file into records (see the module docstring for the conventions)."""
     json_path = Path(json_path)
     root = _image_root(json_path, image_root)
@@ -137,11 +135,11 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
             if image.get("is_vid_train_frame", not any_key_field):
                 keys.append((len(records), position))
         records.append(VideoRecord(name=name, frames=frames, is_still_image=still))
-    return SplitRecord(videos=records, class_names=class_names, key_frames=keys)
+    return DatasetRecord(videos=records, class_names=class_names, key_frames=keys)
 
 
 def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool, root: str,
-           where: str) -> VIDFrameRecord:
+           where: str) -> FrameRecord:
     """One image and its (non-crowd) annotations as a record, boxes clipped to the image."""
     here = f"{where}: image {image['id']}"
     width, height = int(_field(image, "width", here)), int(_field(image, "height", here))
@@ -156,14 +154,13 @@ def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool,
         x, y, w, h = (float(value) for value in _field(ann, "bbox", there))
         if w < 0 or h < 0:
             raise ValueError(f"{there} has a negative bbox width or height")
-        boxes.append([min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0),
-                      min(max(x + w, 0.0), width - 1.0), min(max(y + h, 0.0), height - 1.0)])
+        boxes.append(clip_box(x, y, x + w, y + h, width, height))
         label_list.append(labels[category])
         tracks.append(len(tracks) if still and ann.get("instance_id", -1) == -1
                       else int(_field(ann, "instance_id", there)))
         occluded.append(ann.get("occluded") in (True, 1))
         degraded.append(ann.get("degraded") in (True, 1))
-    return VIDFrameRecord(
+    return FrameRecord(
         video=video, frame_index=0 if still else int(_field(image, "frame_id", here)),
         image_path=os.path.normpath(os.path.join(root, _field(image, "file_name", here))), width=width, height=height,
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=np.asarray(label_list, np.int64),

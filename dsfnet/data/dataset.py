@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 from dsfnet.data.images import load_frame
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.sampling import train_support_frames
-from dsfnet.data.split import key_frames
 from dsfnet.data.transforms import ClipTransform
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ class TrainClipDataset(Dataset):
             raise ValueError(f"num_support must be >= 0, got {num_support}")
         self.datasets, self.num_support, self.transform = datasets, num_support, transform
         self.seed, self.skip_bad, self.epoch = seed, skip_bad, 0
-        self.keys = [(d, v, f) for d, dataset in enumerate(datasets) for v, f in key_frames(dataset)]
+        self.keys = [(d, v, f) for d, dataset in enumerate(datasets) for v, f in dataset.training_keys()]
 
     def set_epoch(self, epoch: int) -> None:
         """Draw new support frames and flips for ``epoch`` (call before creating the epoch's iterator)."""

@@ -1,17 +1,14 @@
 """Which frames support which: training clips and the evaluation sampling modes of the paper (DESIGN §3, §4).
 
 All choices are deterministic: evaluation from ``seed``, training from the ``numpy.random.Generator`` the
-caller derives from (seed, epoch, sample index). ``load_frame`` and ``resize_scale`` are re-exported here for
-the evaluation code, which reads frames with the same rules as training.
+caller derives from (seed, epoch, sample index).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dsfnet.data.images import load_frame, resize_scale
-
-__all__ = ["load_frame", "resize_scale", "shuffled_support_order", "support_frames", "train_support_frames"]
+__all__ = ["shuffled_support_order", "support_frames", "train_support_frames"]
 
 SAMPLING_MODES = ("shuffled", "stride")
 

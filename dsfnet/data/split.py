@@ -1,43 +1,49 @@
-"""Record types that extend the shared ones (``records.py``) with what a split file or an XML adds.
+"""The splits a config names: ``read_split(data_config, which)`` for training, validation and evaluation.
 
-- :class:`VIDFrameRecord` is a :class:`FrameRecord` that also carries the per-object ``occluded`` and
-  ``degraded`` flags of VID XML (``degraded`` is written by the synthetic generator, absent from real data), so
-  that evaluation can report degraded and clean objects separately.
-- :class:`SplitRecord` is a :class:`DatasetRecord` that also lists the split's *key frames*: the frames a
-  training epoch samples clips around (``VID_train_15frames``: the 15 listed frames of each snippet).
+``data.format`` picks the reader: ``vid`` (an ImageNet VID/DET tree, :mod:`dsfnet.data.vid`) or ``cocovid``
+(an mmtracking JSON file, :mod:`dsfnet.data.cocovid`). Missing paths raise one-line errors naming the config key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
-
-from dsfnet.data.records import DatasetRecord, FrameRecord
-
-
-@dataclass
-class VIDFrameRecord(FrameRecord):
-    """A frame with per-object flags; ``occluded`` and ``degraded`` are ``bool [k]`` aligned with ``boxes``."""
-
-    occluded: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
-    degraded: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
+from dsfnet.config import DataConfig
+from dsfnet.data.cocovid import read_cocovid
+from dsfnet.data.records import DatasetRecord
+from dsfnet.data.vid import read_vid_split
 
 
-@dataclass
-class SplitRecord(DatasetRecord):
-    """A dataset plus its key frames as ``(video position, frame position)`` pairs.
+def read_split(data: DataConfig, which: str) -> DatasetRecord:
+    """One split of the dataset that ``data`` describes.
 
-    A key may occur several times (the real ``DET_train_30classes.txt`` lists some images twice; such an image
-    is then sampled twice per epoch, as in the reference implementations).
+    Args:
+        which: ``"val"`` (``data.val_split`` / ``data.val_json``), ``"train"`` (the first of
+            ``data.train_splits`` / ``data.train_json``) or, for ``vid``, any ``ImageSets`` file name.
     """
+    if data.format == "cocovid":
+        if which not in ("val", "train"):
+            raise ValueError(f"split {which!r}: with data.format cocovid the split is 'val' (data.val_json) or "
+                             "'train' (data.train_json)")
+        key = f"data.{which}_json"
+        json_path = data.val_json if which == "val" else data.train_json
+        if json_path is None:
+            raise ValueError(f"{key} must name a CocoVID annotation file to read split {which!r}")
+        if not Path(json_path).is_file():
+            raise FileNotFoundError(f"annotation file not found: {json_path} ({key})")
+        return read_cocovid(json_path, image_root=data.root)
+    name = {"val": data.val_split, "train": data.train_splits[0] if data.train_splits else "train"}.get(which, which)
+    return _read_vid(data, name)
 
-    key_frames: list[tuple[int, int]] = field(default_factory=list)
+
+def training_splits(data: DataConfig) -> list[DatasetRecord]:
+    """Every training split: each of ``data.train_splits`` (``vid``), or ``data.train_json`` (``cocovid``)."""
+    if data.format == "cocovid":
+        return [read_split(data, "train")]
+    return [_read_vid(data, name) for name in data.train_splits]
 
 
-def key_frames(dataset: DatasetRecord) -> list[tuple[int, int]]:
-    """The dataset's key frames: those its split lists, or every frame when it lists none."""
-    keys = getattr(dataset, "key_frames", None)
-    if keys:
-        return list(keys)
-    return [(v, f) for v, video in enumerate(dataset.videos) for f in range(len(video.frames))]
+def _read_vid(data: DataConfig, name: str) -> DatasetRecord:
+    if not Path(data.root).is_dir():
+        raise FileNotFoundError(f"dataset root not found: {data.root} (data.root)")
+    return read_vid_split(data.root, name, skip_bad=data.skip_bad_samples)

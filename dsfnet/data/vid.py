@@ -1,7 +1,7 @@
 """Reader of the ImageNet VID / DET layout (DESIGN §5), with an on-disk index per split.
 
 ``read_vid_split(root, "VID_train_15frames")`` reads ``root/ImageSets/VID_train_15frames.txt`` and the XML of
-every frame it needs, and returns a :class:`~dsfnet.data.split.SplitRecord`:
+every frame it needs, and returns a :class:`~dsfnet.data.split.DatasetRecord`:
 
 - VID splits: one video per snippet with *all* its frames in order (``frame_index`` = the frame's file number);
   the split's lines become ``key_frames`` (``VID_train_15frames``: the 15 listed frames; ``VID_val_videos`` and
@@ -42,8 +42,7 @@ import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASS_NAMES, WNID_TO_LABEL
-from dsfnet.data.records import VideoRecord
-from dsfnet.data.split import SplitRecord, VIDFrameRecord
+from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
 
 logger = logging.getLogger(__name__)
 
@@ -272,8 +271,7 @@ def parse_annotation(path: str, still: bool) -> tuple:
         x1, y1, x2, y2 = (_number(bndbox, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
         if x2 < x1 or y2 < y1:
             raise ValueError(f"{path}: box ({x1}, {y1}, {x2}, {y2}) has xmax < xmin or ymax < ymin")
-        boxes.append([min(max(x1, 0.0), width - 1.0), min(max(y1, 0.0), height - 1.0),
-                      min(max(x2, 0.0), width - 1.0), min(max(y2, 0.0), height - 1.0)])
+        boxes.append(clip_box(x1, y1, x2, y2, width, height))
         labels.append(label)
         track_ids.append(len(track_ids) if still else int(_number(obj, "trackid", path)))
         occluded.append(_flag(obj, "occluded"))
@@ -358,7 +356,7 @@ def _build_index(root: str, split_path: Path, entries: list[SplitEntry], folders
     }
 
 
-def _records_from_index(root: str, index: dict) -> SplitRecord:
+def _records_from_index(root: str, index: dict) -> DatasetRecord:
     """Turn the flat arrays of :func:`_build_index` into records (frame arrays are views of the flat ones)."""
     frame_offsets, object_offsets = index["frame_offsets"].tolist(), index["object_offsets"].tolist()
     numbers = index["numbers"].tolist()
@@ -374,13 +372,13 @@ def _records_from_index(root: str, index: dict) -> SplitRecord:
         for f in range(frame_offsets[v], frame_offsets[v + 1]):
             a, b = object_offsets[f], object_offsets[f + 1]
             path = prefix + ".JPEG" if still else f"{prefix}{numbers[f]:06d}.JPEG"
-            frames.append(VIDFrameRecord(
+            frames.append(FrameRecord(
                 video=name, frame_index=numbers[f], image_path=path,
                 width=widths[f], height=heights[f], boxes=boxes[a:b], labels=labels[a:b],
                 track_ids=track_ids[a:b], occluded=occluded[a:b], degraded=degraded[a:b]))
         videos.append(VideoRecord(name=name, frames=frames, is_still_image=still))
     keys = [tuple(key) for key in index["keys"].tolist()]
-    return SplitRecord(videos=videos, class_names=VID_CLASS_NAMES, key_frames=keys)
+    return DatasetRecord(videos=videos, class_names=VID_CLASS_NAMES, key_frames=keys)
 
 
 def _load_cache(path: Path, fingerprint: str) -> Optional[dict]:
@@ -438,7 +436,7 @@ def index_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | o
 
 
 def read_vid_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | os.PathLike] = None,
-                   skip_bad: bool = False, check_files: bool = False) -> SplitRecord:
+                   skip_bad: bool = False, check_files: bool = False) -> DatasetRecord:
     """Read split ``root/ImageSets/<split>.txt`` of an ImageNet VID/DET tree (see the module docstring).
 
     Args:

@@ -7,7 +7,7 @@ A checkpoint is a dict saved with ``torch.save``::
     config           Config.to_dict() of the run (the model is rebuilt from it)
     model            model state dict (unwrapped from DDP)
     # training checkpoints only:
-    optimizer, scheduler, scaler (None with bf16 / fp32), iteration (optimiser steps done), rng
+    optimizer, scheduler, iteration (optimiser steps done), rng (bf16 autocast needs no GradScaler state)
 
 Everything in it loads with ``torch.load(weights_only=True)`` (no pickled code), so a checkpoint from an
 untrusted source cannot run code.
@@ -26,6 +26,7 @@ import torch
 import dsfnet
 from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, config_from_dict
+from dsfnet.models.build import build_model
 
 FORMAT_VERSION = 1
 
@@ -95,11 +96,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
+    check_format_version(checkpoint, f"checkpoint {path}")
+    return checkpoint
+
+
+def check_format_version(checkpoint: dict, name: str = "checkpoint") -> None:
+    """``ValueError`` naming ``name`` unless the checkpoint has the :data:`FORMAT_VERSION` this dsfnet reads."""
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has format_version {version!r}; this dsfnet "
-                         f"({dsfnet.__version__}) reads format_version {FORMAT_VERSION}")
-    return checkpoint
+        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({dsfnet.__version__}) reads "
+                         f"format_version {FORMAT_VERSION}")
 
 
 # ---------------------------------------------------------------------------------------------- compatibility
@@ -130,9 +136,7 @@ def check_compatible(checkpoint: dict, config: Config) -> None:
 
     The message names the format version or every differing architecture field (checkpoint value first).
     """
-    version = checkpoint.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"checkpoint has format_version {version!r}, expected {FORMAT_VERSION}")
+    check_format_version(checkpoint)
     saved = checkpoint.get("config", {}).get("model", {})
     differences = architecture_differences(saved, config.to_dict()["model"])
     if differences:
@@ -158,8 +162,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         ``(model, config)``: the model in eval mode on ``device`` (fp32 even for an fp16 export), and its
         :class:`Config`.
     """
-    from dsfnet.models.build import build_model
-
     checkpoint = load_checkpoint(path)
     config = config_from_checkpoint(checkpoint)
     model = build_model(config.model)
@@ -230,7 +232,7 @@ def set_rng_state(state: dict) -> None:
 
 def training_checkpoint(
     model: torch.nn.Module, config: Config, iteration: int, optimizer: Optional[torch.optim.Optimizer] = None,
-    scheduler: Optional[Any] = None, scaler: Optional[Any] = None, extra: Optional[dict] = None,
+    scheduler: Optional[Any] = None, extra: Optional[dict] = None,
 ) -> dict:
     """The checkpoint dict of a training run (``model`` may be DDP-wrapped)."""
     module = model.module if hasattr(model, "module") else model
@@ -241,8 +243,6 @@ def training_checkpoint(
         "model": module.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        # bf16 autocast needs no GradScaler: the slot stays None unless an fp16 scaler is used
-        "scaler": scaler.state_dict() if scaler is not None else None,
         "iteration": int(iteration),
         "rng": rng_state(),
     }

@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from dsfnet.device import resolve_device
+
 
 @dataclass
 class DistributedContext:
@@ -22,7 +24,6 @@ class DistributedContext:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
     backend: Optional[str] = None
 
@@ -33,19 +34,6 @@ class DistributedContext:
     @property
     def enabled(self) -> bool:
         return self.backend is not None
-
-
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` if CUDA is available, else ``cpu``; ``cuda`` without CUDA is an error."""
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"--device must be auto, cpu or cuda, got '{name}'")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was given but CUDA is not available (torch.cuda.is_available() is False)")
-    if name.startswith("cuda:"):
-        return torch.device(name)
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def init_distributed(device: str = "auto") -> DistributedContext:
@@ -67,7 +55,7 @@ def init_distributed(device: str = "auto") -> DistributedContext:
         torch.cuda.set_device(torch_device)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank)
-    return DistributedContext(rank, world_size, local_rank, torch_device, backend)
+    return DistributedContext(rank, world_size, torch_device, backend)
 
 
 def cleanup(context: DistributedContext) -> None:

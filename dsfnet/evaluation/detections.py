@@ -120,61 +120,60 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
     """Read the JSON-lines format (one object per frame); see the module docstring."""
     path = Path(path)
     lookup = _frame_lookup(dataset)
-    num_classes = len(dataset.class_names)
     name_to_label = {name: i + 1 for i, name in enumerate(dataset.class_names)}
-    frame_ids: list[int] = []
-    labels: list[int] = []
-    scores: list[float] = []
-    boxes: list[list[float]] = []
+    rows: list[tuple[int, int, float, list[float]]] = []  # (frame position, label, score, box)
     with open(path, "r", encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-
-            def fail(msg: str) -> ValueError:
-                return ValueError(f"{path}:{line_no}: {msg}")
-
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise fail(f"malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise fail("expected a JSON object per line")
-            video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
-            if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
-                raise fail('expected {"video": str, "frame_index": int, "detections": [...]}')
-            position = lookup.get((video, frame_index))
-            if position is None:
-                raise fail(f"frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
-            for k, det in enumerate(dets):
-                if not isinstance(det, dict):
-                    raise fail(f"detection {k}: expected an object")
-                box = det.get("box")
-                if (not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box)):
-                    raise fail(f"detection {k}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
-                score = det.get("score")
-                if not _is_number(score):
-                    raise fail(f"detection {k}: 'score' must be a finite number, got {score!r}")
-                label = det.get("label")
-                name = det.get("class")
-                if label is None and name is None:
-                    raise fail(f"detection {k}: needs 'class' (name) or 'label' (1..{num_classes})")
-                if name is not None:
-                    if name not in name_to_label:
-                        raise fail(f"detection {k}: class {name!r} is not a class of the dataset")
-                    if label is not None and label != name_to_label[name]:
-                        raise fail(f"detection {k}: label {label!r} does not match class {name!r} "
-                                   f"(label {name_to_label[name]})")
-                    label = name_to_label[name]
-                if not _is_int(label) or not 1 <= label <= num_classes:
-                    raise fail(f"detection {k}: label {label!r} out of range 1..{num_classes}")
-                frame_ids.append(position)
-                labels.append(label)
-                scores.append(float(score))
-                boxes.append([float(v) for v in box])
-    if not frame_ids:
+            if line.strip():
+                rows.extend(_jsonl_record(line, f"{path}:{line_no}", lookup, name_to_label,
+                                          len(dataset.class_names)))
+    if not rows:
         return Detections()
+    frame_ids, labels, scores, boxes = zip(*rows)
     return Detections(np.asarray(frame_ids), np.asarray(labels), np.asarray(scores), np.asarray(boxes))
+
+
+def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_classes: int) -> list[tuple]:
+    """The detections of one JSON-lines record as ``(frame position, label, score, box)``; ``ValueError``
+    naming ``where`` (file:line) for anything malformed."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: malformed JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected a JSON object per line")
+    video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
+    if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
+        raise ValueError(f'{where}: expected {{"video": str, "frame_index": int, "detections": [...]}}')
+    position = lookup.get((video, frame_index))
+    if position is None:
+        raise ValueError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
+    return [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
+            for k, det in enumerate(dets)]
+
+
+def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> tuple[int, float, list[float]]:
+    """``(label, score, box)`` of one detection object; the label from ``class`` and/or ``label``."""
+    if not isinstance(det, dict):
+        raise ValueError(f"{where}: expected an object")
+    box = det.get("box")
+    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+        raise ValueError(f"{where}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+    score = det.get("score")
+    if not _is_number(score):
+        raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
+    label, name = det.get("label"), det.get("class")
+    if label is None and name is None:
+        raise ValueError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
+    if name is not None:
+        if name not in name_to_label:
+            raise ValueError(f"{where}: class {name!r} is not a class of the dataset")
+        if label is not None and label != name_to_label[name]:
+            raise ValueError(f"{where}: label {label!r} does not match class {name!r} (label {name_to_label[name]})")
+        label = name_to_label[name]
+    if not _is_int(label) or not 1 <= label <= num_classes:
+        raise ValueError(f"{where}: label {label!r} out of range 1..{num_classes}")
+    return label, float(score), [float(v) for v in box]
 
 
 def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:

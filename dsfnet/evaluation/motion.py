@@ -20,18 +20,18 @@ MOTION_WINDOW = 10
 
 
 def box_iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of matching rows of ``a [n, 4]`` and ``b [n, 4]`` (inclusive corners, +1 widths) → float64 [n]."""
+    """The devkit IoU of matching rows of ``a [n, 4]`` and ``b [n, 4]`` (inclusive corners, +1 widths) →
+    float64 [n]; 0 when the +1 intersection is empty in either axis. Used by the matching and the motion IoU."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1.0
     ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1.0
-    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-    area_a = (a[:, 2] - a[:, 0] + 1.0) * (a[:, 3] - a[:, 1] + 1.0)
-    area_b = (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0)
-    union = area_a + area_b - inter
+    valid = (iw > 0) & (ih > 0)
+    inter = np.where(valid, iw * ih, 0.0)
+    union = ((a[:, 2] - a[:, 0] + 1.0) * (a[:, 3] - a[:, 1] + 1.0)
+             + (b[:, 2] - b[:, 0] + 1.0) * (b[:, 3] - b[:, 1] + 1.0) - inter)
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / union, 0.0)
-    return iou
+        return np.where(valid, inter / union, 0.0)
 
 
 def motion_ious(video: VideoRecord, window: int = MOTION_WINDOW) -> list[np.ndarray]:

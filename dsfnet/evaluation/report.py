@@ -17,6 +17,7 @@ import numpy as np
 from dsfnet.atomic import atomic_write_bytes, atomic_write_text
 from dsfnet.evaluation.motion import MOTION_GROUPS
 from dsfnet.evaluation.vid_map import EvalResult
+from dsfnet.jsonable import jsonable
 
 REPORT_FILES = ("report.json", "report.txt", "pr_curves.png", "per_class_ap.png")
 
@@ -108,19 +109,6 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     _save_figure(fig, Path(path))
 
 
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None
                  ) -> dict[str, Path]:
     """Write ``report.json``, ``report.txt``, ``pr_curves.png`` and ``per_class_ap.png`` into ``out_dir``.
@@ -139,5 +127,5 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = ""
     table = format_table(result)
     atomic_write_text(paths["report.txt"], (f"{title}\n\n" if title else "") + table)
     payload = {"title": title, **result.to_dict(), **(extra or {})}
-    atomic_write_text(paths["report.json"], json.dumps(_json_safe(payload), indent=2) + "\n")
+    atomic_write_text(paths["report.json"], json.dumps(jsonable(payload), indent=2) + "\n")
     return paths

@@ -24,7 +24,7 @@ import numpy as np
 
 from dsfnet.data.records import DatasetRecord
 from dsfnet.evaluation.detections import Detections
-from dsfnet.evaluation.motion import MOTION_GROUPS, dataset_motion_ious, group_mask
+from dsfnet.evaluation.motion import MOTION_GROUPS, box_iou_pairs, dataset_motion_ious, group_mask
 
 #: Upper bound on (detection, GT) pairs held in memory at once; the work is chunked by frames.
 _MAX_PAIRS_PER_CHUNK = 4_000_000
@@ -85,18 +85,6 @@ def iou_thresholds(boxes: np.ndarray) -> np.ndarray:
     w = boxes[:, 2] - boxes[:, 0] + 1.0
     h = boxes[:, 3] - boxes[:, 1] + 1.0
     return np.minimum(0.5, (w * h) / ((w + 10.0) * (h + 10.0)))
-
-
-def _pair_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Devkit IoU of matching rows (0 when the +1 intersection is empty in either axis)."""
-    iw = np.minimum(det[:, 2], gt[:, 2]) - np.maximum(det[:, 0], gt[:, 0]) + 1.0
-    ih = np.minimum(det[:, 3], gt[:, 3]) - np.maximum(det[:, 1], gt[:, 1]) + 1.0
-    valid = (iw > 0) & (ih > 0)
-    inter = np.where(valid, iw * ih, 0.0)
-    union = ((det[:, 2] - det[:, 0] + 1.0) * (det[:, 3] - det[:, 1] + 1.0)
-             + (gt[:, 2] - gt[:, 0] + 1.0) * (gt[:, 3] - gt[:, 1] + 1.0) - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(valid, inter / union, 0.0)
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -163,7 +151,29 @@ def _match(gt: _GroundTruth, det: Detections, rank: np.ndarray, groups: dict[str
     fids = det.frame_ids[order]
     ng_per_det = gt.start[fids + 1] - gt.start[fids]
     cum = np.concatenate(([0], np.cumsum(ng_per_det)))
-    # Chunk boundaries in `order`, never splitting a frame: greedy matching is per frame.
+    used = np.zeros(len(gt.labels), bool)
+    bounds = _chunk_bounds(fids, cum)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        reps = ng_per_det[lo:hi]
+        if reps.sum() == 0:
+            continue
+        idx = order[lo:hi]
+        pair_det = np.repeat(idx, reps)                                     # global detection index
+        offset = np.arange(int(reps.sum())) - np.repeat(cum[lo:hi] - cum[lo], reps)
+        pair_gt = np.repeat(gt.start[fids[lo:hi]], reps) + offset           # global GT index
+        iou = box_iou_pairs(det.boxes[pair_det], gt.boxes[pair_gt])
+        _record_overlaps(overlaps, groups, idx, reps, pair_gt, iou)
+        # Candidate pairs: same class and IoU >= that GT's threshold.
+        cand = (det.labels[pair_det] == gt.labels[pair_gt]) & (iou >= gt.thr[pair_gt])
+        if cand.any():
+            _assign_greedily(pair_det[cand], pair_gt[cand], iou[cand], rank, used, matched)
+    return matched, overlaps
+
+
+def _chunk_bounds(fids: np.ndarray, cum: np.ndarray) -> list[int]:
+    """Chunk boundaries in frame order holding about ``_MAX_PAIRS_PER_CHUNK`` pairs each, never splitting a frame
+    (greedy matching is per frame); ``fids`` are the sorted frames, ``cum`` the cumulative pair counts."""
+    n = len(fids)
     bounds = [0]
     while bounds[-1] < n:
         lo = bounds[-1]
@@ -171,41 +181,33 @@ def _match(gt: _GroundTruth, det: Detections, rank: np.ndarray, groups: dict[str
         hi = max(hi, lo + 1)
         hi = int(np.searchsorted(fids, fids[hi - 1], side="right")) if hi < n else n
         bounds.append(hi)
-    used = np.zeros(len(gt.labels), bool)
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = order[lo:hi]
-        reps = ng_per_det[lo:hi]
-        total = int(reps.sum())
-        if total == 0:
+    return bounds
+
+
+def _record_overlaps(overlaps: dict, groups: dict[str, np.ndarray], idx: np.ndarray, reps: np.ndarray,
+                     pair_gt: np.ndarray, iou: np.ndarray) -> None:
+    """o_i / o_n of the chunk's detections ``idx`` over the GT of all classes of their frame (pairs are
+    contiguous per detection, ``reps`` per detection)."""
+    seg = np.concatenate(([0], np.cumsum(reps)))[:-1][reps > 0]
+    seg_det = idx[reps > 0]
+    for g, in_group in groups.items():
+        ig = in_group[pair_gt]
+        overlaps[g][0][seg_det] = np.maximum.reduceat(np.where(ig, -1.0, iou), seg)
+        overlaps[g][1][seg_det] = np.maximum.reduceat(np.where(ig, iou, -1.0), seg)
+
+
+def _assign_greedily(c_det: np.ndarray, c_gt: np.ndarray, c_iou: np.ndarray, rank: np.ndarray, used: np.ndarray,
+                     matched: np.ndarray) -> None:
+    """Match candidate pairs in score order, then highest IoU, then first GT (the devkit keeps the first GT on
+    an exact IoU tie); each detection and each GT at most once."""
+    srt = np.lexsort((c_gt, -c_iou, rank[c_det]))
+    last = -1
+    for d, g in zip(c_det[srt].tolist(), c_gt[srt].tolist()):
+        if d == last or used[g]:
             continue
-        pair_det = np.repeat(idx, reps)                                     # global detection index
-        offset = np.arange(total) - np.repeat(cum[lo:hi] - cum[lo], reps)
-        pair_gt = np.repeat(gt.start[fids[lo:hi]], reps) + offset           # global GT index
-        iou = _pair_iou(det.boxes[pair_det], gt.boxes[pair_gt])
-        # o_i / o_n over GT of all classes of the frame; pairs are contiguous per detection.
-        seg = np.concatenate(([0], np.cumsum(reps)))[:-1][reps > 0]
-        seg_det = idx[reps > 0]
-        for g, in_group in groups.items():
-            ig = in_group[pair_gt]
-            o_i = np.maximum.reduceat(np.where(ig, -1.0, iou), seg)
-            o_n = np.maximum.reduceat(np.where(ig, iou, -1.0), seg)
-            overlaps[g][0][seg_det] = o_i
-            overlaps[g][1][seg_det] = o_n
-        # Candidate pairs: same class and IoU >= that GT's threshold.
-        cand = (det.labels[pair_det] == gt.labels[pair_gt]) & (iou >= gt.thr[pair_gt])
-        if not cand.any():
-            continue
-        c_det, c_gt, c_iou = pair_det[cand], pair_gt[cand], iou[cand]
-        # Score order, then highest IoU, then first GT (the devkit keeps the first GT on an exact IoU tie).
-        srt = np.lexsort((c_gt, -c_iou, rank[c_det]))
-        last = -1
-        for d, g in zip(c_det[srt].tolist(), c_gt[srt].tolist()):
-            if d == last or used[g]:
-                continue
-            used[g] = True
-            matched[d] = g
-            last = d
-    return matched, overlaps
+        used[g] = True
+        matched[d] = g
+        last = d
 
 
 def _class_curves(labels: np.ndarray, rank_order: np.ndarray, tp: np.ndarray, fp: np.ndarray,
@@ -245,24 +247,14 @@ def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True
     num_classes = len(names)
     gt = _gather_gt(dataset, motion)
     num_frames = len(gt.start) - 1
-    if len(detections):
-        if detections.frame_ids.min() < 0 or detections.frame_ids.max() >= num_frames:
-            raise ValueError(f"detections refer to frame positions outside 0..{num_frames - 1}")
-        if detections.labels.min() < 1 or detections.labels.max() > num_classes:
-            raise ValueError(f"detections have labels outside 1..{num_classes}")
+    _check_detections(detections, num_frames, num_classes)
     # Global score order, descending and stable (equal scores keep input order).
     rank_order = np.argsort(-detections.scores, kind="stable")
     rank = np.empty(len(detections), np.int64)
     rank[rank_order] = np.arange(len(detections))
-
-    groups = {g: group_mask(gt.motion, g) for g in MOTION_GROUPS} if motion else {}
-    for name, mask in (extra_groups or {}).items():
-        if mask.shape != gt.labels.shape:
-            raise ValueError(f"group '{name}' has {mask.shape} entries for {len(gt.labels)} ground-truth objects")
-        groups[name] = mask.astype(bool)
+    groups = _groups(gt, motion, extra_groups)
     matched, overlaps = _match(gt, detections, rank, groups)
     is_tp = matched >= 0
-
     npos = np.bincount(gt.labels, minlength=num_classes + 1)
     aps, curves = _class_curves(detections.labels, rank_order, is_tp.astype(np.float64),
                                 (~is_tp).astype(np.float64), npos, num_classes)
@@ -275,28 +267,54 @@ def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True
         num_detections=len(detections),
         num_frames=num_frames,
     )
-
-    has_gt = (gt.start[1:] > gt.start[:-1])
     for g, in_group in groups.items():
-        total_gt = len(gt.labels)
-        # Weight of a tie in a frame with no GT: the fraction of all GT objects in the group (DESIGN §6).
-        empty_weight = float(in_group.sum()) / total_gt if total_gt else 0.0
-        # Weight of a tie in a frame with GT: "the fraction of the frame's GT that are ignored" (DESIGN §6,
-        # literally; FGFA's vid_eval_motion does the same).
-        ignored_per_frame = (np.add.reduceat((~in_group).astype(np.int64), gt.start[:-1][has_gt])
-                             if total_gt else np.zeros(0))
-        ignored_fraction = np.zeros(num_frames)
-        ignored_fraction[has_gt] = ignored_per_frame / (gt.start[1:] - gt.start[:-1])[has_gt]
-        o_i, o_n = overlaps[g]
-        tie_weight = np.where(has_gt[detections.frame_ids], ignored_fraction[detections.frame_ids], empty_weight)
-        fp_weight = np.where(o_n > o_i, 1.0, np.where(o_i > o_n, 0.0, tie_weight))
-        tp = np.zeros(len(detections))
-        tp[is_tp] = in_group[matched[is_tp]].astype(np.float64)
-        fp = np.where(is_tp, 0.0, fp_weight)    # matched to an ignored GT: neither TP nor FP
+        tp, fp = _group_weights(gt, detections, in_group, matched, overlaps[g])
         group_npos = np.bincount(gt.labels[in_group], minlength=num_classes + 1)
         g_aps, _ = _class_curves(detections.labels, rank_order, tp, fp, group_npos, num_classes)
         result.motion_map[g] = _mean(g_aps)
         result.motion_per_class_ap[g] = dict(zip(names, g_aps))
         result.motion_num_gt[g] = {name: int(group_npos[i + 1]) for i, name in enumerate(names)}
-        result.motion_gt_fraction[g] = empty_weight
+        result.motion_gt_fraction[g] = float(in_group.sum()) / len(gt.labels) if len(gt.labels) else 0.0
     return result
+
+
+def _check_detections(detections: Detections, num_frames: int, num_classes: int) -> None:
+    if len(detections):
+        if detections.frame_ids.min() < 0 or detections.frame_ids.max() >= num_frames:
+            raise ValueError(f"detections refer to frame positions outside 0..{num_frames - 1}")
+        if detections.labels.min() < 1 or detections.labels.max() > num_classes:
+            raise ValueError(f"detections have labels outside 1..{num_classes}")
+
+
+def _groups(gt: _GroundTruth, motion: bool, extra_groups: Optional[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """GT group name → ``bool [G]`` in-group mask: the motion groups (when ``motion``), then the extra ones."""
+    groups = {g: group_mask(gt.motion, g) for g in MOTION_GROUPS} if motion else {}
+    for name, mask in (extra_groups or {}).items():
+        if mask.shape != gt.labels.shape:
+            raise ValueError(f"group '{name}' has {mask.shape} entries for {len(gt.labels)} ground-truth objects")
+        groups[name] = mask.astype(bool)
+    return groups
+
+
+def _group_weights(gt: _GroundTruth, detections: Detections, in_group: np.ndarray, matched: np.ndarray,
+                   overlaps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """TP and FP weights ``[N]`` of every detection for one GT group (DESIGN §6)."""
+    num_frames = len(gt.start) - 1
+    total_gt = len(gt.labels)
+    has_gt = gt.start[1:] > gt.start[:-1]
+    # Weight of a tie in a frame with no GT: the fraction of all GT objects in the group (DESIGN §6).
+    empty_weight = float(in_group.sum()) / total_gt if total_gt else 0.0
+    # Weight of a tie in a frame with GT: "the fraction of the frame's GT that are ignored" (DESIGN §6,
+    # literally; FGFA's vid_eval_motion does the same).
+    ignored_per_frame = (np.add.reduceat((~in_group).astype(np.int64), gt.start[:-1][has_gt])
+                         if total_gt else np.zeros(0))
+    ignored_fraction = np.zeros(num_frames)
+    ignored_fraction[has_gt] = ignored_per_frame / (gt.start[1:] - gt.start[:-1])[has_gt]
+    o_i, o_n = overlaps
+    tie_weight = np.where(has_gt[detections.frame_ids], ignored_fraction[detections.frame_ids], empty_weight)
+    fp_weight = np.where(o_n > o_i, 1.0, np.where(o_i > o_n, 0.0, tie_weight))
+    is_tp = matched >= 0
+    tp = np.zeros(len(detections))
+    tp[is_tp] = in_group[matched[is_tp]].astype(np.float64)
+    fp = np.where(is_tp, 0.0, fp_weight)    # matched to an ignored GT: neither TP nor FP
+    return tp, fp

@@ -5,6 +5,9 @@ Frames are RGB ``uint8 [H, W, 3]`` numpy arrays, yielded one at a time so that m
 video's length. A source can be read several times (the predictor reads the support frames first, then streams
 all frames); every read yields the same frames.
 
+PyAV is imported where a video is opened or written, not with the module: ``dsfnet --help`` and frame-folder
+inference then never load FFmpeg's libraries.
+
 Frame counting (a decision): a video's frame count is found by one decode pass (``FrameSource.count``). The
 container's own count is missing for many containers (Matroska, WebM, raw H.264 have none) and wrong for
 truncated files, and the support-set indices must point at frames that really decode. Decoding is cheap next to
@@ -24,13 +27,17 @@ import logging
 import os
 import queue
 import re
-import tempfile
 import threading
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from dsfnet.atomic import temporary_sibling
+from dsfnet.data.images import load_frame
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +107,6 @@ class FrameListSource(FrameSource):
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` alone (image files can be read in any order)."""
-        from dsfnet.data.images import load_frame
-
         path = self.paths[index]
         array = np.asarray(load_frame(path))  # same decoding rules as training; errors name the file
         size = array.shape[:2]
@@ -434,22 +439,17 @@ class VideoWriter:
         self.fps = fps
         self.codec = codec or preferred_codec()
         self.live = live
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if live:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = str(self.path)
         else:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.mp4", dir=self.path.parent)
-            os.close(fd)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600; the video is a normal output file
+            fd, self._tmp = temporary_sibling(self.path, suffix=".tmp.mp4")
+            os.close(fd)  # PyAV opens the file by name
         self._container = None
         self._stream = None
-        self.frames_written = 0
 
     def _start(self, height: int, width: int) -> None:
         import av
-        from fractions import Fraction
 
         options, codec_options = {}, {}
         if self.live:
@@ -479,7 +479,6 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
-        self.frames_written += 1
 
     def close(self) -> Path:
         """Flush, close and move the file into place; returns the final path."""
@@ -540,8 +539,6 @@ def color_for(label: int) -> tuple[int, int, int]:
 def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: Sequence[int], class_names: Sequence[str],
                     scores: Sequence[float]) -> np.ndarray:
     """A copy of ``image`` (RGB ``uint8 [H, W, 3]``) with boxes ``[k, 4]`` and ``"class score"`` tags drawn."""
-    from PIL import Image, ImageDraw, ImageFont
-
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()

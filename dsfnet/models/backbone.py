@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torchvision.models
 from torch import nn
 from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
@@ -148,9 +149,7 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
             f"torchvision ships no ImageNet weights for '{name}': convert a checkpoint to torchvision key names "
             "and set backbone.weights to its path (see README)"
         )
-    import torchvision.models as models
-
-    weights = getattr(models, enum_name).IMAGENET1K_V1
+    weights = getattr(torchvision.models, enum_name).IMAGENET1K_V1
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)
     try:

@@ -6,7 +6,9 @@ from dsfnet.config import ModelConfig
 from dsfnet.models.backbone import build_backbone
 from dsfnet.models.detector import DSFNet
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
-from dsfnet.models.heads import RoIBoxHead, build_rpn
+from dsfnet.models.heads import RoIBoxHead
+from dsfnet.models.roi import RoIBoxes
+from dsfnet.models.rpn import ClipRPN
 
 
 def build_model(config: ModelConfig) -> DSFNet:
@@ -17,14 +19,15 @@ def build_model(config: ModelConfig) -> DSFNet:
         frame_fusion = FrameFusion(
             backbone.conv4_channels, config.frame_fusion.scale_by_sqrt_hw, config.frame_fusion.chunk_size)
     instance_fusions = None
+    fusion = config.instance_fusion
     if config.uses_instance_fusion:
-        fusion = config.instance_fusion
         instance_fusions = tuple(
             InstanceFusion(config.roi.representation_size, fusion.num_heads, fusion.key_dim, fusion.geometry,
                            fusion.embed_freqs, fusion.eps, fusion.chunk_size)
             for _ in range(2)
         )
     return DSFNet(
-        config, backbone, build_rpn(config.rpn, backbone.conv4_channels),
-        RoIBoxHead(config.roi, backbone.conv5_channels, config.num_classes), frame_fusion, instance_fusions,
+        config.num_classes, backbone, ClipRPN.from_config(config.rpn, backbone.conv4_channels),
+        RoIBoxHead(config.roi, backbone.conv5_channels, config.num_classes), RoIBoxes(config.roi), frame_fusion,
+        instance_fusions, fusion.support_proposals, config.pixel_mean, config.pixel_std,
     )

@@ -3,95 +3,88 @@
 A clip is ``[n, 3, H, W]`` RGB frames in ``[0, 1]`` (the model normalises them), all of one size; one of them
 is the key (test) frame, the others are its support frames. The model is permutation-invariant in the support
 frames and processes every clip of a batch on its own, so clips of different sizes need no padding.
+
+One head pipeline serves training, ``exact`` and ``cached`` inference and the building of a support memory
+(:meth:`DSFNet._heads`): frame fusion → RPN → conv5 / RoIAlign / fc6 → first instance fusion → fc7 → second
+instance fusion, where a fusion the variant does not have is a step that is absent. The passes differ only in
+which frames are queries and whether a :class:`SupportMemory` is read:
+
+- with instance fusion (``instance``, ``dsfnet``), training and ``exact`` run all n frames of the clip through
+  the pipeline together (support frames are re-enhanced with the key frame, as the equations say);
+- otherwise (``frame``, ``baseline``) only the key frame runs, reading its support frames' raw conv4 tokens from
+  a memory built from the clip;
+- ``cached`` runs the test frame alone against a memory built once per support set (:meth:`support_memory`):
+  support frames enhanced among themselves, the one approximation of ``cached`` mode. For the ``frame`` variant
+  the memory is the same in both modes, so ``cached`` equals ``exact`` bit for bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
-from dsfnet.config import ModelConfig
 from dsfnet.models.backbone import Backbone
-from dsfnet.models.fusion import FrameFusion, InstanceFusion
-from dsfnet.models.heads import RoIBoxHead, propose
+from dsfnet.models.fusion import BoxPairs, FrameFusion, FrameMemory, InstanceFusion, InstanceMemory
+from dsfnet.models.heads import RoIBoxHead
 from dsfnet.models.inputs import as_clips, check_targets
+from dsfnet.models.roi import RoIBoxes
+from dsfnet.models.rpn import ClipRPN
+from dsfnet.models.support import FrameRows
 
 ClipInput = Union[Tensor, Sequence[Union[Tensor, Sequence[Tensor]]]]
 
 
 @dataclass
-class SupportCache:
-    """What a test frame needs from its support frames in ``cached`` mode (computed once per video).
+class SupportMemory:
+    """What a set of support frames gives every test frame that uses them (``cached`` mode, built once).
 
     Attributes:
-        frame_keys, frame_values: ``[s*d, h*w]`` frame-fusion tokens of the s support frames' raw conv4.
-        token_frames: ``int64 [s*d]``, the support frame (0..s-1) of each token.
-        boxes: ``[M, 4]`` proposals of all support frames.
-        keys1, values1: support instances projected by the first instance fusion (``[H, M, dk]``, ``[M, D]``).
-        keys2, values2: the same for the second fusion, from the support instances fused among themselves.
-        instance_frames: ``int64 [M]``, the support frame (0..s-1) of each instance.
-        left_out: a support frame (0..s-1) whose tokens and instances test frames do not read, or ``None``.
+        num_frames: the support frames it holds; a test frame may read it without one of them (``exclude``).
+        frames: frame fusion's tokens of the frames' raw conv4 (``None`` without frame fusion).
+        instances: one memory per instance fusion: the support instances projected by the first fusion, and by
+            the second after fusing among themselves and fc7 (empty without instance fusion).
     """
 
-    frame_keys: Optional[Tensor] = None
-    frame_values: Optional[Tensor] = None
-    token_frames: Optional[Tensor] = None
-    boxes: Optional[Tensor] = None
-    keys1: Optional[Tensor] = None
-    values1: Optional[Tensor] = None
-    keys2: Optional[Tensor] = None
-    values2: Optional[Tensor] = None
-    instance_frames: Optional[Tensor] = None
-    left_out: Optional[int] = None
+    num_frames: int
+    frames: Optional[FrameMemory] = None
+    instances: tuple[InstanceMemory, ...] = ()
 
-    @staticmethod
-    def join(frames: Sequence["SupportCache"]) -> "SupportCache":
-        """One cache of several one-frame caches (support frame i = ``frames[i]``), rows concatenated in order."""
-        if not frames:
-            return SupportCache()
-        joined = SupportCache()
-        for name in ("frame_keys", "frame_values", "boxes", "values1", "values2"):
-            if getattr(frames[0], name) is not None:
-                setattr(joined, name, torch.cat([getattr(frame, name) for frame in frames]))
-        for name in ("keys1", "keys2"):  # [H, m, dk]: instances on dim 1
-            if getattr(frames[0], name) is not None:
-                setattr(joined, name, torch.cat([getattr(frame, name) for frame in frames], dim=1))
-        for name in ("token_frames", "instance_frames"):
-            if getattr(frames[0], name) is not None:
-                setattr(joined, name, torch.cat([getattr(frame, name) + i for i, frame in enumerate(frames)]))
-        return joined
+    @classmethod
+    def join(cls, memories: Sequence["SupportMemory"]) -> "SupportMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
+        memories = [memory for memory in memories if memory.num_frames]
+        if not memories:
+            return cls(0)
+        frames = FrameMemory.join([memory.frames for memory in memories]) if memories[0].frames is not None else None
+        instances = tuple(InstanceMemory.join(stage) for stage in zip(*(memory.instances for memory in memories)))
+        return cls(sum(memory.num_frames for memory in memories), frames, instances)
 
-    def without(self, frame: int) -> "SupportCache":
-        """The cache with support frame ``frame`` (its position in the support list) left out.
 
-        Lets a video's test frames that are themselves support frames reuse one cache instead of building their
-        own. Nothing is copied: a frame's tokens and instances are contiguous rows (:meth:`left_out_rows`); the
-        test frame's frame fusion masks its tokens, its instance fusion reads the instances around them
-        (:meth:`kept_rows`). Frame-level fusion then equals that over the remaining
-        frames exactly; the remaining instances keep their fusion among the full support set (the ``cached``
-        approximation).
-        """
-        if self.left_out is not None:
-            raise ValueError(f"support frame {self.left_out} is already left out of this cache")
-        return replace(self, left_out=frame)
+@dataclass
+class _Pass:
+    """One run of the head pipeline over ``q`` query frames; each step reads and extends it.
 
-    def left_out_rows(self, frames: Tensor) -> Optional[slice]:
-        """The rows of the left-out frame in a frame-major tensor whose rows belong to ``frames``
-        (``token_frames`` or ``instance_frames``); ``None`` when no frame is left out."""
-        rows = torch.nonzero(frames == self.left_out).flatten() if self.left_out is not None else frames[:0]
-        return slice(int(rows[0]), int(rows[-1]) + 1) if len(rows) else None
+    ``key`` is the row of the key frame among the queries (``None`` while building a memory: every query is a
+    support frame); ``record`` collects the instance memories being built; ``own`` (a test frame alone) collects
+    what the test frame contributes as a support frame of later ones (:meth:`DSFNet.detect_and_remember`).
+    """
 
-    def kept_rows(self, frames: Tensor) -> list[slice]:
-        """Non-empty row ranges around :meth:`left_out_rows` (at most two slices)."""
-        left_out = self.left_out_rows(frames)
-        if left_out is None:
-            return [slice(0, len(frames))]
-        ranges = [slice(0, left_out.start), slice(left_out.stop, len(frames))]
-        return [rows_range for rows_range in ranges if rows_range.stop > rows_range.start]
+    feats: Tensor  # [q, d, h, w]: conv4, then enhanced conv4
+    image_size: tuple[int, int]
+    key: Optional[int]
+    memory: Optional[SupportMemory] = None
+    exclude: Optional[int] = None
+    target: Optional[dict] = None
+    record: Optional[list] = None
+    boxes: list[Tensor] = field(default_factory=list)  # RoIs per query frame
+    features: Optional[Tensor] = None  # [sum of boxes, D]
+    losses: dict = field(default_factory=dict)
+    samples: tuple = ()  # (labels, regression targets) of the key frame's RoIs in training
+    pairs: Optional[BoxPairs] = None  # the geometric term, shared by both instance fusions of one test frame
+    own: Optional[SupportMemory] = None
 
 
 class DSFNet(nn.Module):
@@ -102,27 +95,26 @@ class DSFNet(nn.Module):
     """
 
     def __init__(
-        self, config: ModelConfig, backbone: Backbone, rpn: nn.Module, box_head: RoIBoxHead,
+        self, num_classes: int, backbone: Backbone, rpn: ClipRPN, box_head: RoIBoxHead, roi: RoIBoxes,
         frame_fusion: Optional[FrameFusion], instance_fusions: Optional[tuple[InstanceFusion, InstanceFusion]],
+        support_proposals: int, pixel_mean: Sequence[float], pixel_std: Sequence[float],
     ):
         super().__init__()
-        self.config = config
-        self.num_classes = config.num_classes
+        self.num_classes = num_classes
         self.backbone = backbone
         self.frame_fusion = frame_fusion
         self.rpn = rpn
         self.box_head = box_head
+        self.roi = roi
         self.instance_fusions = nn.ModuleList(instance_fusions) if instance_fusions is not None else None
-        roi = config.roi
-        # torchvision's RoIHeads used for its RoI sampling and post-processing only (the box head is ours)
-        self.roi_sampler = RoIHeads(
-            None, None, None, roi.fg_iou_thresh, roi.bg_iou_thresh, roi.batch_size_per_image,
-            roi.positive_fraction, tuple(roi.bbox_reg_weights), roi.score_thresh, roi.nms_thresh,
-            roi.detections_per_img,
-        )
-        self.support_proposals = config.instance_fusion.support_proposals
-        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)
+        self.support_proposals = support_proposals
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def uses_support(self) -> bool:
+        """Whether the key frame's output depends on its support frames (not for the baseline)."""
+        return self.frame_fusion is not None or self.instance_fusions is not None
 
     # ------------------------------------------------------------------ public API
     def forward(
@@ -151,15 +143,12 @@ class DSFNet(nn.Module):
             if targets is None:
                 raise ValueError("targets are required in training mode")
             targets = check_targets(targets, clips, self.num_classes)
-            per_clip = [self._losses(clip, target, key) for clip, target, key in zip(clips, targets, keys)]
+            per_clip = [self._heads(self._clip_pass(clip, key, target)).losses
+                        for clip, target, key in zip(clips, targets, keys)]
             return [], {name: sum(losses[name] for losses in per_clip) / len(per_clip) for name in per_clip[0]}
         if targets is not None:
             check_targets(targets, clips, self.num_classes)
-        detections = []
-        for clip, key in zip(clips, keys):
-            conv4, key_in_conv4 = self._needed_conv4(clip, key)
-            detections.append(self.detect_exact(conv4, tuple(clip.shape[-2:]), key_in_conv4))
-        return detections, {}
+        return [self._detections(self._heads(self._clip_pass(clip, key))) for clip, key in zip(clips, keys)], {}
 
     def conv4(self, frames: Tensor) -> Tensor:
         """Frames ``[k, 3, H, W]`` in ``[0, 1]`` -> raw conv4 maps ``[k, d, h, w]``."""
@@ -167,170 +156,130 @@ class DSFNet(nn.Module):
 
     def detect_exact(self, conv4: Tensor, image_size: tuple[int, int], key: int = 0) -> dict[str, Tensor]:
         """The network exactly as the equations state, on the conv4 maps ``[n, d, h, w]`` of one clip."""
-        key = key % conv4.shape[0]
-        rows = self._rows_needed(conv4.shape[0], key)
-        enhanced = self._enhance(conv4, rows)
-        key_row = rows.index(key)
-        proposals, _ = propose(self.rpn, enhanced, image_size)
-        # support frames contribute their top instance_fusion.support_proposals, as in training and cached mode
-        proposals = [boxes if row == key_row else boxes[: self.support_proposals]
-                     for row, boxes in enumerate(proposals)]
-        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
-        if self.instance_fusions is not None:
-            boxes = torch.cat(proposals)
-            features = self.instance_fusions[0](features, boxes)
-            features = self.box_head.fc7_features(features)
-            key_index = self._frame_slice(proposals, key_row)
-            features = self.instance_fusions[1](features, boxes, key_index)
-        else:
-            features = self.box_head.fc7_features(features)
-        return self._postprocess(features, proposals[key_row], image_size)
+        return self._detections(self._heads(self._conv4_pass(conv4, image_size, key % conv4.shape[0])))
 
-    def build_support_cache(self, support_conv4: Tensor, image_size: tuple[int, int]) -> SupportCache:
-        """Precompute, once per video, what test frames need from the support frames' raw conv4 ``[s, d, h, w]``.
+    def support_memory(self, support_conv4: Tensor, image_size: tuple[int, int]) -> SupportMemory:
+        """What test frames need from support frames (raw conv4 ``[s, d, h, w]``), computed once per set.
 
-        Support frames are enhanced among themselves (not re-enhanced by each test frame): this is the one
-        approximation of ``cached`` mode; the test frame's own fusion reads the support frames' raw conv4, so
-        the ``frame`` variant gives exactly the ``exact`` result.
+        Frame fusion keeps the frames' raw tokens; instance fusion runs the support frames through the head
+        pipeline among themselves (the ``cached`` approximation) and keeps each fusion's projected instances.
         """
-        cache = SupportCache()
-        frames = support_conv4.shape[0]
-        if frames == 0:
-            return cache
+        memory = SupportMemory(len(support_conv4))
         if self.frame_fusion is not None:
-            cache.frame_keys, cache.frame_values = self.frame_fusion.keys_values(support_conv4)
-            positions = torch.arange(frames, device=support_conv4.device)
-            cache.token_frames = positions.repeat_interleave(support_conv4.shape[1])
+            memory.frames = self.frame_fusion.memory(support_conv4)
+        if self.instance_fusions is not None and len(support_conv4):
+            record: list[InstanceMemory] = []
+            self._heads(_Pass(support_conv4, image_size, key=None, record=record))
+            memory.instances = tuple(record)
+        return memory
+
+    def detect_cached(self, conv4: Tensor, image_size: tuple[int, int], memory: Optional[SupportMemory] = None,
+                      exclude: Optional[int] = None) -> dict[str, Tensor]:
+        """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportMemory`, read
+        without its support frame ``exclude`` (``None``: all of them)."""
+        if memory is not None and not memory.num_frames:
+            memory = None
+        return self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, exclude=exclude)))
+
+    def detect_and_remember(self, conv4: Tensor, image_size: tuple[int, int],
+                            memory: Optional[SupportMemory] = None) -> tuple[dict[str, Tensor], SupportMemory]:
+        """:meth:`detect_cached` of one test frame, and from the same pass what the frame contributes as a support
+        frame of later test frames (causal inference): a one-frame :class:`SupportMemory` of its raw conv4
+        tokens and, per instance fusion, its top ``support_proposals`` instances' keys as this pass projected them
+        (enhanced with ``memory`` and itself). Nothing is computed twice."""
+        own = SupportMemory(1)
+        if self.frame_fusion is not None:
+            own.frames = self.frame_fusion.memory(conv4)
+        if memory is not None and not memory.num_frames:
+            memory = None
+        detections = self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, own=own)))
+        return detections, own
+
+    # ------------------------------------------------------------------ the head pipeline
+    def _clip_pass(self, clip: Tensor, key: int, target: Optional[dict] = None) -> _Pass:
+        """The pass of a clip of frames (the backbone runs only on the frames the key frame's output reads)."""
+        frames = clip if self.uses_support else clip[key : key + 1]
+        return self._conv4_pass(self.conv4(frames), tuple(clip.shape[-2:]), key if self.uses_support else 0,
+                                target)
+
+    def _conv4_pass(self, conv4: Tensor, image_size: tuple[int, int], key: int,
+                    target: Optional[dict] = None) -> _Pass:
+        """With instance fusion all frames are queries; otherwise the key frame alone, reading the others' raw
+        conv4 tokens from a memory (the same memory ``cached`` mode builds)."""
+        if self.instance_fusions is not None:
+            return _Pass(conv4, image_size, key, target=target)
+        memory = None
+        if self.frame_fusion is not None and conv4.shape[0] > 1:
+            memory = self.support_memory(torch.cat([conv4[:key], conv4[key + 1 :]]), image_size)
+        return _Pass(conv4[key : key + 1], image_size, 0, memory=memory, target=target)
+
+    def _heads(self, flow: _Pass) -> _Pass:
+        """Run the pipeline's steps on ``flow``; a fusion the variant lacks is a step that is not there."""
+        steps = [self._enhance] if self.frame_fusion is not None else []
+        steps += [self._propose, self._roi_features]
         if self.instance_fusions is None:
-            return cache
-        enhanced = support_conv4
-        if self.frame_fusion is not None:
-            enhanced = self.frame_fusion.fuse(support_conv4, [(cache.frame_keys, cache.frame_values)])
-        proposals, _ = propose(self.rpn, enhanced, image_size)
-        proposals = [boxes[: self.support_proposals] for boxes in proposals]
-        cache.boxes = torch.cat(proposals)
-        cache.instance_frames = torch.cat([torch.full((len(boxes),), frame, device=cache.boxes.device)
-                                           for frame, boxes in enumerate(proposals)])
-        # one frame at a time: conv5 maps and RoI features of all support frames at once would be the peak memory
-        features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(enhanced[i : i + 1]), [boxes])
-                              for i, boxes in enumerate(proposals)])
-        first, second = self.instance_fusions
-        cache.keys1, cache.values1 = first.project_keys(features)
-        features = first.attend(features, cache.boxes, cache.keys1, cache.values1, cache.boxes)
-        cache.keys2, cache.values2 = second.project_keys(self.box_head.fc7_features(features))
-        return cache
-
-    def detect_cached(self, conv4: Tensor, cache: SupportCache, image_size: tuple[int, int],
-                      own: Optional[SupportCache] = None) -> dict[str, Tensor]:
-        """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportCache`.
-
-        ``own``: a :class:`SupportCache` to fill with what this frame contributes as a support frame of later test
-        frames (causal inference), as a by-product of its own test: the tokens of its raw conv4 and, per instance
-        fusion, the keys / values of its top ``instance_fusion.support_proposals`` proposals as this pass
-        computed them (enhanced with ``cache`` and itself).
-        """
-        enhanced = conv4
-        if self.frame_fusion is not None:
-            blocks, left_out = [self.frame_fusion.keys_values(conv4)], None
-            if own is not None:
-                own.frame_keys, own.frame_values = blocks[0]
-                own.token_frames = torch.zeros(len(blocks[0][0]), dtype=torch.long, device=conv4.device)
-            if cache.frame_keys is not None:
-                blocks.insert(0, (cache.frame_keys, cache.frame_values))
-                left_out = cache.left_out_rows(cache.token_frames)
-            enhanced = self.frame_fusion.fuse(conv4, blocks, left_out)
-        proposals, _ = propose(self.rpn, enhanced, image_size)
-        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), proposals)
-        if self.instance_fusions is not None:
-            features = self._fuse_test_instances(features, proposals[0], cache, own)
+            steps.append(self._fc7)
         else:
-            features = self.box_head.fc7_features(features)
-        return self._postprocess(features, proposals[0], image_size)
+            steps += [lambda flow: self._fuse_instances(flow, 0), self._fc7, lambda flow: self._fuse_instances(flow, 1)]
+        for step in steps:
+            step(flow)
+        if flow.target is not None:
+            class_logits, box_deltas = self.box_head.predict(flow.features)
+            flow.losses.update(self.roi.loss(class_logits, box_deltas, *flow.samples))
+        return flow
 
-    def _fuse_test_instances(self, features: Tensor, boxes: Tensor, cache: SupportCache,
-                             own: Optional[SupportCache]) -> Tensor:
-        """Both instance fusions of one test frame's RoIs (fc6 ``[m, D]`` -> fused fc7 ``[m, D]``) against the
-        cache and themselves; fills ``own`` with the top ``support_proposals`` rows of its keys and values."""
-        kept = [slice(None)] if cache.boxes is None else cache.kept_rows(cache.instance_frames)
-        all_boxes = _cat_kept(cache.boxes, kept, boxes)
-        # both stages see the same boxes: their geometric term is computed once (the model's fusions share
-        # embed_freqs, eps and chunk_size, all from one config)
-        pairs = self.instance_fusions[0].box_pairs(boxes, all_boxes, keep=True)
-        cached = ((cache.keys1, cache.values1), (cache.keys2, cache.values2))
-        top = slice(0, self.support_proposals)  # proposals come sorted by objectness
-        for stage, (fusion, (cached_keys, cached_values)) in enumerate(zip(self.instance_fusions, cached)):
-            if stage == 1:
-                features = self.box_head.fc7_features(features)
-            own_keys, own_values = fusion.project_keys(features)
-            if own is not None:
-                own.boxes = boxes[top]
-                own.instance_frames = torch.zeros(len(own.boxes), dtype=torch.long, device=boxes.device)
-                setattr(own, f"keys{stage + 1}", own_keys[:, top])
-                setattr(own, f"values{stage + 1}", own_values[top])
-            keys = _cat_kept(cached_keys, kept, own_keys, dim=1)  # [H, m, dk]: instances on dim 1
-            features = fusion.attend(features, boxes, keys, _cat_kept(cached_values, kept, own_values), all_boxes,
-                                     pairs)
-        return features
+    def _enhance(self, flow: _Pass) -> None:
+        frames = flow.memory.frames if flow.memory is not None else None
+        flow.feats = self.frame_fusion.fuse(flow.feats, frames, flow.exclude, flow.own.frames if flow.own else None)
 
-    # ------------------------------------------------------------------ internals
-    def _needed_conv4(self, clip: Tensor, key: int) -> tuple[Tensor, int]:
-        """conv4 of the frames the key frame's output depends on (only the key frame for the baseline)."""
-        if self.frame_fusion is None and self.instance_fusions is None:
-            return self.conv4(clip[key : key + 1]), 0
-        return self.conv4(clip), key
+    def _propose(self, flow: _Pass) -> None:
+        """Proposals of every query frame (RPN losses of the key frame in training); the key frame keeps all its
+        proposals (its sampled RoIs in training), each support frame its top ``support_proposals`` (DESIGN §2.2)."""
+        proposals, flow.losses = self.rpn(flow.feats, flow.image_size, flow.key, flow.target)
+        flow.boxes = [boxes[: self.support_proposals] for boxes in proposals]
+        if flow.key is not None:
+            flow.boxes[flow.key] = proposals[flow.key]
+        if flow.target is not None:
+            flow.boxes[flow.key], *flow.samples = self.roi.select_training_samples(proposals[flow.key], flow.target)
 
-    def _rows_needed(self, frames: int, key: int) -> list[int]:
-        """Frames whose enhanced conv4 the output depends on: all of them only with instance fusion."""
-        return list(range(frames)) if self.instance_fusions is not None else [key]
+    def _roi_features(self, flow: _Pass) -> None:
+        """fc6 features of every RoI. Outside training one frame at a time: conv5 maps and RoI features of many
+        frames at once would be the peak memory of a long support set."""
+        if self.training:
+            flow.features = self.box_head.fc6_features(self.backbone.conv5(flow.feats), flow.boxes)
+            return
+        flow.features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(flow.feats[i : i + 1]), [boxes])
+                                   for i, boxes in enumerate(flow.boxes)])
 
-    def _enhance(self, conv4: Tensor, rows: list[int]) -> Tensor:
-        """Frame-level fusion of ``rows`` against all frames (``[len(rows), d, h, w]``)."""
-        if self.frame_fusion is None:
-            return conv4[rows]
-        return self.frame_fusion(conv4, query_frames=rows)
+    def _fc7(self, flow: _Pass) -> None:
+        flow.features = self.box_head.fc7_features(flow.features)
+
+    def _fuse_instances(self, flow: _Pass, stage: int) -> None:
+        """Instance fusion ``stage`` (0: after fc6, 1: after fc7). The last stage enhances only the key frame's
+        instances; a test frame alone shares one geometric term between both stages (same boxes)."""
+        fusion = self.instance_fusions[stage]
+        boxes = torch.cat(flow.boxes)
+        last = stage == len(self.instance_fusions) - 1
+        if flow.record is not None:  # building a support memory: the last stage's keys are all it needs
+            flow.record.append(fusion.memory(flow.features, boxes, FrameRows.of_counts(map(len, flow.boxes))))
+            if last:
+                return
+        memory = flow.memory.instances[stage] if flow.memory is not None else None
+        if len(flow.boxes) == 1 and memory is not None and fusion.psi is not None and flow.pairs is None:
+            flow.pairs = fusion.box_pairs(boxes, memory.key_boxes(boxes, flow.exclude), keep=True)
+        query = self._key_rows(flow) if last and len(flow.boxes) > 1 else None
+        own = None
+        if flow.own is not None:  # a test frame kept as a support frame: its top proposals, as projected here
+            own = fusion.memory(flow.features, boxes, FrameRows.of_counts([len(boxes)]))
+            flow.own.instances += (own.head(self.support_proposals),)
+        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs, own)
 
     @staticmethod
-    def _frame_slice(proposals: list[Tensor], row: int) -> Tensor:
-        """Indices into the concatenated proposals of frame ``row``."""
-        start = sum(len(boxes) for boxes in proposals[:row])
-        return torch.arange(start, start + len(proposals[row]), device=proposals[row].device)
+    def _key_rows(flow: _Pass) -> Tensor:
+        """Indices of the key frame's RoIs among all RoIs of the pass."""
+        start = sum(len(boxes) for boxes in flow.boxes[: flow.key])
+        return torch.arange(start, start + len(flow.boxes[flow.key]), device=flow.boxes[flow.key].device)
 
-    def _losses(self, clip: Tensor, target: dict, key: int) -> dict[str, Tensor]:
-        image_size = tuple(clip.shape[-2:])
-        conv4, key = self._needed_conv4(clip, key)
-        rows = self._rows_needed(conv4.shape[0], key)
-        enhanced = self._enhance(conv4, rows)
-        key_row = rows.index(key)
-        proposals, losses = propose(self.rpn, enhanced, image_size, key_row, target)
-        sampled, _, labels, regression_targets = self.roi_sampler.select_training_samples(
-            [proposals[key_row]], [target])
-        # the key frame contributes its sampled RoIs, each support frame its top proposals (DESIGN §2.2)
-        boxes = [sampled[0] if row == key_row else proposals[row][: self.support_proposals]
-                 for row in range(len(rows))]
-        features = self.box_head.fc6_features(self.backbone.conv5(enhanced), boxes)
-        if self.instance_fusions is not None:
-            all_boxes = torch.cat(boxes)
-            features = self.instance_fusions[0](features, all_boxes)
-            features = self.instance_fusions[1](self.box_head.fc7_features(features), all_boxes)
-            features = features[self._frame_slice(boxes, key_row)]
-        else:
-            features = self.box_head.fc7_features(features)
-        class_logits, box_deltas = self.box_head.predict(features)
-        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits.float(), box_deltas.float(), labels,
-                                                      regression_targets)
-        losses.update(loss_classifier=loss_classifier, loss_box_reg=loss_box_reg)
-        return losses
-
-    def _postprocess(self, features: Tensor, proposals: Tensor, image_size: tuple[int, int]) -> dict[str, Tensor]:
-        class_logits, box_deltas = self.box_head.predict(features)
-        boxes, scores, labels = self.roi_sampler.postprocess_detections(
-            class_logits.float(), box_deltas.float(), [proposals.float()], [image_size])
-        return {"boxes": boxes[0], "labels": labels[0], "scores": scores[0]}
-
-
-def _cat_kept(cached: Optional[Tensor], kept: list[slice], own: Tensor, dim: int = 0) -> Tensor:
-    """The ``kept`` row ranges of ``cached`` along ``dim``, then ``own`` (just ``own`` without a cache)."""
-    if cached is None:
-        return own
-    index = (slice(None),) * dim
-    return torch.cat([cached[index + (rows,)] for rows in kept] + [own], dim=dim)
+    def _detections(self, flow: _Pass) -> dict[str, Tensor]:
+        class_logits, box_deltas = self.box_head.predict(flow.features)
+        return self.roi.postprocess(class_logits, box_deltas, flow.boxes[flow.key], flow.image_size)

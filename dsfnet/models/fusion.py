@@ -1,20 +1,25 @@
 """The two semantic fusion modules of DSFNet (DESIGN §2.1, §2.2; paper eq. 1-7).
 
 Both are residual attention blocks whose value projection (θ, γ) starts at zero, so a freshly built module is
-the identity and a freshly built DSFNet equals the single-frame baseline. Both split keys/values from queries
-so that a video's support frames can be projected once and every test frame only pays for its own queries.
+the identity and a freshly built DSFNet equals the single-frame baseline. Each owns the form of its *memory*:
+what a set of support frames contributes as keys and values (:class:`FrameMemory`, :class:`InstanceMemory`),
+projected once per video, so that every test frame only pays for its own queries. ``fuse(queries, memory,
+exclude=frame)`` attends over the memory without one of its frames and over the queries' own keys.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FrameFusion", "InstanceFusion", "KeyBlock", "blockwise_attention"]
+from dsfnet.models.support import FrameRows, gather_rows
+
+__all__ = ["FrameFusion", "FrameMemory", "InstanceFusion", "InstanceMemory", "KeyBlock", "blockwise_attention"]
 
 #: ``(keys [N, L], values [N, V])``: one block of an attention's keys and values.
 KeyBlock = tuple[Tensor, Tensor]
@@ -45,31 +50,45 @@ def _in_chunks(total: int, step: int, compute) -> Tensor:
     return out
 
 
-def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
+def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
     """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
 
     Args:
         queries: ``[c, L]`` (already scaled).
-        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. a cached support set's tokens as
-            they are, and the query frame's own).
-        left_out: keys of the *first* block that get no weight (``None``: none). Masking them rather than slicing
-            them away keeps every test frame's buffers the same size, which keeps the allocator from fragmenting.
+        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. each memory frame's tokens as they
+            are, and the query frame's own). The same blocks in the same order give the same result bit for bit,
+            which is what makes ``cached`` equal ``exact`` for frame fusion.
     Returns:
         ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
         so gradients are unchanged.
     """
     logits = [_softmax_precision(queries @ keys.T) for keys, _ in blocks]  # [c, N_b] each
-    if left_out is not None:
-        logits[0][:, left_out] = float("-inf")
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     # Clamped at -80 before exp: keys that far below the best get e^-80 instead of a denormal weight (which
     # makes exp several times slower on x86); the difference to the exact softmax is below 1e-34 per key.
     # In place, as the matmuls' backward does not need their outputs.
     weights = [block.sub_(top).clamp_(min=-80.0).exp_() for block in logits]
-    if left_out is not None:
-        weights[0][:, left_out] = 0.0  # exactly no weight (the clamp would have given them e^-80)
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
     return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
+
+
+@dataclass
+class FrameMemory:
+    """Frame-fusion keys and values of s support frames: φ and θ tokens ``[s·d, h·w]``, frame-major (``rows``)."""
+
+    keys: Tensor
+    values: Tensor
+    rows: FrameRows
+
+    def blocks(self, exclude: Optional[int] = None) -> list[KeyBlock]:
+        """One ``(keys, values)`` block per frame (views, nothing copied), without frame ``exclude``."""
+        return [(self.keys[rows], self.values[rows]) for rows in self.rows.per_frame(exclude)]
+
+    @classmethod
+    def join(cls, memories: Sequence["FrameMemory"]) -> "FrameMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
+        return cls(torch.cat([memory.keys for memory in memories]), torch.cat([memory.values for memory in memories]),
+                   FrameRows.join([memory.rows for memory in memories]))
 
 
 class FrameFusion(nn.Module):
@@ -92,7 +111,6 @@ class FrameFusion(nn.Module):
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0):
         super().__init__()
-        self.channels = channels
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
         self.chunk_size = chunk_size
         self.phi = nn.Conv2d(channels, channels, 1)
@@ -112,26 +130,31 @@ class FrameFusion(nn.Module):
         """
         return self.varphi(feats).flatten(0, 1).flatten(1), self.theta(feats).flatten(0, 1).flatten(1)
 
-    def fuse(self, query_feats: Tensor, blocks: Sequence[KeyBlock], left_out: Optional[slice] = None) -> Tensor:
-        """Enhance the query frames with attention over blocks of keys/values.
+    def memory(self, feats: Tensor) -> FrameMemory:
+        """The keys and values of support frames (raw conv4 ``[s, d, h, w]``), projected one frame at a time:
+        a frame's tokens are then the same bits whichever other frames it is stored with."""
+        frames, channels, height, width = feats.shape
+        no_tokens = (feats.new_zeros(0, height * width),) * 2
+        tokens = [self.keys_values(feats[i : i + 1]) for i in range(frames)] or [no_tokens]
+        keys, values = (torch.cat(parts) for parts in zip(*tokens))
+        return FrameMemory(keys, values, FrameRows.of_counts([channels] * frames))
+
+    def fuse(self, query_feats: Tensor, memory: Optional[FrameMemory] = None,
+             exclude: Optional[int] = None, own: Optional[FrameMemory] = None) -> Tensor:
+        """Enhance query frames with attention over a memory's frames (but ``exclude``) and their own tokens.
 
         Args:
-            query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance.
-            blocks: ``(keys, values)`` pairs, each ``[N_b, h·w]`` from :meth:`keys_values`. Together they are the
-                tokens of all n frames (query frames included); blocks let cached support tokens be used as
-                they are, with no concatenated copy.
-            left_out: tokens of the first block to ignore (a support frame left out of a cached set).
+            query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance; their own tokens are keys too.
+            memory: support frames' tokens from :meth:`memory` (``None``: the queries attend among themselves).
+            exclude: a memory frame to leave out (a test frame that is itself one of the memory's frames).
+            own: the queries' own tokens, ``memory(query_feats)``, when the caller keeps them (a test frame that
+                becomes a support frame of later ones): they are then projected once.
         Returns:
-            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all blocks' tokens).
+            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all keys).
         """
-        q, d, h, w = query_feats.shape
-        queries = self.phi(query_feats).flatten(0, 1).flatten(1)  # [q·d, h·w]
-        if self.scale_by_sqrt_hw:
-            # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
-            queries = queries / math.sqrt(h * w)
-        fused = _in_chunks(len(queries), self.chunk_size,
-                           lambda rows: blockwise_attention(queries[rows], blocks, left_out))  # [q·d, h·w]
-        return query_feats + fused.view(q, d, h, w)
+        blocks = [] if memory is None else memory.blocks(exclude)
+        own_blocks = [self.keys_values(query_feats)] if own is None else [(own.keys, own.values)]
+        return self._enhance(query_feats, blocks + own_blocks)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """Fuse a clip.
@@ -143,11 +166,50 @@ class FrameFusion(nn.Module):
             ``[n, d, h, w]``, or ``[len(query_frames), d, h, w]`` in the order given. Only
             ``len(query_frames)·d × n·d`` logits are ever built for the latter.
         """
-        keys, values = self.keys_values(feats)
         queries = feats
         if query_frames is not None:
             queries = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
-        return self.fuse(queries, [(keys, values)])
+        return self._enhance(queries, [self.keys_values(feats)])
+
+    def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+        """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
+        q, d, h, w = query_feats.shape
+        queries = self.phi(query_feats).flatten(0, 1).flatten(1)  # [q·d, h·w]
+        if self.scale_by_sqrt_hw:
+            # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
+            queries = queries / math.sqrt(h * w)
+        fused = _in_chunks(len(queries), self.chunk_size,
+                           lambda rows: blockwise_attention(queries[rows], blocks))  # [q·d, h·w]
+        return query_feats + fused.view(q, d, h, w)
+
+
+@dataclass
+class InstanceMemory:
+    """One instance fusion's keys ``[H, M, d_k]`` and values ``[M, dim]`` of M support instances, their boxes
+    ``[M, 4]`` and which rows belong to which support frame."""
+
+    keys: Tensor
+    values: Tensor
+    boxes: Tensor
+    rows: FrameRows
+
+    def key_boxes(self, own_boxes: Tensor, exclude: Optional[int] = None) -> Tensor:
+        """Boxes of all keys a query attends to: the memory's (without frame ``exclude``), then its own."""
+        return gather_rows(self.boxes, self.rows, exclude, own_boxes)
+
+    def head(self, count: int) -> "InstanceMemory":
+        """A one-frame memory of the first ``count`` instances (a test frame's top proposals, copied so that the
+        rest can be freed)."""
+        count = min(count, len(self.boxes))
+        return InstanceMemory(self.keys[:, :count].clone(), self.values[:count].clone(), self.boxes[:count].clone(),
+                              FrameRows.of_counts([count]))
+
+    @classmethod
+    def join(cls, memories: Sequence["InstanceMemory"]) -> "InstanceMemory":
+        """The frames of several memories in order, as one memory."""
+        return cls(torch.cat([memory.keys for memory in memories], dim=1),  # [H, M, d_k]: instances on dim 1
+                   torch.cat([memory.values for memory in memories]), torch.cat([memory.boxes for memory in memories]),
+                   FrameRows.join([memory.rows for memory in memories]))
 
 
 class InstanceFusion(nn.Module):
@@ -196,6 +258,37 @@ class InstanceFusion(nn.Module):
         nn.init.zeros_(self.gamma.bias)
         self.psi = nn.Linear(3 * 2 * embed_freqs, num_heads, bias=False) if geometry else None
 
+    def memory(self, feats: Tensor, boxes: Tensor, rows: FrameRows) -> InstanceMemory:
+        """Support instances (``[M, dim]``, boxes ``[M, 4]``, frame-major ``rows``) projected as keys once."""
+        keys, values = self.project_keys(feats)
+        return InstanceMemory(keys, values, boxes, rows)
+
+    def fuse(self, feats: Tensor, boxes: Tensor, memory: Optional[InstanceMemory] = None,
+             exclude: Optional[int] = None, query_index: Optional[Tensor] = None,
+             pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None) -> Tensor:
+        """Enhance instances with attention over a memory's instances (but frame ``exclude``'s) and their own.
+
+        Args:
+            feats, boxes: ``[m, dim]`` RoI features of the query frames' instances and their boxes; all of them
+                are keys.
+            memory: support instances from :meth:`memory` (``None``: the instances attend among themselves).
+            query_index: the instances to enhance (indices or boolean mask; ``None`` = all).
+            pairs: :meth:`box_pairs` of the queries against all keys, shared with another stage.
+            own: ``memory(feats, boxes, ...)`` when the caller keeps it (a test frame that becomes a support
+                frame of later ones): the instances' own keys are then projected once.
+        Returns:
+            ``[m, dim]``, or ``[q, dim]`` for ``feats[query_index]``.
+        """
+        keys, values = self.project_keys(feats) if own is None else (own.keys, own.values)
+        key_boxes = boxes
+        if memory is not None:
+            keys = gather_rows(memory.keys, memory.rows, exclude, keys, dim=1)  # [H, M', d_k]: instances on dim 1
+            values = gather_rows(memory.values, memory.rows, exclude, values)
+            key_boxes = memory.key_boxes(boxes, exclude)
+        if query_index is not None:
+            feats, boxes = feats[query_index], boxes[query_index]
+        return self.attend(feats, boxes, keys, values, key_boxes, pairs)
+
     def project_keys(self, key_feats: Tensor) -> tuple[Tensor, Tensor]:
         """Project the key instances once (e.g. a video's cached support proposals).
 
@@ -239,19 +332,8 @@ class InstanceFusion(nn.Module):
         return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
 
     def forward(self, feats: Tensor, boxes: Tensor, query_index: Optional[Tensor] = None) -> Tensor:
-        """Fuse instances.
-
-        Args:
-            feats: ``[m, dim]`` RoI features of all m instances of all frames (all are keys).
-            boxes: ``[m, 4]`` their boxes ``(x1, y1, x2, y2)``.
-            query_index: indices (or boolean mask) of the instances to enhance; ``None`` = all.
-        Returns:
-            ``[m, dim]``, or ``[q, dim]`` for ``feats[query_index]``.
-        """
-        keys, values = self.project_keys(feats)
-        if query_index is None:
-            return self.attend(feats, boxes, keys, values, boxes)
-        return self.attend(feats[query_index], boxes[query_index], keys, values, boxes)
+        """Fuse instances among themselves: :meth:`fuse` without a memory (``[m, dim]``, or ``[q, dim]``)."""
+        return self.fuse(feats, boxes, query_index=query_index)
 
     def geometric_embedding(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
         """ϱ of eq. 7 for every (query, key) pair, written out directly: the readable form of what

@@ -27,7 +27,7 @@ def test_round_trip_holds_every_training_entry(tmp_path, tiny_state):
     config, model, state = tiny_state
     save_checkpoint(tmp_path / "last.pth", state)
     loaded = load_checkpoint(tmp_path / "last.pth")
-    assert {"format_version", "dsfnet_version", "config", "model", "optimizer", "scheduler", "scaler", "iteration",
+    assert {"format_version", "dsfnet_version", "config", "model", "optimizer", "scheduler", "iteration",
             "rng"} <= set(loaded)
     assert loaded["format_version"] == 1 and loaded["iteration"] == 7 and loaded["config"] == config.to_dict()
     for name, value in model.state_dict().items():

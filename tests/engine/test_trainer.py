@@ -9,6 +9,7 @@ import torch
 
 from dsfnet.config import load_config
 from dsfnet.engine.checkpoint import load_checkpoint, load_model
+from dsfnet.engine.hooks import Hook
 from dsfnet.engine.trainer import train
 
 from enginehelpers import FakeClips, collate
@@ -40,11 +41,15 @@ class Crash(Exception):
     pass
 
 
-def _crash_at(k):
-    def hook(iteration, model):
-        if iteration == k:
-            raise Crash(f"killed at {k}")
-    return hook
+class CrashAt(Hook):
+    """Simulates a killed run: raises after optimiser step ``k`` (and after the built-in hooks of that step)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def after_step(self, trainer) -> None:
+        if trainer.iteration == self.k:
+            raise Crash(f"killed at {self.k}")
 
 
 @pytest.mark.parametrize("variant", ["dsfnet"])
@@ -57,7 +62,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, tiny_confi
                       progress=False)
     with pytest.raises(Crash):
         train(config, tmp_path / "killed", device="cpu", dataset=FakeClips(5), collate_fn=collate, progress=False,
-              on_iteration=_crash_at(5))
+              hooks=[CrashAt(5)])
     assert load_checkpoint(tmp_path / "killed" / "last.pth")["iteration"] == 3
     resumed = train(config, tmp_path / "killed", resume=True, device="cpu", dataset=FakeClips(5),
                     collate_fn=collate, progress=False)

@@ -91,15 +91,16 @@ def test_causal_never_reads_ahead_and_fuses_with_past_frames_only(memory):
         assert any(min(s) == 0 for s in supports[6:])  # spread keeps old frames
 
 
-def test_causal_cached_equals_causal_exact_for_the_frame_variant():
-    """Acceptance 3, causal: the same support frames -> the same detections in cached and exact mode."""
+@pytest.mark.parametrize("memory", ["recent", "spread"])
+def test_causal_cached_equals_causal_exact_for_the_frame_variant(memory):
+    """Acceptance 3, causal: the same support frames -> the same detections, bit for bit, in cached and exact."""
     model, config = make_model("frame")
     frames = random_frames(10)
-    runs = {mode: list(VideoPredictor(model, config, num_frames=4, sampling="causal", mode=mode)
+    runs = {mode: list(VideoPredictor(model, config, num_frames=4, sampling="causal", memory=memory, mode=mode)
                        .stream(frames)) for mode in ("cached", "exact")}
-    diff = compare(runs["cached"], runs["exact"])
-    assert diff["count_diff"] == 0 and diff["unmatched"] == 0, diff
-    assert diff["score"] < 1e-5 and diff["box"] < 1e-2, diff
+    for cached, exact in zip(runs["cached"], runs["exact"], strict=True):
+        assert np.array_equal(cached.boxes, exact.boxes) and np.array_equal(cached.scores, exact.scores)
+        assert np.array_equal(cached.labels, exact.labels)
     # the fusion is not the identity: the single-frame run differs
     alone = list(VideoPredictor(model, config, num_frames=1, sampling="causal").stream(frames))
     assert compare(runs["cached"], alone)["score"] > 1e-4
@@ -183,53 +184,57 @@ class VideoLikeSource(FrameSource):
 
 def test_causal_cached_computes_each_contribution_once_from_the_frames_own_test():
     """Incremental cost: per frame one backbone run, one head pass and one projection of its conv4 tokens; no
-    support set is ever rebuilt from conv4; every test frame reads at most n-1 memory frames."""
+    support memory is ever built from conv4; every test frame reads at most n-1 memory frames."""
     model, config = make_model("dsfnet")
-    calls = {"keys_values": [], "detect_cached": [], "build_support_cache": 0}
-    keys_values, detect_cached = model.frame_fusion.keys_values, model.detect_cached
+    calls = {"keys_values": [], "passes": [], "support_memory": 0}
+    keys_values, detect_and_remember = model.frame_fusion.keys_values, model.detect_and_remember
 
     def counting_keys_values(feats):
         calls["keys_values"].append(feats.shape[0])
         return keys_values(feats)
 
-    def counting_detect_cached(conv4, cache, image_size, own=None):
-        calls["detect_cached"].append(0 if cache.token_frames is None else int(cache.token_frames.max()) + 1)
-        return detect_cached(conv4, cache, image_size, own)
+    def counting_passes(conv4, image_size, memory=None):
+        calls["passes"].append(0 if memory is None else memory.num_frames)
+        return detect_and_remember(conv4, image_size, memory)
 
     def no_rebuild(*args):
-        calls["build_support_cache"] += 1
+        calls["support_memory"] += 1
 
-    model.frame_fusion.keys_values, model.detect_cached = counting_keys_values, counting_detect_cached
-    model.build_support_cache = no_rebuild
+    model.frame_fusion.keys_values, model.detect_and_remember = counting_keys_values, counting_passes
+    model.support_memory = no_rebuild
     predictor = VideoPredictor(model, config, num_frames=4, sampling="causal", mode="cached")
     results = list(predictor.stream(random_frames(10, 48, 40)))
     assert len(results) == 10 and predictor.stats["backbone_frames"] == 10
     assert calls["keys_values"] == [1] * 10
-    assert calls["detect_cached"] == [min(t, 3) for t in range(10)]
-    assert calls["build_support_cache"] == 0
+    assert calls["passes"] == [min(t, 3) for t in range(10)]
+    assert calls["support_memory"] == 0
     assert predictor.stats["max_stored"] == 3
 
 
-def test_spread_memory_reuses_its_joined_cache_while_it_does_not_change():
+def test_spread_memory_reuses_its_joined_memory_while_it_does_not_change():
     model, config = make_model("frame")
     predictor = VideoPredictor(model, config, num_frames=4, sampling="causal", memory="spread", mode="cached")
     list(predictor.stream(random_frames(40, 32, 32)))
     # the reservoir changes at frames 1, 2, 3 and then with probability 3/t: far fewer joins than frames
-    assert predictor.stats["support_caches"] < 20, predictor.stats
+    assert predictor.stats["support_memories"] < 20, predictor.stats
 
 
-def test_joined_one_frame_caches_hold_each_frames_rows_in_order():
-    from dsfnet.models.detector import SupportCache
+def test_joined_one_frame_memories_hold_each_frames_rows_in_order():
+    from dsfnet.models.detector import SupportMemory
 
     model, config = make_model("dsfnet")
     conv4 = torch.randn(3, model.frame_fusion.phi.in_channels, 4, 5, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        singles = [model.build_support_cache(conv4[i : i + 1], (64, 80)) for i in range(3)]
-        joined = SupportCache.join(singles)
-        together = model.build_support_cache(conv4, (64, 80))
-    assert torch.allclose(joined.frame_keys, together.frame_keys, atol=1e-6)  # frame tokens: per frame
-    assert torch.equal(joined.token_frames, together.token_frames)
-    counts = [len(single.boxes) for single in singles]
-    assert joined.instance_frames.tolist() == sum(([i] * count for i, count in enumerate(counts)), [])
-    assert joined.keys1.shape[1] == joined.values2.shape[0] == sum(counts)
-    assert torch.equal(joined.keys2[:, counts[0] : counts[0] + counts[1]], singles[1].keys2)
+        singles = [model.support_memory(conv4[i : i + 1], (64, 80)) for i in range(3)]
+        joined = SupportMemory.join(singles)
+        together = model.support_memory(conv4, (64, 80))
+    assert joined.num_frames == 3
+    assert torch.equal(joined.frames.keys, together.frames.keys)  # frame tokens are projected frame by frame
+    assert joined.frames.rows == together.frames.rows
+    for stage in range(2):
+        counts = [single.instances[stage].rows.total for single in singles]
+        rows = joined.instances[stage].rows
+        assert [rows.frame(i).stop - rows.frame(i).start for i in range(3)] == counts
+        middle = rows.frame(1)
+        assert torch.equal(joined.instances[stage].keys[:, middle], singles[1].instances[stage].keys)
+        assert torch.equal(joined.instances[stage].boxes[middle], singles[1].instances[stage].boxes)

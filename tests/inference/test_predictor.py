@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dsfnet.data.sampling import support_frames
-from dsfnet.inference.predictor import SupportPlan, VideoPredictor
+from dsfnet.inference.plan import plan_support
+from dsfnet.inference.predictor import VideoPredictor
 from dsfnet.inference.video_io import FrameListSource, FrameSource
 
 from inferencehelpers import make_model, moving_square
@@ -87,6 +88,22 @@ def test_cached_equals_exact_for_frame_variant(sampling):
     diff = compare(cached, exact)
     assert diff["count_diff"] == 0 and diff["unmatched"] == 0, diff
     assert diff["score"] < 1e-5 and diff["box"] < 1e-2, diff
+    for a, b in zip(cached, exact, strict=True):  # and bit for bit: the same memory frames in the same order
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores), a.index
+        assert np.array_equal(a.labels, b.labels), a.index
+
+
+def test_predicting_leaves_the_model_as_it_was():
+    """The predictor runs the model in eval mode and gives it back in its own mode; it never moves it."""
+    import torch
+
+    model, config = make_model("dsfnet")
+    model.train()
+    results = run(model, config, random_frames(3), num_frames=3)
+    assert model.training and all(module.training for module in model.modules())
+    assert len(results) == 3
+    with pytest.raises(ValueError, match="the model is on cpu, not on meta"):
+        VideoPredictor(model, config, device=torch.device("meta"))
 
 
 def test_cached_vs_exact_for_dsfnet_is_bounded(capsys):
@@ -129,11 +146,11 @@ def test_bf16_precision_runs_the_model_in_bf16_and_stays_close(capsys):
 def test_support_plan_matches_support_frames():
     for num_frames, n in ((1, 3), (2, 4), (5, 5), (12, 4), (30, 7)):
         for sampling in ("shuffled", "stride"):
-            plan = SupportPlan(num_frames, n, sampling, stride=2, seed=3)
+            plan = plan_support(num_frames, n, sampling, stride=2, seed=3)
             for t in range(num_frames):
                 assert plan.support(t) == support_frames(num_frames, t, n, sampling, stride=2, seed=3)
             if sampling == "shuffled":
-                assert len(plan.prefetch) <= n
+                assert len(plan.pinned) <= n
                 if num_frames >= n:
                     assert all(t not in plan.support(t) for t in range(num_frames))
 
@@ -175,7 +192,7 @@ def test_stride_window_is_bounded():
     predictor = VideoPredictor(model, config, num_frames=5, sampling="shuffled", mode="cached")
     list(predictor.predict(MemorySource(frames)))
     assert predictor.stats["max_stored"] <= 5 + 1, predictor.stats
-    assert predictor.stats["support_caches"] == 1, predictor.stats  # one cache of the global set + substitute
+    assert predictor.stats["support_memories"] == 1, predictor.stats  # one memory of the global set + substitute
 
 
 def test_score_threshold_classes_and_original_resolution():

@@ -157,26 +157,33 @@ def test_bad_input_is_a_clear_value_error(tiny_config):
             call()
 
 
-def test_support_cache_without_a_frame_equals_a_cache_of_the_other_frames_rows(tiny_config):
-    from dsfnet.models.detector import SupportCache
+def test_support_memory_without_a_frame_equals_a_memory_of_the_other_frames_rows(tiny_config):
+    from dsfnet.models.detector import SupportMemory
+    from dsfnet.models.fusion import FrameMemory, InstanceMemory
+    from dsfnet.models.support import FrameRows
 
     model = _model(tiny_config, "dsfnet").eval()
     _randomise_fusion_outputs(model)
     clip, _ = _scene(frames=4)
     with torch.no_grad():
         conv4 = model.conv4(clip)
-        full = model.build_support_cache(conv4[:3], (96, 128))
-        reduced = full.without(1)
-        assert reduced.frame_keys is full.frame_keys  # nothing copied
-        tokens, instances = full.token_frames != 1, full.instance_frames != 1
-        # what `without` stands for: the rows of frames 0 and 2 (instances fused among all three frames)
-        rows = SupportCache(full.frame_keys[tokens], full.frame_values[tokens], full.token_frames[tokens],
-                            full.boxes[instances], full.keys1[:, instances], full.values1[instances],
-                            full.keys2[:, instances], full.values2[instances], full.instance_frames[instances])
-        masked, removed = (model.detect_cached(conv4[3:], cache, (96, 128)) for cache in (reduced, rows))
-        with_frame = model.detect_cached(conv4[3:], full, (96, 128))
+        full = model.support_memory(conv4[:3], (96, 128))
+        # what `exclude=1` stands for: the rows of frames 0 and 2 (instances fused among all three frames)
+        tokens = torch.cat([torch.arange(full.frames.rows.total)[full.frames.rows.frame(f)] for f in (0, 2)])
+        frames = FrameMemory(full.frames.keys[tokens], full.frames.values[tokens],
+                             FrameRows.of_counts([len(tokens) // 2] * 2))
+        instances = []
+        for memory in full.instances:
+            rows = torch.cat([torch.arange(memory.rows.total)[memory.rows.frame(f)] for f in (0, 2)])
+            counts = [memory.rows.frame(f).stop - memory.rows.frame(f).start for f in (0, 2)]
+            instances.append(InstanceMemory(memory.keys[:, rows], memory.values[rows], memory.boxes[rows],
+                                            FrameRows.of_counts(counts)))
+        rows = SupportMemory(2, frames, tuple(instances))
+        masked = model.detect_cached(conv4[3:], (96, 128), full, exclude=1)
+        removed = model.detect_cached(conv4[3:], (96, 128), rows)
+        with_frame = model.detect_cached(conv4[3:], (96, 128), full)
     for key in ("boxes", "scores", "labels"):
         assert torch.allclose(masked[key].float(), removed[key].float(), atol=1e-5)
     assert len(masked["scores"]) and not torch.allclose(masked["scores"], with_frame["scores"])
-    with pytest.raises(ValueError, match="already left out"):
-        reduced.without(0)
+    with pytest.raises(ValueError, match="support frame 3 is not in a memory of 3 frames"):
+        model.detect_cached(conv4[3:], (96, 128), full, exclude=3)

@@ -139,7 +139,7 @@ def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
         assert keys.shape == values.shape == (4 * 6, 5 * 3)
         picked = module(feats, query_frames=[3, 1])
         assert torch.allclose(picked, full[[3, 1]], rtol=0, atol=1e-12)
-        assert torch.allclose(module.fuse(feats[[3, 1]], [(keys, values)]), picked, rtol=0, atol=1e-12)
+        assert torch.allclose(module.fuse(feats[[3, 1]], module.memory(feats[[0, 2]])), picked, rtol=0, atol=1e-12)
         for frames in ((3, 1), torch.tensor([3, 1])):
             assert torch.allclose(module(feats, query_frames=frames), picked, rtol=0, atol=1e-12)
         assert torch.allclose(module(feats, query_frames=range(1, 3)), full[1:3], rtol=0, atol=1e-12)
@@ -354,12 +354,17 @@ def test_box_pairs_kept_for_a_second_stage_give_the_same_logits():
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
 
 
-def test_left_out_tokens_equal_fusion_without_that_frame():
+def test_memory_without_a_frame_equals_fusion_without_that_frame():
     module = randomise(FrameFusion(4).double())
     feats = torch.randn(4, 4, 3, 5, dtype=torch.float64)
     with torch.no_grad():
-        keys, values = module.keys_values(feats[1:])  # support frames 1, 2, 3
-        own = module.keys_values(feats[:1])
-        masked = module.fuse(feats[:1], [(keys, values), own], left_out=slice(4, 8))  # frame 2 left out
+        memory = module.memory(feats[1:])  # support frames 1, 2, 3
+        assert memory.keys.shape == memory.values.shape == (3 * 4, 3 * 5)
+        excluded = module.fuse(feats[:1], memory, exclude=1)  # frame 2 left out
         expected = module(feats[[0, 1, 3]], query_frames=[0])
-    assert torch.allclose(masked, expected, rtol=0, atol=1e-12)
+        # a memory of frames 1 and 3 alone gives the same bits: what makes cached equal exact
+        alone = module.fuse(feats[:1], module.memory(feats[[1, 3]]))
+    assert torch.allclose(excluded, expected, rtol=0, atol=1e-12)
+    assert torch.equal(excluded, alone)
+    with pytest.raises(ValueError, match="support frame 3 is not in a memory of 3 frames"):
+        module.fuse(feats[:1], memory, exclude=3)

@@ -71,14 +71,14 @@ def _clip_and_target():
 def _train_pass(model, autocast: bool) -> dict:
     """One training forward; returns what the box pipeline produced."""
     proposals = Recorder(model.rpn, "filter_proposals")
-    sampled = Recorder(model.roi_sampler, "select_training_samples")
+    sampled = Recorder(model.roi, "select_training_samples")
     pooled = Recorder(model.box_head, "fc6_features", arguments=True)
     clip, target = _clip_and_target()
     torch.manual_seed(5)  # same RPN / RoI sampling draws in both passes
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         _, losses = model.train()(clip, target)
-    boxes, _, _, regression_targets = sampled.calls[0]
-    return {"proposals": proposals.calls[0][0], "sampled": boxes[0], "targets": regression_targets[0],
+    boxes, _, regression_targets = sampled.calls[0]
+    return {"proposals": proposals.calls[0][0], "sampled": boxes, "targets": regression_targets,
             "roi_boxes": pooled.calls[0][1], "losses": losses}
 
 
@@ -146,8 +146,8 @@ def test_exact_and_cached_use_the_same_number_of_support_proposals(tiny_config):
         model.detect_exact(conv4, tuple(clip.shape[-2:]), key=2)
         per_frame = [len(boxes) for boxes in proposals.calls[0][0]]
         exact_instances = keys.calls[0][0].shape[0]
-        cache = model.build_support_cache(conv4[:2], tuple(clip.shape[-2:]))
+        memory = model.support_memory(conv4[:2], tuple(clip.shape[-2:]))
     assert per_frame[2] > 7  # the test frame keeps all its proposals, more than a support frame's
     assert exact_instances == per_frame[2] + sum(min(7, count) for count in per_frame[:2])
     support_counts = [len(boxes) for boxes in proposals.calls[1][0]]  # support frames enhanced among themselves
-    assert len(cache.boxes) == sum(min(7, count) for count in support_counts) < sum(support_counts)
+    assert len(memory.instances[0].boxes) == sum(min(7, count) for count in support_counts) < sum(support_counts)

@@ -1,0 +1,163 @@
+"""What the training loop does around its steps: progress bar, metrics log, checkpoints, periodic evaluation.
+
+Each is a :class:`Hook` that :class:`~dsfnet.engine.trainer.Trainer` calls after every optimiser step (in the
+order given) and once when the loop ends; a test or a user adds behaviour by passing hooks of its own.
+Evaluation is a callable handed in from outside (``model -> {metric: value}``), so the engine does not depend
+on the inference code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dsfnet.engine import distributed as dist_utils
+
+logger = logging.getLogger(__name__)
+
+#: ``model -> {"mAP": ..., ...}``: a periodic evaluation (rank 0 calls it; it leaves the model's mode as it was)
+Evaluation = Callable[[nn.Module], dict]
+
+
+class Hook:
+    """Called by the trainer after each optimiser step and after the loop (also when it ends by an error).
+
+    ``trainer`` is the :class:`~dsfnet.engine.trainer.Trainer` (named as a string: the trainer imports this
+    module); hooks read its ``config``, ``out_dir``, ``context``, ``model``, ``iteration``, ``end`` and
+    ``last_step`` and may call its ``save(path)``.
+    """
+
+    def after_step(self, trainer: "Trainer") -> None:
+        pass
+
+    def after_train(self, trainer: "Trainer") -> None:
+        pass
+
+
+class RunLog:
+    """Rank-0 outputs: ``metrics.jsonl`` and TensorBoard scalars (no-ops on other ranks)."""
+
+    def __init__(self, out_dir: Path, enabled: bool, start_iteration: int):
+        self.enabled = enabled
+        self.writer = None
+        self.metrics_path = out_dir / "metrics.jsonl"
+        if not enabled:
+            return
+        if self.metrics_path.exists():  # a resumed run: drop the records a killed run wrote after its checkpoint
+            kept = [line for line in self.metrics_path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("iteration", 0) <= start_iteration]
+            self.metrics_path.write_text("".join(line + "\n" for line in kept))
+        from torch.utils.tensorboard import SummaryWriter  # heavy (TensorBoard): only where something is written
+
+        self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_iteration + 1 if start_iteration else None)
+
+    def log(self, iteration: int, values: dict, prefix: str = "train") -> None:
+        if not self.enabled:
+            return
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps({"iteration": iteration, prefix: values}) + "\n")
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and value is not None and math.isfinite(value):
+                self.writer.add_scalar(f"{prefix}/{name}", value, iteration)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class ProgressBar(Hook):
+    """A tqdm bar over all iterations of the run (rank 0), showing the running loss and the learning rate."""
+
+    def __init__(self, start: int, total: int):
+        self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
+        self.loss, self.steps = 0.0, 0
+
+    def after_step(self, trainer: "Trainer") -> None:
+        step = trainer.last_step
+        self.loss, self.steps = self.loss + step["loss"], self.steps + 1
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{self.loss / self.steps:.3f}", lr=f"{step['lr']:.2e}", refresh=False)
+        if trainer.iteration % trainer.config.train.log_interval == 0:
+            self.loss, self.steps = 0.0, 0
+
+    def after_train(self, trainer: "Trainer") -> None:
+        self.bar.close()
+
+
+class MetricsLog(Hook):
+    """Every ``train.log_interval`` steps (and at the last): the window's mean losses, averaged over ranks, with
+    ``lr``, ``epoch``, ``time_per_iter`` (training steps only) and the peak CUDA memory, into the run log."""
+
+    def __init__(self, run_log: RunLog, log_lines: bool):
+        self.run_log, self.log_lines = run_log, log_lines
+        self.window: dict[str, float] = {}
+        self.steps = 0
+        self.last: dict = {}
+
+    def after_step(self, trainer: "Trainer") -> None:
+        step = trainer.last_step
+        for name in ("step_time", *[name for name in step if name not in ("lr", "epoch", "step_time")]):
+            self.window[name] = self.window.get(name, 0.0) + step[name]
+        self.steps += 1
+        if trainer.iteration % trainer.config.train.log_interval and trainer.iteration != trainer.end:
+            return
+        step_time = self.window.pop("step_time")
+        values = dist_utils.reduce_mean({k: v / self.steps for k, v in self.window.items()}, trainer.context)
+        values.update(lr=step["lr"], epoch=step["epoch"], time_per_iter=step_time / self.steps)
+        if trainer.context.device.type == "cuda":
+            values["max_memory_mb"] = torch.cuda.max_memory_allocated(trainer.context.device) / 2**20
+        self.run_log.log(trainer.iteration, values)
+        if self.log_lines:
+            logger.info("iter %d/%d loss %.4f lr %.2e %.3f s/it", trainer.iteration, trainer.config.train.iterations,
+                        values["loss"], step["lr"], values["time_per_iter"])
+        self.last, self.window, self.steps = values, {}, 0
+
+    def after_train(self, trainer: "Trainer") -> None:
+        self.run_log.close()
+
+
+class PeriodicCheckpoint(Hook):
+    """``last.pth`` every ``train.checkpoint_interval`` steps and at the last step of the run."""
+
+    def after_step(self, trainer: "Trainer") -> None:
+        if trainer.iteration % trainer.config.train.checkpoint_interval == 0 or trainer.iteration == trainer.end:
+            trainer.save(trainer.out_dir / "last.pth")
+
+
+class PeriodicEvaluation(Hook):
+    """Every ``train.eval_interval`` steps and at the end of training: ``evaluation(model)`` on rank 0, logged
+    under ``eval`` (the other ranks wait)."""
+
+    def __init__(self, evaluation: Evaluation, run_log: RunLog):
+        self.evaluation, self.run_log = evaluation, run_log
+
+    def after_step(self, trainer: "Trainer") -> None:
+        interval = trainer.config.train.eval_interval
+        if trainer.iteration % interval and trainer.iteration != trainer.config.train.iterations:
+            return
+        if trainer.context.is_main:
+            values = self.evaluation(trainer.model)
+            self.run_log.log(trainer.iteration, values, prefix="eval")
+            score = values.get("mAP")
+            logger.info("iteration %d: validation mAP %s", trainer.iteration,
+                        "n/a" if score is None else f"{score:.4f}")
+        dist_utils.barrier(trainer.context)
+
+
+def default_hooks(trainer: "Trainer", progress: bool, evaluation: Optional[Evaluation]) -> list[Hook]:
+    """Progress bar (rank 0, when ``progress``), metrics log, checkpoints and, when given, periodic evaluation."""
+    run_log = RunLog(trainer.out_dir, trainer.context.is_main, trainer.iteration)
+    show_bar = progress and trainer.context.is_main
+    hooks: list[Hook] = [ProgressBar(trainer.iteration, trainer.config.train.iterations)] if show_bar else []
+    hooks += [MetricsLog(run_log, log_lines=not show_bar and trainer.context.is_main), PeriodicCheckpoint()]
+    if evaluation is not None and trainer.config.train.eval_interval > 0:
+        hooks.append(PeriodicEvaluation(evaluation, run_log))
+    return hooks

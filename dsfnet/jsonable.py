@@ -1,0 +1,24 @@
+"""Plain data for JSON and YAML files: one conversion for reports, configs and checkpoints' settings."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists, numpy scalars as Python numbers and non-finite floats as ``None``
+    (recursively through dicts, lists and tuples), so that ``json`` / ``yaml.safe_dump`` write it and read it
+    back equal."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
