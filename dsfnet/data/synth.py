@@ -38,7 +38,7 @@ from PIL import Image, ImageFilter
 
 from dsfnet.data.classes import VID_CLASSES
 
-#: seed of held-out synthetic videos: the bundled checkpoints were trained on ``dsfnet synth --seed 0``, never this one
+#: seed of held-out synthetic videos (``dsfnet demo``): the bundled checkpoints were trained on seed 0
 HELD_OUT_SEED = 2020
 
 #: The synthetic classes (real VID names, so their wnids and label indices are the real ones).

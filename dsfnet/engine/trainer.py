@@ -2,9 +2,10 @@
 
 ``train(config, out_dir)`` sets a :class:`Trainer` up (run folder, model, optimiser, data stream, resumed state)
 and runs it: :meth:`Trainer.run_step` is one optimiser step (gradient accumulation, bf16 autocast), and the
-hooks of ``dsfnet.engine.hooks`` log, checkpoint and evaluate around the steps. It writes into ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one
-JSON object per log / eval step), TensorBoard event files under ``tb/``, ``last.pth`` (full training state,
-every ``train.checkpoint_interval`` iterations and at the end) and ``final.pth`` (config + weights only).
+hooks of ``dsfnet.engine.hooks`` log, checkpoint and evaluate around the steps. It writes into ``out_dir``:
+``config.yaml`` (resolved config), ``metrics.jsonl`` (one JSON object per log / eval step), TensorBoard event
+files under ``tb/``, ``last.pth`` (full training state, every ``train.checkpoint_interval`` iterations and at
+the end) and ``final.pth`` (config + weights only).
 
 Exact resume: the clips seen at optimiser step ``i`` are a function of ``(seed, i)`` (a resumable sampler,
 re-seeded per epoch), and the checkpoint holds every RNG state, so in deterministic CPU mode a run killed and

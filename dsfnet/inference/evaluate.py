@@ -1,7 +1,7 @@
 """Inference over a whole split: the detections of every video, and their VID mAP.
 
 - :func:`predict_dataset` runs a :class:`VideoPredictor` over every video of a :class:`DatasetRecord` (each
-  video's frames are image files) and returns the split's :class:`Detections`.
+  video's frames are image files, :func:`predict_video` per video) and returns the split's :class:`Detections`.
 - :func:`evaluate_model` = :func:`predict_dataset` + the VID protocol (``dsfnet.evaluation.vid_map.evaluate``).
 - :func:`periodic_validation` is the callable ``dsfnet train`` hands the trainer for ``train.eval_interval``.
 """
@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from dsfnet.config import Config
-from dsfnet.data.records import DatasetRecord
+from dsfnet.data.records import DatasetRecord, VideoRecord
 from dsfnet.data.split import read_split
 from dsfnet.evaluation.detections import Detections
 from dsfnet.evaluation.vid_map import EvalResult, evaluate
@@ -54,16 +54,24 @@ def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Conf
     with tqdm(total=sum(len(video.frames) for video in videos), unit="frame", desc="inference",
               disable=not progress, dynamic_ncols=True) as bar:
         for video in videos:
-            if not video.frames:
-                continue
-            source = FrameListSource([frame.image_path for frame in video.frames], name=video.name,
-                                     path=video.name)
-            for result in predictor.predict(source):
-                if len(result.scores):
-                    parts.append(Detections.for_frame(position + result.index, result.boxes.astype(np.float64),
-                                                      result.labels, result.scores.astype(np.float64)))
-                bar.update(1)
+            parts.append(predict_video(predictor, video, position, on_frame=lambda: bar.update(1)))
             position += len(video.frames)
+    return Detections.concatenate(parts)
+
+
+def predict_video(predictor: VideoPredictor, video: VideoRecord, first_position: int = 0,
+                  on_frame: Callable[[], object] = lambda: None) -> Detections:
+    """Detections of one video of a split, its frames at split positions ``first_position...`` (what a runner
+    over a split's videos, sharded or not, calls per video); ``on_frame()`` after each frame."""
+    if not video.frames:
+        return Detections()
+    source = FrameListSource([frame.image_path for frame in video.frames], name=video.name, path=video.name)
+    parts = []
+    for result in predictor.predict(source):
+        if len(result.scores):
+            parts.append(Detections.for_frame(first_position + result.index, result.boxes.astype(np.float64),
+                                              result.labels, result.scores.astype(np.float64)))
+        on_frame()
     return Detections.concatenate(parts)
 
 

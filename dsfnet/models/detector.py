@@ -21,6 +21,7 @@ which frames are queries and whether a :class:`SupportMemory` is read:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional, Sequence, Union
 
 import torch
@@ -220,7 +221,7 @@ class DSFNet(nn.Module):
         if self.instance_fusions is None:
             steps.append(self._fc7)
         else:
-            steps += [lambda flow: self._fuse_instances(flow, 0), self._fc7, lambda flow: self._fuse_instances(flow, 1)]
+            steps += [partial(self._fuse_instances, stage=0), self._fc7, partial(self._fuse_instances, stage=1)]
         for step in steps:
             step(flow)
         if flow.target is not None:
