@@ -3,6 +3,7 @@
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
                   [--device cpu] [--n 21] [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread]
                   [--stride 1] [--mode cached|exact] [--seed 0] [--precision fp32|bf16] [--timeout 10]
+                  [--input-option KEY=VALUE ...]
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="SECONDS",
                         help="live streams: stop when no frame arrives for this long (outputs are kept)")
+    parser.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="live streams: an FFmpeg option for opening the input, repeatable (e.g. "
+                             "rtsp_transport=tcp, or video_size=1280x720 framerate=30 input_format=mjpeg for a "
+                             "camera)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -94,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
                          "which needs the whole video first)")
     predictor = VideoPredictor(model, config, score_thresh=args.score_thr, classes=_classes(args.classes),
                                keep_images=not args.no_video)
-    source = source or open_source(args.input, fps=args.fps, timeout=args.timeout)
+    source = source or open_source(args.input, fps=args.fps, timeout=args.timeout,
+                                   options=_input_options(args.input_option))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
@@ -120,6 +126,17 @@ def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, secon
     print(f"detections: {out / 'detections.jsonl'}")
     if not args.no_video:
         print(f"annotated video: {out / 'annotated.mp4'}")
+
+
+def _input_options(pairs: list[str]) -> dict[str, str]:
+    """``--input-option KEY=VALUE`` (repeated) as FFmpeg's options dict."""
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
+        options[key.strip()] = value
+    return options
 
 
 def _classes(text: Optional[str]) -> Optional[list[str]]:

@@ -281,6 +281,9 @@ class LiveSource(FrameSource):
     consumer holds the sender back instead of buffering without bound). Frames are RGB ``uint8 [H, W, 3]`` of the
     first frame's size (a later size change is rescaled), as for video files.
 
+    ``options`` are FFmpeg's options for opening the input (e.g. ``rtsp_transport=tcp`` for RTSP over TCP,
+    ``video_size=1280x720`` / ``framerate=30`` / ``input_format=mjpeg`` for a camera).
+
     Stalls: when no frame arrives for ``timeout`` seconds, ``frames`` raises :class:`StreamStalled` naming the
     stream and the timeout; the end of the stream (the sender closing it) simply ends the iteration. Opening waits
     up to ``timeout`` as well.
@@ -289,7 +292,7 @@ class LiveSource(FrameSource):
     live = True
 
     def __init__(self, spec: str, fps: Optional[float] = None, timeout: float = DEFAULT_STALL_TIMEOUT,
-                 queue_size: int = 8):
+                 queue_size: int = 8, options: Optional[dict[str, str]] = None):
         if not timeout > 0:
             raise ValueError(f"the stall timeout must be > 0 seconds, got {timeout}")
         if re.fullmatch(r"/dev/video\d+", spec) and not Path(spec).exists():
@@ -297,6 +300,7 @@ class LiveSource(FrameSource):
         self.path = spec
         self.name = "stdin" if spec == "-" else Path(spec).name if spec.startswith("/dev/") else spec
         self.timeout = float(timeout)
+        self.options = dict(options or {})
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._closed = threading.Event()
         self._read_once = False
@@ -352,7 +356,7 @@ class LiveSource(FrameSource):
         fmt = "v4l2" if self.path.startswith("/dev/video") else None
         try:
             return open_video(url, self.path, "cannot open the stream", "the stream has no video", format=fmt,
-                              timeout=(self.timeout, self.timeout))
+                              options=self.options, timeout=(self.timeout, self.timeout))
         except av.ExitError:
             raise self._stalled() from None
 
@@ -392,9 +396,10 @@ class LiveSource(FrameSource):
 
 
 def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps: Optional[float] = None,
-                timeout: float = DEFAULT_STALL_TIMEOUT) -> FrameSource:
+                timeout: float = DEFAULT_STALL_TIMEOUT, options: Optional[dict[str, str]] = None) -> FrameSource:
     """A :class:`FrameSource` for a video file, a folder of frames, a list of image paths, a live stream
-    (:func:`is_live_input`: a URL, a V4L2 device, ``-``; ``timeout`` is its stall timeout) or a source itself.
+    (:func:`is_live_input`: a URL, a V4L2 device, ``-``; ``timeout`` is its stall timeout, ``options`` FFmpeg
+    options for opening it) or a source itself.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -405,7 +410,7 @@ def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps
     if isinstance(source, (list, tuple)):
         return FrameListSource(source, name="frames", fps=fps or DEFAULT_FPS)
     if is_live_input(source):
-        return LiveSource(str(source), fps=fps, timeout=timeout)
+        return LiveSource(str(source), fps=fps, timeout=timeout, options=options)
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")

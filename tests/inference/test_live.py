@@ -105,7 +105,7 @@ def test_detect_follows_mpegts_over_loopback_tcp(cli, checkpoint, tmp_path, caps
     server = MpegTsServer(frames=20)
     out = tmp_path / "out"
     try:
-        code = cli(detect_args(server.url, checkpoint, out, "--timeout", "5"))
+        code = cli(detect_args(server.url, checkpoint, out, "--timeout", "5", "--input-option", "tcp_nodelay=1"))
     finally:
         server.close()
     captured = capsys.readouterr()
@@ -203,6 +203,12 @@ def test_live_source_is_read_once_and_has_no_length():
     finally:
         server.close()
     assert len(frames) == 5 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+
+
+def test_malformed_input_option_is_a_one_line_error(cli, checkpoint, tmp_path, capsys):
+    code = cli(detect_args("tcp://127.0.0.1:9", checkpoint, tmp_path / "out", "--input-option", "rtsp_transport"))
+    assert code == 2
+    assert "--input-option 'rtsp_transport': expected KEY=VALUE" in capsys.readouterr().err
 
 
 def test_unreachable_stream_and_missing_camera_are_one_line_errors(tmp_path):
