@@ -12,19 +12,23 @@ boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, cl
   has been processed: a failure leaves no partial output under the final names.
 - Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only): both are written in
   place as frames are processed (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
-  that a consumer can follow them. Ctrl-C, the end of the stream or a stall longer than ``--timeout`` closes both
-  cleanly, playable up to the last frame; a stall then ends with an error naming the stream.
+  that a consumer can follow them. Ctrl-C (after the frame in progress), the end of the stream or a stall longer
+  than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error naming
+  the stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from tqdm import tqdm
 
@@ -107,14 +111,42 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     counts = {"frames": 0, "detections": 0}
-    try:
-        _write_outputs(predictor, source, out, args, counts)
-    except (KeyboardInterrupt, StreamStalled):
-        if source.live:  # the outputs were closed cleanly and are kept: say what they hold
-            _summary(predictor, out, args, counts, time.perf_counter() - started)
-        raise
+    with _stop_on_ctrl_c(source) as stopped:
+        try:
+            _write_outputs(predictor, source, out, args, counts)
+        except (KeyboardInterrupt, StreamStalled):
+            if source.live:  # the outputs were closed cleanly and are kept: say what they hold
+                _summary(predictor, out, args, counts, time.perf_counter() - started)
+            raise
     _summary(predictor, out, args, counts, time.perf_counter() - started)
+    if stopped.is_set():
+        print(f"dsfnet detect: interrupted: stopped reading {args.input} after {counts['frames']} frames; both "
+              "outputs are closed", file=sys.stderr)
+        return 130
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(source) -> Iterator[threading.Event]:
+    """Live streams: the first Ctrl-C stops reading (the frame in progress is finished and written to both
+    outputs, which are then closed as at the end of the stream); a second one interrupts at once. The event says
+    whether it happened."""
+    stopped = threading.Event()
+    if not source.live or threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def stop(signum, frame) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+        source.close()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:

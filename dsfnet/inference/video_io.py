@@ -28,6 +28,7 @@ import os
 import queue
 import re
 import threading
+import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -318,7 +319,8 @@ class LiveSource(FrameSource):
         return self._frames(stop)
 
     def close(self) -> None:
-        """Stop reading (the reader thread ends at its next frame or timeout)."""
+        """Stop reading: ``frames`` ends at its next frame (safe from a signal handler); the reader thread ends at
+        its next frame or timeout."""
         self._closed.set()
 
     def _frames(self, stop: Optional[int]) -> Iterator[np.ndarray]:
@@ -334,12 +336,19 @@ class LiveSource(FrameSource):
             self.close()
 
     def _next(self) -> tuple[str, object]:
+        """The reader's next message; ``("end", None)`` once the source is closed (e.g. from a Ctrl-C handler)."""
         # the reader's own FFmpeg timeout normally fires first; this one also covers reads FFmpeg cannot interrupt
-        try:
-            kind, value = self._queue.get(timeout=self.timeout + 1.0)
-        except queue.Empty:
-            self.close()
-            raise self._stalled() from None
+        deadline = time.monotonic() + self.timeout + 1.0
+        while True:
+            if self._closed.is_set():
+                return "end", None
+            try:
+                kind, value = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise self._stalled() from None
         if kind == "error":
             self.close()
             raise value
