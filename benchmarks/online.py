@@ -7,7 +7,8 @@ For each case — the baseline, and DSFNet ``causal`` with the ``recent`` and ``
 a fresh subprocess streams synthetic frames (moving shapes, generated one at a time, so the source holds no
 video in memory) through ``VideoPredictor.stream`` and writes one JSON line per frame, flushed, to a file.
 Latency of a frame = time from the frame being produced ("decoded") to its JSON line being written; the table
-gives its median and 95th percentile (the first ``--warmup`` frames excluded: allocator and thread-pool warm-up).
+gives its median and 95th percentile (the first ``--warmup`` frames excluded: allocator and thread-pool warm-up),
+and the median CPU time of the process over the same interval (which other load on the machine changes less).
 Peak memory = peak RSS of that subprocess. Every case runs once per stream length (``--frames``, default 2,000 and
 200): a memory that does not grow with the stream gives a long/short peak ratio of ~1 (the acceptance bound is
 1.05).
@@ -30,7 +31,7 @@ ASSETS = REPO / "dsfnet" / "assets"
 
 
 def frames(count: int, width: int, height: int, stamps: list):
-    """``count`` RGB frames of moving shapes; the time each one is produced is appended to ``stamps``."""
+    """``count`` RGB frames of moving shapes; the (wall, CPU) time each one is produced is appended to ``stamps``."""
     import numpy as np
 
     y, x = np.mgrid[0:height, 0:width]
@@ -42,7 +43,7 @@ def frames(count: int, width: int, height: int, stamps: list):
             cx = int((width - side) * (0.5 + 0.5 * np.sin(index * 0.02 * speed + k)))
             cy = int((height - side) * (0.5 + 0.5 * np.cos(index * 0.015 * speed + 2 * k)))
             image[cy : cy + side, cx : cx + side] = colour
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
         yield image
 
 
@@ -65,7 +66,8 @@ def load(model_name: str, variant: str):
 
 
 def run_case(args: argparse.Namespace) -> dict:
-    """One case in this process: per-frame latencies (ms) and peak RSS (MiB)."""
+    """One case in this process: per-frame latencies (ms, wall-clock and CPU time of this process) and peak RSS
+    (MiB)."""
     import torch
 
     from dsfnet.inference.predictor import VideoPredictor
@@ -75,13 +77,14 @@ def run_case(args: argparse.Namespace) -> dict:
     predictor = VideoPredictor(model, config, num_frames=args.n, sampling="causal", memory=args.memory,
                                mode="cached", keep_images=False)
     produced: list[float] = []
-    latencies = []
+    latencies, cpu = [], []
     with open(args.jsonl, "w", encoding="utf-8") as handle:
         for result in predictor.stream(frames(args.frames, width, height, produced)):
             handle.write(json.dumps(result.to_json("stream")) + "\n")
             handle.flush()
-            latencies.append(1000 * (time.perf_counter() - produced[result.index]))
-    return {"latencies_ms": latencies, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            latencies.append(1000 * (time.perf_counter() - produced[result.index][0]))
+            cpu.append(1000 * (time.process_time() - produced[result.index][1]))
+    return {"latencies_ms": latencies, "cpu_ms": cpu, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "max_stored": predictor.stats["max_stored"], "backbone_frames": predictor.stats["backbone_frames"]}
 
 
@@ -98,6 +101,7 @@ def measure(args: argparse.Namespace, variant: str, n: int, memory: str, count: 
     steady = result["latencies_ms"][args.warmup:]
     result["median_ms"] = statistics.median(steady)
     result["p95_ms"] = statistics.quantiles(steady, n=20)[-1]
+    result["cpu_median_ms"] = statistics.median(result.pop("cpu_ms")[args.warmup:])
     del result["latencies_ms"]
     return result
 
@@ -127,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     lengths = sorted(args.frames, reverse=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dsfnet_online_") as work:
-        print(f"| model | memory | n | median ms | p95 ms | " + " | ".join(f"peak MiB ({c} frames)" for c in lengths)
+        print(f"| model | memory | n | median ms | p95 ms | CPU ms | " + " | ".join(f"peak MiB ({c} frames)" for c in lengths)
               + " | long / short |")
-        print("|---|---|---:|---:|---:|" + "---:|" * len(lengths) + "---:|")
+        print("|---|---|---:|---:|---:|---:|" + "---:|" * len(lengths) + "---:|")
         for variant, n, memory in cases:
             results = {count: measure(args, variant, n, memory, count, Path(work)) for count in lengths}
             longest = results[lengths[0]]
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                          **{str(count): result for count, result in results.items()}})
             label = "-" if variant == "baseline" else memory
             print(f"| {variant} | {label} | {n} | {longest['median_ms']:.1f} | {longest['p95_ms']:.1f} | "
+                  f"{longest['cpu_median_ms']:.1f} | "
                   + " | ".join(f"{results[c]['peak_mib']:.0f}" for c in lengths) + f" | {ratio:.3f} |", flush=True)
     print(f"({args.model}, CPU, {args.threads} threads, cached, latency over the {lengths[0]}-frame stream)")
     if args.out:
