@@ -121,7 +121,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 247_000
-    lr: float = 2.5e-4
+    lr: float = 0.002  # total batch 8 in PyTorch terms = the paper's 2.5e-4 with MXNet's summed gradients (README)
     lr_steps: tuple[int, ...] = (109_000, 219_000)
     lr_gamma: float = 0.1
     momentum: float = 0.9

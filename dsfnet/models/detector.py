@@ -244,9 +244,9 @@ class DSFNet(nn.Module):
             flow.boxes[flow.key], *flow.samples = self.roi.select_training_samples(proposals[flow.key], flow.target)
 
     def _roi_features(self, flow: _Pass) -> None:
-        """fc6 features of every RoI. Outside training one frame at a time: conv5 maps and RoI features of many
-        frames at once would be the peak memory of a long support set."""
-        if self.training:
+        """fc6 features of every RoI. While building a support memory one frame at a time: conv5 maps and RoI
+        features of a long support set at once would be the peak memory of ``cached`` inference."""
+        if flow.record is None:
             flow.features = self.box_head.fc6_features(self.backbone.conv5(flow.feats), flow.boxes)
             return
         flow.features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(flow.feats[i : i + 1]), [boxes])

@@ -17,7 +17,7 @@ from enginehelpers import FakeClips, collate
 
 def test_paper_schedule_steps_at_109k_and_219k():
     config = TrainConfig()  # defaults = the paper recipe
-    assert config.lr == 2.5e-4 and config.iterations == 247_000
+    assert config.lr == 0.002 and config.iterations == 247_000  # 8 x 2.5e-4 (summed -> averaged gradients)
     assert lr_factor(0, config) == 1.0
     assert lr_factor(108_999, config) == 1.0
     assert lr_factor(109_000, config) == pytest.approx(0.1)
