@@ -1,26 +1,32 @@
-"""``dsfnet detect``: run a trained DSFNet on a video file, a folder of frames or a live stream.
+"""``dsfnet detect``: run a trained DSFNet on a video file, a folder of frames or a live stream, or on a batch.
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
                   [--device cpu] [--n 21] [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread]
-                  [--stride 1] [--mode cached|exact] [--seed 0] [--precision fp32|bf16] [--timeout 10]
+                  [--stride 1] [--mode cached|exact] [--seed 0] [--precision fp32|bf16]
+                  [--post seqnms [--seqnms-link-iou 0.5] [--seqnms-nms-iou 0.3]]
+    dsfnet detect URL | /dev/videoN | - --weights CKPT --out DIR --sampling causal [--timeout 10]
                   [--input-option KEY=VALUE ...]
+    dsfnet detect INPUT [INPUT ...] | FOLDER_OF_VIDEOS | LIST.txt --weights CKPT --out DIR [--skip-bad] [--resume]
+    torchrun --nproc_per_node 8 -m dsfnet detect FOLDER_OF_VIDEOS --weights CKPT --out DIR --device cuda
 
 Writes ``DIR/detections.jsonl`` (one JSON object per frame, the format ``dsfnet eval --detections`` reads;
 boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, class names and scores drawn).
+Both are written to temporary files and moved into place only when the whole video has been processed: a
+failure leaves no partial output under the final names. A batch (``dsfnet.inference.batch``) writes them into
+``DIR/<input name>/`` and ``DIR/summary.json``.
 
-- Files and folders: both outputs are written to temporary files and moved into place only when the whole video
-  has been processed: a failure leaves no partial output under the final names.
-- Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only): both are written in
-  place as frames are processed (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
-  that a consumer can follow them. Ctrl-C (after the frame in progress), the end of the stream or a stall longer
-  than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error naming
-  the stream.
+Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only) are written in place
+as frames are processed instead (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
+that a consumer can follow them. Ctrl-C (after the frame in progress), the end of the stream or a stall longer
+than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error naming the
+stream.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -34,30 +40,37 @@ from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open
 from dsfnet.commands.options import add_inference_options, inference_settings
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
+from dsfnet.postprocess.seqnms import seq_nms_stream
 
-HELP = "detect objects in a video file, a folder of frames or a live stream with a trained model (JSON-lines + " \
-       "annotated video)"
+HELP = "detect objects in a video file, a folder of frames or a live stream (camera, RTSP, pipe) with a trained " \
+       "model (JSON-lines + annotated video)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="a video file (any container/codec FFmpeg decodes), a folder of frames "
-                                      "(jpg/jpeg/png/bmp, in natural file-name order), or a live stream: a URL "
-                                      "FFmpeg opens (rtsp://, rtmp://, http(s)://, tcp://, udp://, ...), a V4L2 "
-                                      "camera (/dev/video0) or - for a container stream on standard input "
-                                      "(live streams need --sampling causal)")
+    parser.add_argument("input", nargs="+",
+                        help="a video file (any container/codec FFmpeg decodes), a folder of frames "
+                             "(jpg/jpeg/png/bmp, in natural file-name order), or a live stream: a URL FFmpeg opens "
+                             "(rtsp://, rtmp://, http(s)://, tcp://, udp://, ...), a V4L2 camera (/dev/video0) or - "
+                             "for a container stream on standard input (live streams need --sampling causal); for a "
+                             "batch: several of these, a folder of video files (and of frame folders), or a "
+                             ".txt/.lst list file with one path or URL per line")
     parser.add_argument("--weights", required=True, metavar="CKPT",
                         help="model checkpoint (training checkpoint or exported weights; the model is built from "
                              "the config stored in it)")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder for detections.jsonl and annotated.mp4 (created if missing)")
+                        help="output folder for detections.jsonl and annotated.mp4 (created if missing); a batch "
+                             "writes one sub-folder per input and summary.json")
     parser.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     parser.add_argument("--classes", default=None,
                         help="comma-separated class names to keep; None = all classes of the model")
     parser.add_argument("--score-thr", type=float, default=0.3,
-                        help="keep (write and draw) detections scoring at least this")
-    parser.add_argument("--device", default="cpu", help="torch device to run on, e.g. cpu, cuda, cuda:1")
+                        help="keep (write and draw) detections scoring at least this (with --post: the "
+                             "post-processed score)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device to run on, e.g. cpu, cuda, cuda:1 (cuda: cuda:LOCAL_RANK under torchrun)")
     add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
@@ -68,6 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rtsp_transport=tcp, or video_size=1280x720 framerate=30 input_format=mjpeg for a "
                              "camera)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="batch: record an unreadable input as failed in summary.json and go on with the others "
+                             "(default: stop with an error; the finished inputs keep their outputs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="batch: continue an interrupted batch in --out, skipping the inputs already done "
+                             "(refused unless the checkpoint and options are the same)")
+    add_postprocess_arguments(parser)  # with --post, --score-thr applies to the post-processed scores
 
 
 def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
@@ -84,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
     from dsfnet.device import resolve_device
-    from dsfnet.engine.checkpoint import load_model
-    from dsfnet.inference.predictor import VideoPredictor
+    from dsfnet.inference.batch import expand_inputs
 
     if args.score_thr < 0:
         raise ValueError(f"--score-thr must be >= 0, got {args.score_thr}")
@@ -93,37 +112,59 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
     if not args.timeout > 0:
         raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    device = resolve_device(args.device)
-    live = is_live_input(args.input)
-    source = None if live else open_source(args.input, fps=args.fps)  # missing / not a video: error naming it
-    model, config = load_model(args.weights, device=device)
-    config.test = inference_settings(args, config.test)
-    if live and config.test.sampling != "causal":  # said before connecting to the stream
-        raise ValueError(f"{args.input} is a live stream: it needs --sampling causal (got {config.test.sampling}, "
-                         "which needs the whole video first)")
-    predictor = VideoPredictor(model, config, score_thresh=args.score_thr, classes=_classes(args.classes),
-                               keep_images=not args.no_video)
-    source = source or open_source(args.input, fps=args.fps, timeout=args.timeout,
-                                   options=_input_options(args.input_option))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    inputs, batch = expand_inputs(args.input)
+    if batch:
+        return _run_batch(args, inputs)
+    if args.resume or args.skip_bad:
+        raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
+                         "videos)")
+    spec = inputs[0].source
+    live = is_live_input(spec)
+    if not live:
+        open_source(spec, fps=args.fps)  # missing / not a video: error naming the input, before the model
+    predictor = _predictor(args, resolve_device(args.device))
+    # a live stream is opened (connected to) only once the options are known to suit it
+    source = _open(args, spec, predictor) if live else spec
     started = time.perf_counter()
     counts = {"frames": 0, "detections": 0}
     with _stop_on_ctrl_c(source) as stopped:
         try:
-            _write_outputs(predictor, source, out, args, counts)
+            _detect_into(predictor, args, source, out, not args.no_progress, counts)
         except (KeyboardInterrupt, StreamStalled):
-            if source.live:  # the outputs were closed cleanly and are kept: say what they hold
+            if live:  # the outputs were closed cleanly and are kept: say what they hold
                 _summary(predictor, out, args, counts, time.perf_counter() - started)
             raise
     _summary(predictor, out, args, counts, time.perf_counter() - started)
     if stopped.is_set():
-        print(f"dsfnet detect: interrupted: stopped reading {args.input} after {counts['frames']} frames; both "
-              "outputs are closed", file=sys.stderr)
+        print(f"dsfnet detect: interrupted: stopped reading {spec} after {counts['frames']} frames; both outputs "
+              "are closed", file=sys.stderr)
         return 130
     return 0
+
+
+def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:
+    test, frames = predictor.test, counts["frames"]
+    memory = f", memory {test.memory}" if test.sampling == "causal" else ""
+    print(f"{frames} frames, {counts['detections']} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling}{memory})")
+    print(f"detections: {out / 'detections.jsonl'}")
+    if not args.no_video:
+        print(f"annotated video: {out / 'annotated.mp4'}")
+
+
+def _open(args: argparse.Namespace, spec, predictor):
+    """The source of one input; a live stream only with causal sampling and no whole-video post-processing."""
+    if is_live_input(spec):
+        if predictor.test.sampling != "causal":
+            raise ValueError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
+                             "which needs the whole video first)")
+        if postprocess_params(args) is not None:
+            raise ValueError(f"{spec} is a live stream: --post needs the whole video")
+    return open_source(spec, fps=args.fps, timeout=args.timeout, options=_input_options(args.input_option))
 
 
 @contextlib.contextmanager
@@ -132,7 +173,7 @@ def _stop_on_ctrl_c(source) -> Iterator[threading.Event]:
     outputs, which are then closed as at the end of the stream); a second one interrupts at once. The event says
     whether it happened."""
     stopped = threading.Event()
-    if not source.live or threading.current_thread() is not threading.main_thread():
+    if not getattr(source, "live", False) or threading.current_thread() is not threading.main_thread():
         yield stopped
         return
 
@@ -149,15 +190,50 @@ def _stop_on_ctrl_c(source) -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:
-    test, frames = predictor.test, counts["frames"]
-    memory = f", memory {test.memory}" if test.sampling == "causal" else ""
-    print(f"{frames} frames, {counts['detections']} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
-          f"sampling {test.sampling}{memory})")
-    print(f"detections: {out / 'detections.jsonl'}")
-    if not args.no_video:
-        print(f"annotated video: {out / 'annotated.mp4'}")
+def _predictor(args: argparse.Namespace, device):
+    """The checkpoint's model on ``device`` in a predictor with the command line's options."""
+    from dsfnet.engine.checkpoint import load_model
+    from dsfnet.inference.predictor import VideoPredictor
+
+    model, config = load_model(args.weights, device=device)
+    config.test = inference_settings(args, config.test)
+    # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
+    post = postprocess_params(args)
+    return VideoPredictor(model, config, score_thresh=args.score_thr if post is None else 0.0,
+                          classes=_classes(args.classes), keep_images=not args.no_video and post is None)
+
+
+def _run_batch(args: argparse.Namespace, inputs) -> int:
+    """Several inputs: one sub-folder each and ``summary.json``; shared among the ranks of ``torchrun``."""
+    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.inference.batch import run_batch
+    from dsfnet.inference.manifest import file_sha256, flatten
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
+
+    context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)
+    try:
+        predictor = _predictor(args, context.device)
+        identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
+                    "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
+                    "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
+        bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
+        run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
+                  identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
+    finally:
+        cleanup(context)
+    return 0
+
+
+def _detect_into(predictor, args: argparse.Namespace, source, out: Path, progress: bool,
+                 counts: Optional[dict] = None) -> tuple[int, int]:
+    """Detect one input (a path, a URL or an opened source) into ``out`` (``detections.jsonl``,
+    ``annotated.mp4``); ``counts`` follows the frames and detections written; returns (frames, detections)."""
+    source = _open(args, source, predictor)  # missing / not a video: error naming the input
+    counts = {"frames": 0, "detections": 0} if counts is None else counts
+    out.mkdir(parents=True, exist_ok=True)
+    _write_outputs(predictor, source, out, not args.no_video, progress, postprocess_params(args), args.score_thr,
+                   counts)
+    return counts["frames"], counts["detections"]
 
 
 def _input_options(pairs: list[str]) -> dict[str, str]:
@@ -181,19 +257,23 @@ def _classes(text: Optional[str]) -> Optional[list[str]]:
     return classes
 
 
-def _write_outputs(predictor, source, out: Path, args: argparse.Namespace, counts: dict) -> None:
-    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); ``counts`` follows the frames and
-    detections written. Files: both moved into place at the end. Live streams: both written in place, flushed
-    per frame, and closed cleanly (kept) whatever ends the stream."""
+def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, post, score_thr: float,
+                   counts: dict) -> None:
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (Seq-NMS parameters)
+    the video is post-processed first and detections below ``score_thr`` dropped afterwards; ``counts`` follows
+    the frames and detections written. Files: both moved into place only when the whole video is done. Live
+    streams: both written in place, flushed per frame, and closed cleanly (kept) whatever ends the stream."""
     live = source.live
-    total = None if live else source.count()  # files: one decode pass (warns about truncated streams)
+    num_frames = None if live else source.count()  # files: one decode pass (warns about truncated streams)
     jsonl = out / "detections.jsonl"
     with (open(jsonl, "w", encoding="utf-8") if live else atomic_open(jsonl, "w")) as handle:
-        writer = None if args.no_video else VideoWriter(out / "annotated.mp4", fps=source.fps, live=live)
+        writer = VideoWriter(out / "annotated.mp4", fps=source.fps, live=live) if video else None
         try:
-            progress = tqdm(predictor.predict(source), total=total, unit="frame", desc=source.name,
-                            disable=args.no_progress, dynamic_ncols=True)
-            for result in progress:
+            bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
+                       disable=not progress, dynamic_ncols=True, leave=False)
+            stream = bar if post is None else seq_nms_stream(
+                bar, post, score_thr, images=source.frames() if video else None)
+            for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
                 if live:
                     handle.flush()
@@ -202,7 +282,7 @@ def _write_outputs(predictor, source, out: Path, args: argparse.Namespace, count
                 if writer is not None:
                     writer.write(draw_detections(result.image, result.boxes, result.labels, result.class_names,
                                                  result.scores))
-            progress.close()
+            bar.close()
             if writer is not None:
                 writer.close()  # renames the finished video into place; the JSON-lines file follows
         except BaseException:

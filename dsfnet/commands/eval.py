@@ -3,28 +3,32 @@
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
     dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode cached|exact] [--n N]
                 [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread] [--stride S] [--seed S]
-                [--precision fp32|bf16] [--out DIR]
+                [--precision fp32|bf16] [--out DIR] [--resume]
+    torchrun --nproc_per_node 8 -m dsfnet eval CONFIG --weights CKPT --out DIR [--resume]
 
-The model path runs :func:`dsfnet.inference.evaluate.predict_dataset` over the split the config names, writes
-``detections.jsonl`` and the report files into ``--out``.
+The model path shards the split's videos across the ranks of ``torchrun`` (balanced by frame count; one process
+is one rank), writes each finished video's detections to ``DIR/videos/``
+(:func:`dsfnet.inference.sharded_eval.predict_split_resumable`) and, on rank 0, merges them in split order into
+``DIR/detections.jsonl`` and the report files. ``--resume`` continues a killed evaluation.
+
+Both take ``--post seqnms`` (Seq-NMS before evaluating) and ``--metrics vid,coco`` (the COCO protocol as well).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
-import time
 from pathlib import Path
 
 from dsfnet.commands.options import add_inference_options, inference_settings
+from dsfnet.commands.postprocess_options import add_metrics_argument, add_postprocess_arguments, postprocess_split
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.split import read_split
 from dsfnet.evaluation.detections import read_detections, write_jsonl
-from dsfnet.evaluation.report import format_table, write_report
+from dsfnet.evaluation.coco_metrics import coco_report
+from dsfnet.evaluation.report import format_coco_table, format_table, write_report
 from dsfnet.evaluation.vid_map import evaluate
 
-logger = logging.getLogger(__name__)
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
 
@@ -51,10 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: <detection file stem>_eval next to the detection file)")
     parser.add_argument("--no-motion", action="store_true", help="skip the motion-group (slow/medium/fast) mAP")
     parser.add_argument("--title", default=None, help="title of the report (default: the input's name)")
+    add_metrics_argument(parser)
+    add_postprocess_arguments(parser)
     # Model-inference options (used with CONFIG).
     add_inference_options(parser)
     parser.add_argument("--device", default=None,
-                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available")
+                        help="torch device for the model path (cpu, cuda, cuda:1, ...); default: cuda if available "
+                             "(cuda:LOCAL_RANK under torchrun)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted model evaluation in --out: skip the videos already done "
+                             "(refused unless the checkpoint, config and inference options are the same)")
 
 
 def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
@@ -71,14 +81,18 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
 
 
 def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
-                        extra: dict | None = None):
+                        extra: dict | None = None, metrics: tuple[str, ...] = ("vid",)):
     """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the table.
 
-    Shared by the detection-file path and the model path. Returns the ``EvalResult``.
+    Shared by the detection-file path and the model path. ``metrics`` with ``coco``: also the COCO protocol and
+    its files (``dsfnet.evaluation.coco_metrics``). Returns the ``EvalResult``.
     """
     result = evaluate(dataset, detections, motion=motion)
-    paths = write_report(result, out_dir, title=title, extra=extra)
+    coco, coco_files = coco_report(dataset, detections, out_dir) if "coco" in metrics else (None, {})
+    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **coco_files}, coco=coco)
     print(format_table(result), end="")
+    if coco is not None:
+        print(format_coco_table(coco), end="")
     print(f"report written to {paths['report.json'].parent}")
     return result
 
@@ -93,7 +107,9 @@ def _run_detection_file(args: argparse.Namespace) -> int:
     title = args.title or f"{det_path.name}"
     extra = {"detections_file": str(det_path),
              "ground_truth": str(args.gt_json) if args.gt_json else f"{args.data}:{args.split or DEFAULT_VID_SPLIT}"}
-    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)
+    detections, post = postprocess_split(args, dataset, detections, out_dir)
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
+                        metrics=args.metrics)
     return 0
 
 
@@ -109,17 +125,16 @@ def run(args: argparse.Namespace) -> int:
     return _run_model(args)
 
 
-def _model_and_config(args: argparse.Namespace):
-    """The checkpoint's model and the evaluation config: ``CONFIG`` with ``--data`` and the inference options
-    applied, and the checkpoint's own model section (refused when the architectures differ)."""
-    from dsfnet.device import resolve_device
+def _model_and_config(args: argparse.Namespace, device):
+    """The checkpoint's model (on ``device``) and the evaluation config: ``CONFIG`` with ``--data`` and the
+    inference options applied, and the checkpoint's own model section (refused when the architectures differ)."""
     from dsfnet.engine.checkpoint import architecture_differences, load_model
 
     config = load_config(args.config)
     if args.data:
         config.data.root = args.data
     config.test = inference_settings(args, config.test)
-    model, checkpoint_config = load_model(args.weights, device=resolve_device(args.device or "auto"))
+    model, checkpoint_config = load_model(args.weights, device=device)
     differences = architecture_differences(checkpoint_config.to_dict()["model"], config.to_dict()["model"])
     if differences:
         raise ValueError(f"checkpoint {args.weights} was trained with another architecture than {args.config} "
@@ -128,31 +143,46 @@ def _model_and_config(args: argparse.Namespace):
 
 
 def _run_model(args: argparse.Namespace) -> int:
-    """``dsfnet eval CONFIG --weights CKPT``: inference over the split, then the VID report."""
-    from dsfnet.inference.evaluate import predict_dataset
+    """``dsfnet eval CONFIG --weights CKPT``: inference over the split on every rank (one process, or each rank
+    of ``torchrun`` its share of the videos), then rank 0 writes the detections and the VID report."""
+    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    model, config = _model_and_config(args)
+    context = init_distributed(args.device or "auto", timeout=INFERENCE_TIMEOUT)
+    try:
+        return _run_model_on_ranks(args, context)
+    finally:
+        cleanup(context)
+
+
+def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
+    from dsfnet.inference.predictor import VideoPredictor
+    from dsfnet.inference.sharded_eval import eval_identity, predict_split_resumable
+
+    model, config = _model_and_config(args, context.device)
     split = args.split or "val"
     dataset = read_split(config.data, split)
     if len(dataset.class_names) != config.model.num_classes:
         raise ValueError(f"the split has {len(dataset.class_names)} classes but the model predicts "
                          f"{config.model.num_classes}")
     out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
-    started = time.perf_counter()
-    detections = predict_dataset(model, dataset, config, progress=True)
-    seconds = time.perf_counter() - started
-    num_frames = len(dataset.frames())
-    logger.info("inference: %d frames in %.1f s (%.2f frames/s)", num_frames, seconds,
-                num_frames / max(seconds, 1e-9))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = VideoPredictor(model, config, keep_images=False, score_thresh=0.0)
+    detections = predict_split_resumable(predictor, dataset, out_dir, eval_identity(args.weights, config, split,
+                                                                                    dataset),
+                                         resume=args.resume, context=context, progress=True)
+    if not context.is_main:
+        return 0
     write_jsonl(out_dir / "detections.jsonl", dataset, detections)
     test = config.test
+    # no timings or paths of this run: the report of a sharded or resumed run equals that of one process
     extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
              "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "memory": test.memory,
              "stride": test.stride,
              "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
-             "inference_seconds": round(seconds, 3), "detections_file": str(out_dir / "detections.jsonl")}
+             "detections_file": "detections.jsonl"}
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
                           f"{test.sampling})"
-    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra=extra)
+    detections, post = postprocess_split(args, dataset, detections, out_dir)
+    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
+                        metrics=args.metrics)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Iterator, Optional
 
 import torch
@@ -36,10 +37,11 @@ class DistributedContext:
         return self.backend is not None
 
 
-def init_distributed(device: str = "auto") -> DistributedContext:
+def init_distributed(device: str = "auto", timeout: Optional[timedelta] = None) -> DistributedContext:
     """Join the process group described by torchrun's environment variables (NCCL on GPU, gloo on CPU).
 
     Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) this is a single process and no group is created.
+    ``timeout``: how long a collective call waits for the other ranks (``None``: torch's default, 10-30 min).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -54,7 +56,8 @@ def init_distributed(device: str = "auto") -> DistributedContext:
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank)
+        dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
+                                **({} if timeout is None else {"timeout": timeout}))
     return DistributedContext(rank, world_size, torch_device, backend)
 
 

@@ -2,8 +2,8 @@
 
 Each is a :class:`Hook` that :class:`~dsfnet.engine.trainer.Trainer` calls after every optimiser step (in the
 order given) and once when the loop ends; a test or a user adds behaviour by passing hooks of its own.
-Evaluation is a callable handed in from outside (``model -> {metric: value}``), so the engine does not depend
-on the inference code.
+Evaluation is a callable handed in from outside (``(model, context) -> {metric: value}``), so the engine does not
+depend on the inference code.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from dsfnet.engine import distributed as dist_utils
 
 logger = logging.getLogger(__name__)
 
-#: ``model -> {"mAP": ..., ...}``: a periodic evaluation (rank 0 calls it; it leaves the model's mode as it was)
-Evaluation = Callable[[nn.Module], dict]
+#: ``(model, context) -> {"mAP": ..., ...}``: a periodic evaluation, called on every rank (each does its share of
+#: the work; all return the same values); it leaves the model's mode as it was
+Evaluation = Callable[[nn.Module, dist_utils.DistributedContext], dict]
 
 
 class Hook:
@@ -133,8 +134,9 @@ class PeriodicCheckpoint(Hook):
 
 
 class PeriodicEvaluation(Hook):
-    """Every ``train.eval_interval`` steps and at the end of training: ``evaluation(model)`` on rank 0, logged
-    under ``eval`` (the other ranks wait)."""
+    """Every ``train.eval_interval`` steps and at the end of training: ``evaluation(model, context)`` on every
+    rank (each validates its share of the videos, not rank 0 alone while the others wait), logged by rank 0
+    under ``eval``."""
 
     def __init__(self, evaluation: Evaluation, run_log: RunLog):
         self.evaluation, self.run_log = evaluation, run_log
@@ -143,8 +145,8 @@ class PeriodicEvaluation(Hook):
         interval = trainer.config.train.eval_interval
         if trainer.iteration % interval and trainer.iteration != trainer.config.train.iterations:
             return
+        values = self.evaluation(trainer.model, trainer.context)
         if trainer.context.is_main:
-            values = self.evaluation(trainer.model)
             self.run_log.log(trainer.iteration, values, prefix="eval")
             score = values.get("mAP")
             logger.info("iteration %d: validation mAP %s", trainer.iteration,

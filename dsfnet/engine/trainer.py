@@ -144,9 +144,9 @@ def train(
             splits of ``config.data``.
         stop_after: stop (after writing ``last.pth``) once this many iterations are done, e.g. to split a long
             run into jobs; ``--resume`` continues it.
-        evaluation: ``model -> {"mAP": ..., ...}``, run on rank 0 every ``train.eval_interval`` iterations
-            (required when that is > 0; ``dsfnet.inference.evaluate.periodic_validation(config)`` is the
-            validation split's mAP).
+        evaluation: ``(model, context) -> {"mAP": ..., ...}``, run on every rank every ``train.eval_interval``
+            iterations (required when that is > 0; ``dsfnet.inference.evaluate.periodic_validation(config)`` is
+            the validation split's mAP, each rank detecting its share of the videos).
         hooks: more :class:`~dsfnet.engine.hooks.Hook` s, called after the built-in ones at every step.
     """
     if config.train.eval_interval > 0 and evaluation is None:

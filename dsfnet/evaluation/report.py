@@ -48,6 +48,15 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_coco_table(coco: dict[str, Optional[float]]) -> str:
+    """The COCO-protocol line of ``report.txt`` (in %): AP, AP50, AP75, AP small / medium / large."""
+    names = list(coco)
+    widths = [max(len(name), 5) for name in names]
+    return ("COCO protocol (pycocotools; AP over IoU 0.50:0.95, 101 recall points, <= 100 detections per image)\n"
+            + "  ".join(name.rjust(w) for name, w in zip(names, widths)) + "\n"
+            + "  ".join(_pct(coco[name]).rjust(w) for name, w in zip(names, widths)) + "\n")
+
+
 def _save_figure(fig, path: Path) -> None:
     """Lay out, write atomically as PNG and close ``fig`` (closed even when writing fails)."""
     import matplotlib.pyplot as plt
@@ -109,12 +118,14 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     _save_figure(fig, Path(path))
 
 
-def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None
-                 ) -> dict[str, Path]:
+def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None,
+                 coco: Optional[dict[str, Optional[float]]] = None) -> dict[str, Path]:
     """Write ``report.json``, ``report.txt``, ``pr_curves.png`` and ``per_class_ap.png`` into ``out_dir``.
 
     Args:
         extra: additional JSON-serialisable fields for ``report.json`` (e.g. the detection file, the config).
+        coco: COCO-protocol metrics (``dsfnet.evaluation.coco_metrics.coco_evaluate``) to report beside the
+            devkit's: a table in ``report.txt`` and ``"coco"`` in ``report.json``.
     Returns:
         file name → path of each written file.
     """
@@ -124,8 +135,8 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = ""
     # Plots first and the JSON last: report.json present means the whole report is complete.
     plot_pr_curves(result, paths["pr_curves.png"], title=title)
     plot_per_class_ap(result, paths["per_class_ap.png"], title=title)
-    table = format_table(result)
+    table = format_table(result) + (f"\n{format_coco_table(coco)}" if coco is not None else "")
     atomic_write_text(paths["report.txt"], (f"{title}\n\n" if title else "") + table)
-    payload = {"title": title, **result.to_dict(), **(extra or {})}
+    payload = {"title": title, **result.to_dict(), **({"coco": coco} if coco is not None else {}), **(extra or {})}
     atomic_write_text(paths["report.json"], json.dumps(jsonable(payload), indent=2) + "\n")
     return paths

@@ -2,8 +2,13 @@
 
 - :func:`predict_dataset` runs a :class:`VideoPredictor` over every video of a :class:`DatasetRecord` (each
   video's frames are image files, :func:`predict_video` per video) and returns the split's :class:`Detections`.
+  Given the ranks of a process group, each rank detects its share of the videos (balanced by frame count) and
+  all get the whole result; one process is the one-rank case.
 - :func:`evaluate_model` = :func:`predict_dataset` + the VID protocol (``dsfnet.evaluation.vid_map.evaluate``).
 - :func:`periodic_validation` is the callable ``dsfnet train`` hands the trainer for ``train.eval_interval``.
+
+``dsfnet eval`` writes each video's detections to a file as it goes instead (resumable):
+:mod:`dsfnet.inference.sharded_eval`.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dsfnet.config import Config
 from dsfnet.data.records import DatasetRecord, VideoRecord
 from dsfnet.data.split import read_split
+from dsfnet.engine.distributed import DistributedContext, all_gather_object
 from dsfnet.evaluation.detections import Detections
 from dsfnet.evaluation.vid_map import EvalResult, evaluate
 from dsfnet.inference.predictor import VideoPredictor
+from dsfnet.inference.rank_progress import RankProgress
+from dsfnet.inference.sharding import my_share
 from dsfnet.inference.video_io import FrameListSource
+
+SINGLE_PROCESS = DistributedContext()
 
 
 def _subset(dataset: DatasetRecord, max_videos: int) -> DatasetRecord:
@@ -32,7 +41,7 @@ def _subset(dataset: DatasetRecord, max_videos: int) -> DatasetRecord:
 
 def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
                     device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, progress: bool = True,
-                    **predictor_options) -> Detections:
+                    context: DistributedContext = SINGLE_PROCESS, **predictor_options) -> Detections:
     """Detections of every frame of ``dataset`` (the first ``max_videos`` videos when > 0).
 
     Args:
@@ -40,6 +49,7 @@ def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Conf
         device: where the model is (``None``: wherever its parameters are); see :class:`VideoPredictor`.
         dataset: the split; its videos' frames are read from ``FrameRecord.image_path``.
         config: gives ``test`` (n, sampling, stride, mode, seed) and ``data`` (resize, class names).
+        context: the ranks that share the work (every rank of it must call this; all get the same result).
         predictor_options: forwarded to :class:`VideoPredictor` (e.g. ``mode="exact"``).
 
     Returns:
@@ -49,14 +59,19 @@ def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Conf
     predictor = VideoPredictor(model, config, device=device, keep_images=False,
                                **{"score_thresh": 0.0, **predictor_options})
     videos = _subset(dataset, max_videos).videos
-    parts = []
-    position = 0
-    with tqdm(total=sum(len(video.frames) for video in videos), unit="frame", desc="inference",
-              disable=not progress, dynamic_ncols=True) as bar:
-        for video in videos:
-            parts.append(predict_video(predictor, video, position, on_frame=lambda: bar.update(1)))
-            position += len(video.frames)
-    return Detections.concatenate(parts)
+    starts = np.cumsum([0] + [len(video.frames) for video in videos]).tolist()
+    mine = my_share(range(len(videos)), [len(video.frames) for video in videos], context)
+    bar = RankProgress(context, sum(len(videos[index].frames) for index in mine), starts[-1], enabled=progress)
+    parts = {}
+    try:
+        for index in mine:
+            parts[index] = predict_video(predictor, videos[index], starts[index], on_frame=bar.step)
+            bar.item_done()
+    finally:
+        bar.close()
+    for gathered in all_gather_object(parts, context):
+        parts.update(gathered)
+    return Detections.concatenate([parts[index] for index in range(len(videos))])
 
 
 def predict_video(predictor: VideoPredictor, video: VideoRecord, first_position: int = 0,
@@ -77,20 +92,22 @@ def predict_video(predictor: VideoPredictor, video: VideoRecord, first_position:
 
 def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
                    device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, motion: bool = True,
-                   progress: bool = False) -> EvalResult:
-    """Run the model over ``dataset`` (first ``max_videos`` videos when > 0) and return its ``EvalResult``."""
+                   progress: bool = False, context: DistributedContext = SINGLE_PROCESS) -> EvalResult:
+    """Run the model over ``dataset`` (first ``max_videos`` videos when > 0) and return its ``EvalResult``
+    (every rank of ``context`` detects its share of the videos; all return the same result)."""
     subset = _subset(dataset, max_videos)
-    return evaluate(subset, predict_dataset(model, subset, config, device, progress=progress), motion=motion)
+    detections = predict_dataset(model, subset, config, device, progress=progress, context=context)
+    return evaluate(subset, detections, motion=motion)
 
 
-def periodic_validation(config: Config) -> Callable[[torch.nn.Module], dict[str, float]]:
-    """``model -> {"mAP": ..., "mAP_slow": ..., ...}`` on ``config``'s validation split (its first
-    ``train.eval_max_videos`` videos when > 0). The split is read here, so that a bad path fails before
-    training starts."""
+def periodic_validation(config: Config) -> Callable[[torch.nn.Module, DistributedContext], dict[str, float]]:
+    """``(model, context) -> {"mAP": ..., "mAP_slow": ..., ...}`` on ``config``'s validation split (its first
+    ``train.eval_max_videos`` videos when > 0), called on every rank: each detects its share of the videos. The
+    split is read here, so that a bad path fails before training starts."""
     split = read_split(config.data, "val")
 
-    def validate(model: torch.nn.Module) -> dict[str, float]:
-        result = evaluate_model(model, split, config, max_videos=config.train.eval_max_videos)
+    def validate(model: torch.nn.Module, context: DistributedContext) -> dict[str, float]:
+        result = evaluate_model(model, split, config, max_videos=config.train.eval_max_videos, context=context)
         return {"mAP": result.map, **{f"mAP_{group}": value for group, value in result.motion_map.items()}}
 
     return validate

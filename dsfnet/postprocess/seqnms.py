@@ -1,0 +1,356 @@
+"""Seq-NMS (Han et al., "Seq-NMS for Video Object Detection", 2016): offline re-scoring of a video's detections.
+
+The algorithm, per class (boxes of different classes never interact):
+
+1. **Link**: a box of frame ``t`` and a box of frame ``t + 1`` are linked when their IoU is above ``link_iou``.
+2. **Select**: the sequence (a path of linked boxes over consecutive frames) with the largest sum of scores, by
+   dynamic programming over the frames: ``best(b) = score(b) + max(0, max best(a))`` over the linked boxes ``a``
+   of the previous frame that are still in the graph; the sequence ends at the box of largest ``best`` and is
+   read back through the arg-max pointers.
+3. **Rescore**: every box of the sequence gets the sequence's average (``avg``) or maximum (``max``) score.
+4. **Suppress**: in every frame of the sequence, the boxes whose IoU with the sequence's box is at least
+   ``nms_iou`` are removed; the sequence's own boxes leave the graph with their new scores.
+5. Repeat 2-4 until the graph is empty.
+
+Every box ends up either in a sequence (a box linked to nothing is a one-frame sequence and keeps its score) or
+suppressed. It needs the whole video before the first frame is final, so it is offline only.
+
+Implementation: the boxes of all classes of a video form one graph whose links join boxes of the same class (so
+the classes stay independent); links are boolean matrices between consecutive frames, and the dynamic programme
+is one masked max / arg-max per frame. Each round takes the best sequence of every class at once (a class's
+sequences are still taken in the paper's order, one at a time, as no other class can change them). After a
+round, the programme is re-run only in the frames of boxes that were linked to a removed box, and in the frame
+after any frame whose values changed: nothing else reads a changed value. Boxes linked to nothing that overlap
+no box of their class are one-frame sequences in any order, and are kept as they are before the first round.
+
+IoU here is continuous (area ``(x2 - x1) * (y2 - y1)``), as in the detector's own NMS (torchvision).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from dsfnet.data.records import DatasetRecord
+from dsfnet.evaluation.detections import Detections
+
+RESCORE_METHODS = ("avg", "max")
+
+
+@dataclass(frozen=True)
+class SeqNMSParams:
+    """Seq-NMS settings (defaults: the paper's linking IoU 0.5 and suppression IoU 0.3, average rescoring).
+
+    Attributes:
+        link_iou: boxes of adjacent frames are linked when IoU > ``link_iou``.
+        nms_iou: a box is suppressed by a sequence's box of its frame when IoU >= ``nms_iou``.
+        rescore: ``avg`` (the sequence's mean score) or ``max``.
+    """
+
+    link_iou: float = 0.5
+    nms_iou: float = 0.3
+    rescore: str = "avg"
+
+    def __post_init__(self) -> None:
+        for name, option in (("link_iou", "--seqnms-link-iou"), ("nms_iou", "--seqnms-nms-iou")):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Seq-NMS {name} ({option}) must be in [0, 1], got {value}")
+        if self.rescore not in RESCORE_METHODS:
+            raise ValueError(f"Seq-NMS rescore (--seqnms-rescore) must be one of {', '.join(RESCORE_METHODS)}, "
+                             f"got {self.rescore!r}")
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Continuous area ``(x2 - x1) * (y2 - y1)`` of ``boxes [..., 4]`` (0 for inverted boxes) → ``[...]``."""
+    return np.maximum(boxes[..., 2] - boxes[..., 0], 0.0) * np.maximum(boxes[..., 3] - boxes[..., 1], 0.0)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray, area_a: np.ndarray | None = None, area_b: np.ndarray | None = None
+            ) -> np.ndarray:
+    """IoU of boxes ``a [..., 4]`` and ``b [..., 4]`` (x1, y1, x2, y2), broadcast against each other (``a[:, None]``
+    and ``b[None]`` give the ``[n, m]`` matrix). Continuous areas (``box_area``, pass them when known); 0 where
+    the union is empty."""
+    inter = (np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
+             * np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0.0))
+    union = (box_area(a) if area_a is None else area_a) + (box_area(b) if area_b is None else area_b) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _concatenated_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, e) for s, e in zip(starts, ends)])`` without the loop."""
+    counts = ends - starts
+    return np.repeat(ends - np.cumsum(counts), counts) + np.arange(int(counts.sum()))
+
+
+class _VideoGraph:
+    """The boxes of one video in frame order, their links and the dynamic programme over them.
+
+    Boxes are stored flat (``[N]`` arrays) with ``starts [K + 1]`` the offsets of the K frames that have boxes.
+    ``own [N]`` is a box's score while it is in the graph and ``-inf`` after; ``best [N]`` the largest score sum
+    of a sequence ending at the box (``-inf`` out of the graph) and ``back [N]`` the flat index of its predecessor
+    in that sequence (``-1``: the sequence starts there). The links are kept twice: as ``linked[k]``, bool
+    ``[n_{k-1}, n_k]`` matrices between frame slots k-1 and k (None when the frames are not adjacent), and as an
+    edge list ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets.
+    """
+
+    def __init__(self, frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 params: SeqNMSParams):
+        self.boxes, self.labels, self.scores, self.params = boxes, labels, scores, params
+        self.area = box_area(boxes)
+        frame_values, self.starts = np.unique(frames, return_index=True)
+        self.starts = np.append(self.starts, len(frames))
+        self.segment = np.repeat(np.arange(len(frame_values)), np.diff(self.starts))  # [N] frame slot of a box
+        # key = label * K + frame slot: sorted by it, the boxes of one class in one frame are contiguous
+        self.key = labels * len(frame_values) + self.segment
+        self.adjacent = np.append(np.diff(frame_values) == 1, False)  # [K] slot k + 1 is the next frame
+        pairs, iou = self._same_class_pairs(1)
+        self.link_from, self.link_to = pairs[:, iou > params.link_iou]
+        self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
+        self.linked: list = [None] * len(frame_values)
+        for k in np.nonzero(self.adjacent)[0] + 1:
+            edges = slice(self.out_start[self.starts[k - 1]], self.out_start[self.starts[k]])
+            self.linked[k] = np.zeros((self.starts[k] - self.starts[k - 1], self.starts[k + 1] - self.starts[k]), bool)
+            self.linked[k][self.link_from[edges] - self.starts[k - 1], self.link_to[edges] - self.starts[k]] = True
+        self.own = scores.copy()
+        self.best = np.full(len(frames), -np.inf)
+        self.back = np.full(len(frames), -1, np.int64)
+
+    def _same_class_pairs(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair of boxes of one class in frame slots ``s`` and ``s + step`` (step 1: only where those are
+        adjacent frames) as flat indices ``int64 [2, P]`` (sorted by the first), with their IoU ``[P]``."""
+        order = np.argsort(self.key, kind="stable")
+        sorted_key = self.key[order]
+        lo = np.searchsorted(sorted_key, self.key + step)
+        hi = np.searchsorted(sorted_key, self.key + step, side="right")
+        if step:
+            hi = np.where(self.adjacent[self.segment], hi, lo)
+        first = np.repeat(np.arange(len(self.key)), hi - lo)
+        second = order[_concatenated_ranges(lo, hi)]
+        iou = box_iou(self.boxes[first], self.boxes[second], self.area[first], self.area[second])
+        return np.stack([first, second]), iou
+
+    def _index_classes(self, members: np.ndarray) -> None:
+        """Group the boxes ``members`` by class: ``by_class [M]`` (frame order within a class), ``class_starts``
+        the groups' offsets and ``class_key [M]`` their ``key`` (ascending). Rebuilt from the boxes still in the
+        graph as they thin out, so that a round's cost follows what is left."""
+        self.by_class = members[np.argsort(self.key[members], kind="stable")]
+        self.class_key = self.key[self.by_class]
+        self.class_starts = np.append(np.unique(self.labels[self.by_class], return_index=True)[1], len(members))
+
+    def isolated(self) -> np.ndarray:
+        """``bool [N]``: boxes linked to nothing that overlap (IoU >= nms_iou) no other box of their class in their
+        frame. Each is a one-frame sequence that suppresses nothing and that nothing suppresses, whenever it is
+        taken, so it is kept as it is before the first round instead of costing a round of its own."""
+        (first, second), iou = self._same_class_pairs(0)
+        crowded = first[(iou >= self.params.nms_iou) & (first != second)]
+        linked = np.concatenate([self.link_from, self.link_to])
+        return np.bincount(np.concatenate([crowded, linked]), minlength=len(self.key)) == 0
+
+    def forward(self, k: int) -> bool:
+        """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
+        lo, hi = self.starts[k], self.starts[k + 1]
+        if self.linked[k] is None:
+            best, back = self.own[lo:hi], -1
+        else:
+            previous = self.starts[k - 1]
+            candidates = np.where(self.linked[k], self.best[previous:lo, None], -np.inf)  # [n_{k-1}, n_k]
+            top = candidates.max(0)  # -inf: no linked predecessor in the graph
+            # extend the best predecessor's sequence when that adds something (all scores are >= 0 in practice);
+            # the first maximum wins a tie (lowest index); boxes out of the graph stay at -inf
+            best = self.own[lo:hi] + np.maximum(top, 0.0)
+            back = np.where(top > 0, previous + candidates.argmax(0), -1)
+        changed = bool((best != self.best[lo:hi]).any())
+        self.best[lo:hi] = best
+        self.back[lo:hi] = back
+        return changed
+
+    def sequence(self, end: int) -> np.ndarray:
+        """Flat indices of the sequence ending at ``end``, first frame first."""
+        path = [end]
+        while self.back[path[-1]] >= 0:
+            path.append(int(self.back[path[-1]]))
+        return np.asarray(path[::-1], np.int64)
+
+    def class_maxima(self) -> np.ndarray:
+        """Flat indices of the end of every class's best sequence, for the classes with boxes in the graph (first
+        in frame order on a tie)."""
+        best = self.best[self.by_class]
+        top = np.maximum.reduceat(best, self.class_starts[:-1])
+        at_top = np.nonzero((best == np.repeat(top, np.diff(self.class_starts))) & (best > -np.inf))[0]
+        group = np.searchsorted(self.class_starts, at_top, side="right")
+        return self.by_class[at_top[np.unique(group, return_index=True)[1]]]
+
+    def suppress(self, flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Take sequences' boxes and every box they suppress out of the graph; returns their flat indices.
+
+        Sequence ``i`` is ``flat[offsets[i]:offsets[i] + lengths[i]]``, first frame first; the sequences are of
+        different classes. The boxes of a sequence's class in its frames are compared with the sequence's box of
+        their frame (a sequence has one box in every frame slot from its first to its last); IoU >= nms_iou
+        suppresses."""
+        first, last = self.segment[flat[offsets]], self.segment[flat[offsets + lengths - 1]]
+        key = self.key[flat[offsets]] - first  # the key of the sequence's class at slot 0
+        lo, hi = np.searchsorted(self.class_key, key + first), np.searchsorted(self.class_key, key + last, "right")
+        which = np.repeat(np.arange(len(offsets)), hi - lo)  # the sequence each compared box belongs to
+        rows = self.by_class[_concatenated_ranges(lo, hi)]
+        owners = flat[offsets[which] + self.segment[rows] - first[which]]  # the sequence's box in the row's frame
+        hit = box_iou(self.boxes[rows], self.boxes[owners], self.area[rows], self.area[owners]) >= self.params.nms_iou
+        removed = np.union1d(rows[hit & (self.own[rows] > -np.inf)], flat)
+        self.own[removed] = -np.inf
+        self.best[removed] = -np.inf
+        return removed
+
+    def update(self, removed: np.ndarray) -> None:
+        """Re-run the programme where ``removed`` boxes were predecessors of boxes still in the graph, and onwards
+        from every frame whose values changed (all other frames read unchanged values)."""
+        successors = self.link_to[_concatenated_ranges(self.out_start[removed], self.out_start[removed + 1])]
+        todo = sorted(set(self.segment[successors[self.own[successors] > -np.inf]].tolist()))
+        while todo:
+            k = todo.pop(0)
+            if self.forward(k) and k + 1 < len(self.linked) and self.linked[k + 1] is not None:
+                if not todo or todo[0] != k + 1:
+                    todo.insert(0, k + 1)
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        """All selections; returns the kept flat indices ``[M]`` (ascending) and their new scores ``[M]``.
+
+        Classes never interact, so each round takes the best sequence of every class at once: the order in which
+        any one class's sequences are taken is the one-at-a-time order of the paper."""
+        lone = np.nonzero(self.isolated())[0]
+        self.own[lone] = -np.inf
+        self._index_classes(np.nonzero(self.own > -np.inf)[0])
+        for k in range(len(self.starts) - 1):
+            self.forward(k)
+        kept, rescored = [lone], [self.scores[lone]]
+        remaining = len(self.by_class)
+        while len(ends := self.class_maxima()):
+            paths = [self.sequence(int(end)) for end in ends]
+            lengths = np.array([len(path) for path in paths])
+            offsets = np.cumsum(lengths) - lengths
+            flat = np.concatenate(paths)
+            if self.params.rescore == "avg":
+                score = self.best[ends] / lengths  # best at a sequence's end is the sum of its scores
+            else:
+                score = np.maximum.reduceat(self.scores[flat], offsets)
+            kept.append(flat)
+            rescored.append(np.repeat(score, lengths))
+            removed = self.suppress(flat, offsets, lengths)
+            self.update(removed)
+            remaining -= len(removed)
+            if 2 * remaining < len(self.by_class):
+                self._index_classes(np.nonzero(self.own > -np.inf)[0])
+        kept, rescored = np.concatenate(kept), np.concatenate(rescored)
+        order = np.argsort(kept)
+        return kept[order], rescored[order]
+
+
+def seq_nms(frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+            params: SeqNMSParams = SeqNMSParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Seq-NMS on the detections of one video.
+
+    Args:
+        frames: ``int [N]`` frame number of each detection in its video (frames ``t`` and ``t + 1`` are adjacent;
+            a frame without detections breaks every sequence).
+        boxes: ``float [N, 4]`` x1, y1, x2, y2.
+        labels: ``int [N]`` classes.
+        scores: ``float [N]``.
+    Returns:
+        ``keep int64 [M]``: indices of the kept detections (ascending), and ``scores float64 [M]``: their new
+        scores. The others were suppressed.
+    """
+    frames = np.asarray(frames, np.int64).reshape(-1)
+    if len(frames) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    order = np.argsort(frames, kind="stable")
+    graph = _VideoGraph(frames[order], np.asarray(boxes, np.float64).reshape(-1, 4)[order],
+                        np.asarray(labels, np.int64).reshape(-1)[order],
+                        np.asarray(scores, np.float64).reshape(-1)[order], params)
+    kept, rescored = graph.run()
+    keep = order[kept]
+    ascending = np.argsort(keep)
+    return keep[ascending], rescored[ascending]
+
+
+# ------------------------------------------------------------------------------------------- whole splits / videos
+
+
+def seq_nms_dataset(dataset: DatasetRecord, detections: Detections, params: SeqNMSParams = SeqNMSParams(),
+                    progress: bool = False) -> Detections:
+    """Seq-NMS on every video of a split.
+
+    Args:
+        dataset: the split; a video's frames are consecutive positions of ``dataset.frames()``, and a video's
+            neighbouring positions are adjacent frames (sequences never cross from one video into the next).
+        detections: the split's detections (``frame_ids`` = positions in ``dataset.frames()``).
+    Returns:
+        the kept detections with their new scores, ordered by frame.
+    """
+    bounds = np.cumsum([0] + [len(video.frames) for video in dataset.videos])
+    if len(detections) and (detections.frame_ids.min() < 0 or detections.frame_ids.max() >= bounds[-1]):
+        raise ValueError(f"detections refer to frame positions outside 0..{bounds[-1] - 1} of the split")
+    order = np.argsort(detections.frame_ids, kind="stable")
+    cuts = np.searchsorted(detections.frame_ids[order], bounds)
+    parts = []
+    for v in tqdm(range(len(dataset.videos)), unit="video", desc="Seq-NMS", disable=not progress, dynamic_ncols=True):
+        rows = order[cuts[v]:cuts[v + 1]]
+        if len(rows):
+            keep, scores = seq_nms(detections.frame_ids[rows], detections.boxes[rows], detections.labels[rows],
+                                   detections.scores[rows], params)
+            kept = detections.select(rows[keep])
+            parts.append(Detections(kept.frame_ids, kept.labels, scores, kept.boxes))
+    return Detections.concatenate(parts)
+
+
+def seq_nms_frame_results(results: Sequence, params: SeqNMSParams = SeqNMSParams(), score_thresh: float = 0.0
+                          ) -> list:
+    """Seq-NMS on the per-frame results of one video (``VideoPredictor.predict``'s ``FrameResult`` objects, or any
+    dataclass with ``index``, ``boxes [k, 4]``, ``labels [k]``, ``scores [k]`` and ``class_names``).
+
+    Frames whose ``index`` values differ by one are adjacent. Returns new results, one per input in the same
+    order, holding the kept detections whose new score is at least ``score_thresh`` (scores descending, dtypes
+    kept); the other fields are copied.
+    """
+    counts = [len(result.scores) for result in results]
+    offsets = np.cumsum([0] + counts)
+    if offsets[-1] == 0:
+        return list(results)
+    keep, scores = seq_nms(np.repeat([result.index for result in results], counts),
+                           np.concatenate([np.asarray(result.boxes).reshape(-1, 4) for result in results]),
+                           np.concatenate([np.asarray(result.labels).reshape(-1) for result in results]),
+                           np.concatenate([np.asarray(result.scores).reshape(-1) for result in results]), params)
+    bounds = np.searchsorted(keep, offsets)  # keep is ascending: each result's kept rows are one slice
+    processed = []
+    for i, result in enumerate(results):
+        rows, new = keep[bounds[i]:bounds[i + 1]] - offsets[i], scores[bounds[i]:bounds[i + 1]]
+        order = np.argsort(-new, kind="stable")
+        order = order[new[order] >= score_thresh]
+        rows, new = rows[order], new[order]
+        processed.append(dataclasses.replace(
+            result, boxes=result.boxes[rows], labels=result.labels[rows], scores=new.astype(result.scores.dtype),
+            class_names=[result.class_names[j] for j in rows.tolist()]))
+    return processed
+
+
+def seq_nms_stream(results: Iterable, params: SeqNMSParams = SeqNMSParams(), score_thresh: float = 0.0,
+                   images: Optional[Iterable[np.ndarray]] = None) -> Iterator:
+    """Buffer one video's results (their images dropped, so memory holds detections only), apply Seq-NMS
+    (:func:`seq_nms_frame_results`), then yield them in order; with ``images`` (e.g. a second decode of the
+    video, RGB ``uint8 [H, W, 3]`` per frame) each result gets its frame back as ``image`` for drawing."""
+    buffered = [dataclasses.replace(result, image=None) if hasattr(result, "image") else result
+                for result in results]
+    processed = seq_nms_frame_results(buffered, params, score_thresh)
+    if images is None:
+        yield from processed
+        return
+    images = iter(images)
+    for result in processed:
+        image = next(images, None)
+        if image is None:
+            raise RuntimeError(f"the video gave fewer frames when decoded again for drawing than the "
+                               f"{len(processed)} it was detected on")
+        yield dataclasses.replace(result, image=image)
