@@ -205,6 +205,12 @@ def test_live_source_is_read_once_and_has_no_length():
     assert len(frames) == 5 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
 
 
+def test_whole_video_post_processing_on_a_live_stream_is_an_error(cli, checkpoint, tmp_path, capsys):
+    code = cli(detect_args("tcp://127.0.0.1:9", checkpoint, tmp_path / "out", "--post", "seqnms"))
+    assert code == 2
+    assert "tcp://127.0.0.1:9 is a live stream: --post needs the whole video" in capsys.readouterr().err
+
+
 def test_malformed_input_option_is_a_one_line_error(cli, checkpoint, tmp_path, capsys):
     code = cli(detect_args("tcp://127.0.0.1:9", checkpoint, tmp_path / "out", "--input-option", "rtsp_transport"))
     assert code == 2
