@@ -143,10 +143,17 @@ class TrainConfig:
     eval_max_videos: int = 0  # 0 = the whole validation split
 
 
+#: test.sampling: offline (the whole video first: shuffled, stride, shuffled_window) or online (causal)
+TEST_SAMPLINGS = ("shuffled", "stride", "causal", "shuffled_window")
+#: test.memory: which past frames causal sampling keeps as support
+TEST_MEMORIES = ("recent", "spread")
+
+
 @dataclass
 class TestConfig:
     num_frames: int = 21  # n: test frame + n-1 support frames
-    sampling: str = "shuffled"  # shuffled | stride
+    sampling: str = "shuffled"  # shuffled | stride | causal | shuffled_window
+    memory: str = "recent"  # causal support memory: recent (the n-1 latest frames) | spread (reservoir of the past)
     stride: int = 1
     mode: str = "cached"  # cached | exact
     seed: int = 0
@@ -287,7 +294,9 @@ def validate(config: Config) -> Config:
 def check_test(test: TestConfig) -> TestConfig:
     """Check the inference settings (also after command-line overrides); raises :class:`ConfigError`."""
     _raise_first([
-        (test.sampling in ("shuffled", "stride"), f"test.sampling must be shuffled or stride, got {test.sampling!r}"),
+        (test.sampling in TEST_SAMPLINGS,
+         f"test.sampling must be one of {', '.join(TEST_SAMPLINGS)}, got {test.sampling!r}"),
+        (test.memory in TEST_MEMORIES, f"test.memory must be one of {', '.join(TEST_MEMORIES)}, got {test.memory!r}"),
         (test.precision in ("fp32", "bf16"), f"test.precision must be fp32 or bf16, got {test.precision!r}"),
         (test.mode in ("cached", "exact"), f"test.mode must be cached or exact, got {test.mode!r}"),
         (test.num_frames >= 1, f"test.num_frames must be >= 1, got {test.num_frames}"),

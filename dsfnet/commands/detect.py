@@ -1,8 +1,11 @@
-"""``dsfnet detect``: run a trained DSFNet on a video file or a folder of frames, or on a batch of them.
+"""``dsfnet detect``: run a trained DSFNet on a video file, a folder of frames or a live stream, or on a batch.
 
     dsfnet detect INPUT --weights CKPT --out DIR [--no-video] [--classes car,dog] [--score-thr 0.3]
-                  [--device cpu] [--n 21] [--sampling shuffled|stride] [--stride 1] [--mode cached|exact] [--seed 0]
-                  [--precision fp32|bf16] [--post seqnms [--seqnms-link-iou 0.5] [--seqnms-nms-iou 0.3]]
+                  [--device cpu] [--n 21] [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread]
+                  [--stride 1] [--mode cached|exact] [--seed 0] [--precision fp32|bf16]
+                  [--post seqnms [--seqnms-link-iou 0.5] [--seqnms-nms-iou 0.3]]
+    dsfnet detect URL | /dev/videoN | - --weights CKPT --out DIR --sampling causal [--timeout 10]
+                  [--input-option KEY=VALUE ...]
     dsfnet detect INPUT [INPUT ...] | FOLDER_OF_VIDEOS | LIST.txt --weights CKPT --out DIR [--skip-bad] [--resume]
     torchrun --nproc_per_node 8 -m dsfnet detect FOLDER_OF_VIDEOS --weights CKPT --out DIR --device cuda
 
@@ -11,36 +14,49 @@ boxes in the pixels of the original frames) and ``DIR/annotated.mp4`` (boxes, cl
 Both are written to temporary files and moved into place only when the whole video has been processed: a
 failure leaves no partial output under the final names. A batch (``dsfnet.inference.batch``) writes them into
 ``DIR/<input name>/`` and ``DIR/summary.json``.
+
+Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only) are written in place
+as frames are processed instead (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
+that a consumer can follow them. Ctrl-C (after the frame in progress), the end of the stream or a stall longer
+than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error naming the
+stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
-from dsfnet.inference.video_io import VideoWriter, draw_detections, open_source
+from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
+                                       is_live_input, open_source)
 from dsfnet.postprocess.seqnms import seq_nms_stream
 
-HELP = "detect objects in a video file or a folder of frames with a trained model (JSON-lines + annotated video)"
+HELP = "detect objects in a video file, a folder of frames or a live stream (camera, RTSP, pipe) with a trained " \
+       "model (JSON-lines + annotated video)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="+",
-                        help="a video file (any container/codec FFmpeg decodes) or a folder of frames "
-                             "(jpg/jpeg/png/bmp, in natural file-name order); for a batch: several of these, a "
-                             "folder of video files (and of frame folders), or a .txt/.lst list file with one "
-                             "path or URL per line")
+                        help="a video file (any container/codec FFmpeg decodes), a folder of frames "
+                             "(jpg/jpeg/png/bmp, in natural file-name order), or a live stream: a URL FFmpeg opens "
+                             "(rtsp://, rtmp://, http(s)://, tcp://, udp://, ...), a V4L2 camera (/dev/video0) or - "
+                             "for a container stream on standard input (live streams need --sampling causal); for a "
+                             "batch: several of these, a folder of video files (and of frame folders), or a "
+                             ".txt/.lst list file with one path or URL per line")
     parser.add_argument("--weights", required=True, metavar="CKPT",
                         help="model checkpoint (training checkpoint or exported weights; the model is built from "
                              "the config stored in it)")
@@ -58,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inference_options(parser)
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of the annotated video; None = the input's (25 for frame folders)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_STALL_TIMEOUT, metavar="SECONDS",
+                        help="live streams: stop when no frame arrives for this long (outputs are kept)")
+    parser.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="live streams: an FFmpeg option for opening the input, repeatable (e.g. "
+                             "rtsp_transport=tcp, or video_size=1280x720 framerate=30 input_format=mjpeg for a "
+                             "camera)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--skip-bad", action="store_true",
                         help="batch: record an unreadable input as failed in summary.json and go on with the others "
@@ -88,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
@@ -97,19 +121,73 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume or args.skip_bad:
         raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
-    open_source(inputs[0].source, fps=args.fps)  # missing / not a video: error naming the input, before the model
+    spec = inputs[0].source
+    live = is_live_input(spec)
+    if not live:
+        open_source(spec, fps=args.fps)  # missing / not a video: error naming the input, before the model
     predictor = _predictor(args, resolve_device(args.device))
+    # a live stream is opened (connected to) only once the options are known to suit it
+    source = _open(args, spec, predictor) if live else spec
     started = time.perf_counter()
-    num_frames, total = _detect_into(predictor, args, inputs[0].source, out, progress=not args.no_progress)
-    seconds = time.perf_counter() - started
-    test = predictor.test
-    print(f"{num_frames} frames, {total} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
-          f"({num_frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
-          f"sampling {test.sampling})")
+    counts = {"frames": 0, "detections": 0}
+    with _stop_on_ctrl_c(source) as stopped:
+        try:
+            _detect_into(predictor, args, source, out, not args.no_progress, counts)
+        except (KeyboardInterrupt, StreamStalled):
+            if live:  # the outputs were closed cleanly and are kept: say what they hold
+                _summary(predictor, out, args, counts, time.perf_counter() - started)
+            raise
+    _summary(predictor, out, args, counts, time.perf_counter() - started)
+    if stopped.is_set():
+        print(f"dsfnet detect: interrupted: stopped reading {spec} after {counts['frames']} frames; both outputs "
+              "are closed", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _summary(predictor, out: Path, args: argparse.Namespace, counts: dict, seconds: float) -> None:
+    test, frames = predictor.test, counts["frames"]
+    memory = f", memory {test.memory}" if test.sampling == "causal" else ""
+    print(f"{frames} frames, {counts['detections']} detections (score >= {args.score_thr:g}) in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.2f} frames/s, mode {test.mode}, n {test.num_frames}, "
+          f"sampling {test.sampling}{memory})")
     print(f"detections: {out / 'detections.jsonl'}")
     if not args.no_video:
         print(f"annotated video: {out / 'annotated.mp4'}")
-    return 0
+
+
+def _open(args: argparse.Namespace, spec, predictor):
+    """The source of one input; a live stream only with causal sampling and no whole-video post-processing."""
+    if is_live_input(spec):
+        if predictor.test.sampling != "causal":
+            raise ValueError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
+                             "which needs the whole video first)")
+        if postprocess_params(args) is not None:
+            raise ValueError(f"{spec} is a live stream: --post needs the whole video")
+    return open_source(spec, fps=args.fps, timeout=args.timeout, options=_input_options(args.input_option))
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(source) -> Iterator[threading.Event]:
+    """Live streams: the first Ctrl-C stops reading (the frame in progress is finished and written to both
+    outputs, which are then closed as at the end of the stream); a second one interrupts at once. The event says
+    whether it happened."""
+    stopped = threading.Event()
+    if not getattr(source, "live", False) or threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def stop(signum, frame) -> None:
+        if stopped.is_set():
+            raise KeyboardInterrupt
+        stopped.set()
+        source.close()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _predictor(args: argparse.Namespace, device):
@@ -146,13 +224,27 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
     return 0
 
 
-def _detect_into(predictor, args: argparse.Namespace, input_path: str, out: Path, progress: bool) -> tuple[int, int]:
-    """Detect one input into ``out`` (``detections.jsonl``, ``annotated.mp4``); returns (frames, detections)."""
-    source = open_source(input_path, fps=args.fps)  # missing / not a video: error naming the input
-    num_frames = source.count()  # one decode pass; warns about truncated streams; zero frames -> ValueError
+def _detect_into(predictor, args: argparse.Namespace, source, out: Path, progress: bool,
+                 counts: Optional[dict] = None) -> tuple[int, int]:
+    """Detect one input (a path, a URL or an opened source) into ``out`` (``detections.jsonl``,
+    ``annotated.mp4``); ``counts`` follows the frames and detections written; returns (frames, detections)."""
+    source = _open(args, source, predictor)  # missing / not a video: error naming the input
+    counts = {"frames": 0, "detections": 0} if counts is None else counts
     out.mkdir(parents=True, exist_ok=True)
-    return num_frames, _write_outputs(predictor, source, num_frames, out, not args.no_video, progress,
-                                      postprocess_params(args), args.score_thr)
+    _write_outputs(predictor, source, out, not args.no_video, progress, postprocess_params(args), args.score_thr,
+                   counts)
+    return counts["frames"], counts["detections"]
+
+
+def _input_options(pairs: list[str]) -> dict[str, str]:
+    """``--input-option KEY=VALUE`` (repeated) as FFmpeg's options dict."""
+    options = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
+        options[key.strip()] = value
+    return options
 
 
 def _classes(text: Optional[str]) -> Optional[list[str]]:
@@ -165,14 +257,17 @@ def _classes(text: Optional[str]) -> Optional[list[str]]:
     return classes
 
 
-def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, progress: bool, post=None,
-                   score_thr: float = 0.0) -> int:
-    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``), each moved into place only when
-    the whole video is done; with ``post`` (Seq-NMS parameters) the video is post-processed first and detections
-    below ``score_thr`` dropped afterwards. Returns the number of detections written."""
-    total = 0
-    with atomic_open(out / "detections.jsonl", "w") as handle:
-        writer = VideoWriter(out / "annotated.mp4", fps=source.fps) if video else None
+def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, post, score_thr: float,
+                   counts: dict) -> None:
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (Seq-NMS parameters)
+    the video is post-processed first and detections below ``score_thr`` dropped afterwards; ``counts`` follows
+    the frames and detections written. Files: both moved into place only when the whole video is done. Live
+    streams: both written in place, flushed per frame, and closed cleanly (kept) whatever ends the stream."""
+    live = source.live
+    num_frames = None if live else source.count()  # files: one decode pass (warns about truncated streams)
+    jsonl = out / "detections.jsonl"
+    with (open(jsonl, "w", encoding="utf-8") if live else atomic_open(jsonl, "w")) as handle:
+        writer = VideoWriter(out / "annotated.mp4", fps=source.fps, live=live) if video else None
         try:
             bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
                        disable=not progress, dynamic_ncols=True, leave=False)
@@ -180,7 +275,10 @@ def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, p
                 bar, post, score_thr, images=source.frames() if video else None)
             for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
-                total += len(result.scores)
+                if live:
+                    handle.flush()
+                counts["frames"] += 1
+                counts["detections"] += len(result.scores)
                 if writer is not None:
                     writer.write(draw_detections(result.image, result.boxes, result.labels, result.class_names,
                                                  result.scores))
@@ -189,8 +287,7 @@ def _write_outputs(predictor, source, num_frames: int, out: Path, video: bool, p
                 writer.close()  # renames the finished video into place; the JSON-lines file follows
         except BaseException:
             if writer is not None:
-                writer.abort()
+                writer.abort()  # files: removed; live: closed cleanly and kept
             raise
     if not video and discard(out / "annotated.mp4"):  # an earlier run's video would not show these detections
         print(f"removed {out / 'annotated.mp4'} of an earlier run (--no-video)")
-    return total

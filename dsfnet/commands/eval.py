@@ -2,7 +2,8 @@
 
     dsfnet eval --detections FILE (--data ROOT [--split VID_val_videos] | --gt-json FILE) [--out DIR] [--no-motion]
     dsfnet eval CONFIG --weights CKPT [--split val] [--data ROOT] [--mode cached|exact] [--n N]
-                [--sampling shuffled|stride] [--stride S] [--seed S] [--precision fp32|bf16] [--out DIR] [--resume]
+                [--sampling shuffled|stride|causal|shuffled_window] [--memory recent|spread] [--stride S] [--seed S]
+                [--precision fp32|bf16] [--out DIR] [--resume]
     torchrun --nproc_per_node 8 -m dsfnet eval CONFIG --weights CKPT --out DIR [--resume]
 
 The model path shards the split's videos across the ranks of ``torchrun`` (balanced by frame count; one process
@@ -175,7 +176,8 @@ def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
     test = config.test
     # no timings or paths of this run: the report of a sharded or resumed run equals that of one process
     extra = {"weights": str(args.weights), "config": str(args.config), "split": split,
-             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "stride": test.stride,
+             "mode": test.mode, "n": test.num_frames, "sampling": test.sampling, "memory": test.memory,
+             "stride": test.stride,
              "seed": test.seed, "precision": test.precision, "variant": config.model.variant,
              "detections_file": "detections.jsonl"}
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \

@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from dsfnet.config import TestConfig, check_test
+from dsfnet.config import TEST_MEMORIES, TEST_SAMPLINGS, TestConfig, check_test
 
 #: option -> ``TestConfig`` field it overrides
-INFERENCE_OPTIONS = {"n": "num_frames", "sampling": "sampling", "stride": "stride", "mode": "mode", "seed": "seed",
-                     "precision": "precision"}
+INFERENCE_OPTIONS = {"n": "num_frames", "sampling": "sampling", "memory": "memory", "stride": "stride", "mode": "mode",
+                     "seed": "seed", "precision": "precision"}
 
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """``--n --sampling --stride --mode --seed --precision``: each overrides ``test.*`` of the model's config."""
+    """``--n --sampling --memory --stride --mode --seed --precision``: each overrides ``test.*`` of the model's
+    config."""
     parser.add_argument("--n", type=int, default=None,
                         help="frames per clip: test frame + n-1 support frames; None = the config's test.num_frames")
-    parser.add_argument("--sampling", choices=("shuffled", "stride"), default=None,
-                        help="support frames: shuffled global set (paper default) or fixed stride around the "
-                             "test frame; None = the config's test.sampling")
+    parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
+                        help="support frames: shuffled global set (paper default), fixed stride around the test "
+                             "frame, causal (past frames only, from a bounded memory: the only choice for live "
+                             "streams) or shuffled_window (each frame with its n-1 neighbours in a shuffled order; "
+                             "frame folders and datasets); None = the config's test.sampling")
+    parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
+                        help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
+                             "sample of the whole past, fixed size n-1, seeded by --seed); None = test.memory")
     parser.add_argument("--stride", type=int, default=None,
                         help="stride between support frames with --sampling stride; None = test.stride")
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,

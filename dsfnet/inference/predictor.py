@@ -14,9 +14,13 @@ The predictor is thin; the work is in small parts:
 - ``dsfnet.inference.window``: which frames' conv4 maps are kept and when they are dropped (memory does not grow
   with the video's length);
 - ``dsfnet.inference.geometry``: the video's one resize scale (``data.min_size`` / ``data.max_size``);
+- ``dsfnet.inference.causal``: the streamed plans, one :class:`~dsfnet.inference.causal.Step` per test frame with
+  the frames that enter and leave a bounded memory (``causal``: past frames only, ``recent`` or ``spread``;
+  ``shuffled_window``: a window sliding over a shuffled order);
 - the model: ``conv4`` once per frame, ``support_memory`` once per support set, ``detect_cached`` per test frame
   (``cached``), or ``detect_exact`` on the clip [support conv4…, test conv4] (``exact``: the full network after
-  the backbone, whose per-frame conv4 is computed once and reused).
+  the backbone, whose per-frame conv4 is computed once and reused). In streamed plans a frame's contribution as a
+  support frame is a by-product of its own test (``detect_and_remember``), kept until it leaves the memory.
 
 How a video is processed: open the source and count its frames (one decode pass for video files); decode the
 plan's pinned frames in a first pass that stops at the last one; then stream all frames in order, decoding ahead
@@ -42,10 +46,12 @@ import torch
 from torch import Tensor
 
 from dsfnet.config import Config, check_test, class_names as config_class_names
+from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.geometry import Geometry
 from dsfnet.inference.plan import SupportPlan, plan_support
 from dsfnet.inference.video_io import FrameSource, open_source
 from dsfnet.inference.window import FeatureWindow
+from dsfnet.models.detector import SupportMemory
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ class VideoPredictor:
         device: where the model is (checked; ``None``: wherever its parameters are).
         score_thresh: keep detections scoring at least this (the model's own ``roi.score_thresh`` applies first).
         classes: keep only these class names (``None`` = all); an unknown name raises ``ValueError``.
-        num_frames, sampling, stride, mode, seed, precision: override ``config.test`` (checked like it).
+        num_frames, sampling, stride, mode, seed, precision, memory: override ``config.test`` (checked like it).
         keep_images: attach each frame's RGB array to its :class:`FrameResult` (for drawing).
 
     One predictor runs one video at a time (``stats`` describes the last one); use one predictor per thread to
@@ -105,7 +111,7 @@ class VideoPredictor:
                  score_thresh: float = 0.0, classes: Optional[Iterable[str]] = None,
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
                  mode: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
-                 keep_images: bool = True):
+                 keep_images: bool = True, memory: Optional[str] = None):
         self.model = getattr(model, "module", model)  # a DistributedDataParallel wrapper: use the model inside
         self.device = next(self.model.parameters()).device
         asked = torch.device(device) if device is not None else self.device
@@ -113,7 +119,7 @@ class VideoPredictor:
                 (self.device.type, self.device.index):
             raise ValueError(f"the model is on {self.device}, not on {device}: move it with model.to(device)")
         overrides = {"num_frames": num_frames, "sampling": sampling, "stride": stride, "mode": mode, "seed": seed,
-                     "precision": precision}
+                     "precision": precision, "memory": memory}
         self.test = check_test(dataclasses.replace(
             config.test, **{name: value for name, value in overrides.items() if value is not None}))
         self.data = config.data
@@ -146,18 +152,76 @@ class VideoPredictor:
     def predict(self, source: Union[str, FrameSource, Sequence[str]]) -> Iterator[FrameResult]:
         """Yield a :class:`FrameResult` per frame of ``source``, in order.
 
-        ``source``: a video file, a folder of frames, a list of image paths or a :class:`FrameSource`.
-        Raises ``FileNotFoundError`` / ``ValueError`` (naming the input) for missing or unreadable input.
+        ``source``: a video file, a folder of frames, a list of image paths, a live stream (``video_io.LiveSource``,
+        causal sampling only) or a :class:`FrameSource`. Raises ``FileNotFoundError`` / ``ValueError`` (naming the
+        input) for missing or unreadable input.
         """
         source = open_source(source)
+        if self.test.sampling == "causal":
+            yield from self.stream(source.frames())
+            return
+        if source.live:
+            raise ValueError(f"{source.path} is a live stream of unknown length, but sampling "
+                             f"{self.test.sampling!r} needs the whole video first: use --sampling causal "
+                             "(test.sampling: causal)")
         num_frames = source.count()
         if num_frames == 0:
             raise ValueError(f"{source.path}: no frames")
+        if self.test.sampling == "shuffled_window" and self.model.uses_support:
+            yield from self._predict_window(source, num_frames)
+            return
         run = _VideoRun(self, source, self.plan(num_frames))
         self.stats = run.stats
+        with self._running():
+            yield from run.results()
+
+    def stream(self, frames: Iterable) -> Iterator[FrameResult]:
+        """Causal inference over any iterable of frames (RGB ``uint8 [H, W, 3]`` arrays or PIL images, e.g. a
+        camera's): yields each frame's :class:`FrameResult` as soon as that frame is processed, before the next
+        frame is read. Each frame is fused with frames that came before it only, held in a memory of at most
+        n−1 frames (``test.memory``: ``recent`` or ``spread``, see ``dsfnet.inference.causal``).
+
+        Raises ``ValueError`` when the predictor was built with an offline sampling (``stream`` cannot read ahead).
+        """
+        if self.test.sampling != "causal":
+            raise ValueError(f"stream() runs causal inference, but this predictor's sampling is "
+                             f"{self.test.sampling!r}: build it with sampling='causal'")
+        capacity = self.test.num_frames - 1 if self.model.uses_support else 0
+        images: dict[int, np.ndarray] = {}
+
+        def arrivals() -> Iterator[int]:  # the plan pulls one frame per step, after the previous step is done
+            for index, image in enumerate(frames):
+                images[index] = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else image
+                yield index
+
+        run = _StreamRun(self, images.pop, keep_images=self.keep_images)
+        self.stats = run.stats
+        with self._running():
+            yield from run.results(causal_steps(arrivals(), make_memory(self.test.memory, capacity, self.test.seed)))
+
+    def _predict_window(self, source: FrameSource, num_frames: int) -> Iterator[FrameResult]:
+        """``shuffled_window``: the steps run in the shuffled order (frames read by index), results come out in
+        temporal order once all are done."""
+        if not hasattr(source, "frame"):
+            raise ValueError(f"{source.path}: sampling 'shuffled_window' reads frames in a shuffled order and needs "
+                             "a folder of frames (or a list of image files), not a video stream")
+        run = _StreamRun(self, source.frame, keep_images=False)
+        self.stats = run.stats
+        with self._running():
+            steps = shuffled_window_steps(num_frames, self.test.num_frames, self.test.seed)
+            results = {result.index: result for result in run.results(steps)}
+        for index in range(num_frames):
+            result = results.pop(index)
+            if self.keep_images:
+                result.image = source.frame(index)
+            yield result
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """The model in eval mode, no autograd, and bf16 autocast when ``test.precision`` is bf16."""
         with _eval_mode(self.model), torch.inference_mode(), \
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.test.precision == "bf16"):
-            yield from run.results()
+            yield
 
     def _result(self, index: int, detections: dict[str, Tensor], geometry: Geometry,
                 image: Optional[np.ndarray]) -> FrameResult:
@@ -184,7 +248,25 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-class _VideoRun:
+class _Run:
+    """What every run of the predictor over one video has: the model, the resize geometry (fixed by the first
+    frame) and the counters."""
+
+    predictor: VideoPredictor
+    model: torch.nn.Module
+    geometry: Optional[Geometry]
+    stats: dict[str, int]
+
+    def _conv4(self, image: np.ndarray) -> Tensor:
+        """One frame (RGB uint8 [H, W, 3]) -> raw conv4 ``[1, d, h, w]`` (the only place the backbone runs)."""
+        if self.geometry is None:
+            data = self.predictor.data
+            self.geometry = Geometry.of(*image.shape[:2], data.min_size, data.max_size)
+        self.stats["backbone_frames"] += 1
+        return self.model.conv4(self.geometry.prepare(image, self.predictor.device))
+
+
+class _VideoRun(_Run):
     """The per-video state of a prediction: decoded frames waiting to be yielded, the feature window, the support
     memories in use, the resize geometry and the counters."""
 
@@ -251,10 +333,57 @@ class _VideoRun:
             self.stats["support_memories"] += 1
         return self.model.detect_cached(self.window[t], self.geometry.size, self.memories[frames], exclude)
 
-    def _conv4(self, image: np.ndarray) -> Tensor:
-        """One frame (RGB uint8 [H, W, 3]) -> raw conv4 ``[1, d, h, w]`` (the only place the backbone runs)."""
-        if self.geometry is None:
-            data = self.predictor.data
-            self.geometry = Geometry.of(*image.shape[:2], data.min_size, data.max_size)
-        self.stats["backbone_frames"] += 1
-        return self.model.conv4(self.geometry.prepare(image, self.predictor.device))
+
+class _StreamRun(_Run):
+    """The state of a streamed plan (``causal``, ``shuffled_window``): the memory of support frames' contributions,
+    the resize geometry and the counters.
+
+    A frame's contribution as a support frame (``exact``: its raw conv4; ``cached``: a one-frame
+    :class:`SupportMemory`) is computed once, when it enters the memory, and dropped when it leaves: in causal
+    plans it is a by-product of the frame's own test (``detect_and_remember``); a frame that enters before its
+    own test (``shuffled_window``) is run against the memory as it is then, and keeps its conv4 until its test.
+    """
+
+    def __init__(self, predictor: VideoPredictor, read, keep_images: bool):
+        self.predictor, self.model, self.read, self.keep_images = predictor, predictor.model, read, keep_images
+        self.exact = predictor.test.mode == "exact"
+        self.memory: dict[int, object] = {}  # frame -> its contribution, while it is a support frame
+        self.ahead: dict[int, Tensor] = {}  # conv4 of frames that entered the memory before their own test
+        self.joined: tuple[tuple[int, ...], Optional[SupportMemory]] = ((), None)  # last support list, its memory
+        self.geometry: Optional[Geometry] = None
+        self.stats = {"frames": 0, "backbone_frames": 0, "max_stored": 0, "support_memories": 0}
+
+    def results(self, steps: Iterable[Step]) -> Iterator[FrameResult]:
+        for step in steps:
+            for frame in step.support:
+                if frame not in self.memory:
+                    self._enter(frame)
+            self.stats["max_stored"] = max(self.stats["max_stored"], len(self.memory))
+            image = self.read(step.test) if step.test not in self.ahead else None
+            conv4 = self.ahead.pop(step.test) if step.test in self.ahead else self._conv4(image)
+            detections, contribution = self._test(conv4, step.support, step.keep)
+            self.stats["frames"] += 1
+            yield self.predictor._result(step.test, detections, self.geometry, image if self.keep_images else None)
+            if step.keep:
+                self.memory[step.test] = contribution
+            for frame in step.release:
+                del self.memory[frame]
+
+    def _enter(self, frame: int) -> None:
+        """A frame entering the memory before its own test: its contribution from a pass against the memory as it
+        is (``cached``), or its conv4 (``exact``)."""
+        conv4 = self.ahead[frame] = self._conv4(self.read(frame))
+        self.memory[frame] = conv4 if self.exact else self._test(conv4, tuple(self.memory), keep=True)[1]
+
+    def _test(self, conv4: Tensor, support: tuple[int, ...], keep: bool) -> tuple[dict[str, Tensor], object]:
+        """A frame's detections against the ``support`` frames in memory, and (``keep``) its own contribution."""
+        size = self.geometry.size
+        if self.exact:
+            clip = torch.cat([self.memory[frame] for frame in support] + [conv4])
+            return self.model.detect_exact(clip, size, len(support)), conv4
+        if self.joined[0] != support:  # a memory that did not change (spread, mostly) is not joined again
+            self.joined = (support, SupportMemory.join([self.memory[frame] for frame in support]))
+            self.stats["support_memories"] += 1
+        if keep:
+            return self.model.detect_and_remember(conv4, size, self.joined[1])
+        return self.model.detect_cached(conv4, size, self.joined[1]), None

@@ -1,5 +1,5 @@
-"""Video input/output for inference: streamed frame sources (video files, image folders, frame lists),
-an atomic MP4 writer and box drawing.
+"""Video input/output for inference: streamed frame sources (video files, image folders, frame lists, live
+streams), an MP4 writer (atomic, or live and playable while it grows) and box drawing.
 
 Frames are RGB ``uint8 [H, W, 3]`` numpy arrays, yielded one at a time so that memory does not grow with the
 video's length. A source can be read several times (the predictor reads the support frames first, then streams
@@ -13,6 +13,9 @@ container's own count is missing for many containers (Matroska, WebM, raw H.264 
 truncated files, and the support-set indices must point at frames that really decode. Decoding is cheap next to
 the network (hundreds of frames/s for VID-sized video), so the exact count is worth the extra pass.
 
+Live streams (:class:`LiveSource`: URLs FFmpeg opens, V4L2 cameras, ``-`` for standard input) are read once,
+as they arrive, with no counting pass and no known length; see the class for stalls and timeouts.
+
 Damaged input: a packet that fails to decode is skipped with a warning naming the file and the frame index, and
 decoding goes on with the next packets; a stream that ends earlier than its container announces warns the same
 way. A file that is not a video, has no video stream or has no decodable frame raises ``ValueError`` naming it.
@@ -22,7 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
+import threading
+import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25.0
+#: seconds without a new frame after which a live stream counts as stalled or dropped
+DEFAULT_STALL_TIMEOUT = 10.0
 
 
 def natural_key(name: str) -> list:
@@ -53,14 +61,17 @@ class FrameSource:
         name: the name written to detection files (``"video"`` field).
         path: where the frames come from (file or folder), for messages.
         fps: frames per second for the annotated video.
+        live: a stream that can be read only once, as it arrives, and whose length is unknown (``count`` is
+            ``None``); only causal sampling can run on it.
     """
 
     name: str
     path: str
     fps: float = DEFAULT_FPS
+    live: bool = False
 
-    def count(self) -> int:
-        """Number of frames (computed once, then cached)."""
+    def count(self) -> Optional[int]:
+        """Number of frames (computed once, then cached); ``None`` for a live stream."""
         raise NotImplementedError
 
     def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
@@ -92,15 +103,20 @@ class FrameListSource(FrameSource):
         return len(self.paths)
 
     def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
-        for path in self.paths[:stop]:
-            array = np.asarray(load_frame(path))  # same decoding rules as training; errors name the file
-            size = array.shape[:2]
-            if self._size is None:
-                self._size = size
-            elif size != self._size:
-                raise ValueError(f"{path}: frame size {size[1]}x{size[0]} differs from the first frame's "
-                                 f"{self._size[1]}x{self._size[0]} (all frames of a video must share a size)")
-            yield array
+        for index in range(len(self.paths[:stop])):
+            yield self.frame(index)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` alone (image files can be read in any order)."""
+        path = self.paths[index]
+        array = np.asarray(load_frame(path))  # same decoding rules as training; errors name the file
+        size = array.shape[:2]
+        if self._size is None:
+            self._size = size
+        elif size != self._size:
+            raise ValueError(f"{path}: frame size {size[1]}x{size[0]} differs from the first frame's "
+                             f"{self._size[1]}x{self._size[0]} (all frames of a video must share a size)")
+        return array
 
 
 class VideoFileSource(FrameSource):
@@ -120,10 +136,7 @@ class VideoFileSource(FrameSource):
         container = self._open()
         try:
             stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            self.fps = float(rate) if rate else DEFAULT_FPS
-            if not 0 < self.fps <= 1000:
-                self.fps = DEFAULT_FPS
+            self.fps = stream_fps(stream)
             self.announced_frames = int(stream.frames or 0)
             if not self.announced_frames and container.duration and self.fps:
                 # containers without a frame count (e.g. Matroska) still announce a duration (microseconds)
@@ -134,16 +147,8 @@ class VideoFileSource(FrameSource):
         self._size: Optional[tuple[int, int]] = None
 
     def _open(self):
-        import av
-
-        try:
-            container = av.open(self.path, "r")
-        except av.FFmpegError as error:
-            raise ValueError(f"{self.path}: not a video file FFmpeg can read ({_ffmpeg_message(error)})") from None
-        if not container.streams.video:
-            container.close()
-            raise ValueError(f"{self.path}: no video stream (not a video, or a truncated MP4 whose index is lost)")
-        return container
+        return open_video(self.path, self.path, "not a video file FFmpeg can read",
+                          "no video stream (not a video, or a truncated MP4 whose index is lost)")
 
     def count(self) -> int:
         if self._count is None:
@@ -163,51 +168,84 @@ class VideoFileSource(FrameSource):
         return self._decode(stop=stop, convert=True, warn=self._count is None)
 
     def _decode(self, stop: Optional[int], convert: bool, warn: bool) -> Iterator[np.ndarray]:
-        import av
-
         if stop is not None and stop <= 0:
             return
         container = self._open()
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            index = 0
-            packets = container.demux(stream)
-            while True:
-                try:
-                    packet = next(packets)
-                except StopIteration:
-                    break
-                except av.FFmpegError as error:
-                    if warn:
-                        warnings.warn(f"{self.path}: reading stopped at frame {index} "
-                                      f"({_ffmpeg_message(error)}); using the frames decoded so far", stacklevel=3)
-                    break
-                try:
-                    decoded = packet.decode()  # the final empty packet flushes the decoder
-                except av.FFmpegError as error:
-                    if warn:
-                        warnings.warn(f"{self.path}: cannot decode a packet at frame {index} "
-                                      f"({_ffmpeg_message(error)}); skipping it and going on", stacklevel=3)
-                    continue
-                for frame in decoded:
-                    if convert:
-                        yield self._to_rgb(frame)
-                    else:
-                        yield None
-                    index += 1
-                    if stop is not None and index >= stop:
-                        return
+            for index, frame in enumerate(decoded_frames(container, stream, self.path, warn)):
+                if self._size is None:
+                    self._size = (frame.height, frame.width)
+                yield to_rgb(frame, self._size) if convert else None
+                if stop is not None and index + 1 >= stop:
+                    return
         finally:
             container.close()
 
-    def _to_rgb(self, frame) -> np.ndarray:
-        if self._size is None:
-            self._size = (frame.height, frame.width)
-        height, width = self._size
-        if (frame.height, frame.width) != (height, width):
-            frame = frame.reformat(width=width, height=height)
-        return frame.to_ndarray(format="rgb24")
+
+def open_video(url: str, label: str, unreadable: str, no_video: str, **options):
+    """``av.open(url, **options)`` for reading, with a video stream; otherwise ``ValueError("label: unreadable
+    (FFmpeg's reason)")`` or ``ValueError("label: no_video")``. A timeout (``av.ExitError``) is raised as it is."""
+    import av
+
+    try:
+        container = av.open(url, "r", **options)
+    except av.ExitError:
+        raise
+    except av.FFmpegError as error:
+        raise ValueError(f"{label}: {unreadable} ({_ffmpeg_message(error)})") from None
+    if not container.streams.video:
+        container.close()
+        raise ValueError(f"{label}: {no_video}")
+    return container
+
+
+def decoded_frames(container, stream, path: str, warn: bool) -> Iterator:
+    """The decoded ``av.VideoFrame`` s of ``stream``: a packet that fails to decode is skipped, a read error ends
+    the stream (each with a warning naming ``path`` and the frame index when ``warn``). A read interrupted by the
+    container's timeout (``av.ExitError``) is raised."""
+    import av
+
+    index = 0
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.ExitError:
+            raise
+        except av.FFmpegError as error:
+            if warn:
+                warnings.warn(f"{path}: reading stopped at frame {index} "
+                              f"({_ffmpeg_message(error)}); using the frames decoded so far", stacklevel=3)
+            break
+        try:
+            decoded = packet.decode()  # the final empty packet flushes the decoder
+        except av.FFmpegError as error:
+            if warn:
+                warnings.warn(f"{path}: cannot decode a packet at frame {index} "
+                              f"({_ffmpeg_message(error)}); skipping it and going on", stacklevel=3)
+            continue
+        for frame in decoded:
+            yield frame
+            index += 1
+
+
+def to_rgb(frame, size: tuple[int, int]) -> np.ndarray:
+    """An ``av.VideoFrame`` as RGB ``uint8 [H, W, 3]`` of ``size`` (H, W), rescaled if its own size differs."""
+    height, width = size
+    if (frame.height, frame.width) != (height, width):
+        frame = frame.reformat(width=width, height=height)
+    return frame.to_ndarray(format="rgb24")
+
+
+def stream_fps(stream) -> float:
+    """The frame rate a video stream announces, or ``DEFAULT_FPS`` when it announces none (or nonsense)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else DEFAULT_FPS
+    return fps if 0 < fps <= 1000 else DEFAULT_FPS
 
 
 def _ffmpeg_message(error: Exception) -> str:
@@ -215,9 +253,162 @@ def _ffmpeg_message(error: Exception) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else type(error).__name__
 
 
-def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps: Optional[float] = None
-                ) -> FrameSource:
-    """A :class:`FrameSource` for a video file, a folder of frames, a list of image paths, or a source itself.
+# --------------------------------------------------------------------------------------------------- live
+#: URL schemes of streaming protocols FFmpeg opens (``file:`` URLs and plain paths are files, not live)
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "tcp", "udp", "srt", "rtp", "pipe")
+
+
+def is_live_input(source) -> bool:
+    """``-`` (a container stream on standard input), a V4L2 camera ``/dev/videoN`` or a streaming URL."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = str(source)
+    if text == "-" or re.fullmatch(r"/dev/video\d+", text):
+        return True
+    scheme, separator, _ = text.partition(":")
+    return bool(separator) and scheme.lower() in LIVE_SCHEMES
+
+
+class StreamStalled(RuntimeError):
+    """A live stream delivered no frame within its timeout (it stalled, or the sender went away silently)."""
+
+
+class LiveSource(FrameSource):
+    """A live stream, read once as it arrives: any URL FFmpeg opens (``rtsp://``, ``rtmp://``, ``http(s)://``,
+    ``tcp://``, ``udp://``, ...), a V4L2 camera (``/dev/video0``) or ``-`` (a container stream on standard input).
+
+    No counting pass and no known length (``count()`` is ``None``); ``frames`` can be called once. A reader thread
+    demuxes and decodes into a queue of ``queue_size`` frames (so decoding overlaps the model, and a slow
+    consumer holds the sender back instead of buffering without bound). Frames are RGB ``uint8 [H, W, 3]`` of the
+    first frame's size (a later size change is rescaled), as for video files.
+
+    ``options`` are FFmpeg's options for opening the input (e.g. ``rtsp_transport=tcp`` for RTSP over TCP,
+    ``video_size=1280x720`` / ``framerate=30`` / ``input_format=mjpeg`` for a camera).
+
+    Stalls: when no frame arrives for ``timeout`` seconds, ``frames`` raises :class:`StreamStalled` naming the
+    stream and the timeout; the end of the stream (the sender closing it) simply ends the iteration. Opening waits
+    up to ``timeout`` as well.
+    """
+
+    live = True
+
+    def __init__(self, spec: str, fps: Optional[float] = None, timeout: float = DEFAULT_STALL_TIMEOUT,
+                 queue_size: int = 8, options: Optional[dict[str, str]] = None):
+        if not timeout > 0:
+            raise ValueError(f"the stall timeout must be > 0 seconds, got {timeout}")
+        if re.fullmatch(r"/dev/video\d+", spec) and not Path(spec).exists():
+            raise FileNotFoundError(f"camera not found: {spec} (no such V4L2 device)")
+        self.path = spec
+        self.name = "stdin" if spec == "-" else Path(spec).name if spec.startswith("/dev/") else spec
+        self.timeout = float(timeout)
+        self.options = dict(options or {})
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._closed = threading.Event()
+        self._read_once = False
+        threading.Thread(target=self._read, name=f"dsfnet reader {spec}", daemon=True).start()
+        _, announced_fps = self._next()  # ("open", fps), or the reason the stream cannot be opened
+        self.fps = fps or announced_fps
+
+    def count(self) -> None:
+        return None
+
+    def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
+        if self._read_once:
+            raise RuntimeError(f"{self.path}: a live stream can be read only once")
+        self._read_once = True
+        return self._frames(stop)
+
+    def close(self) -> None:
+        """Stop reading: ``frames`` ends at its next frame (safe from a signal handler); the reader thread ends at
+        its next frame or timeout."""
+        self._closed.set()
+
+    def _frames(self, stop: Optional[int]) -> Iterator[np.ndarray]:
+        delivered = 0
+        try:
+            while stop is None or delivered < stop:
+                kind, image = self._next()
+                if kind == "end":
+                    return
+                delivered += 1
+                yield image
+        finally:
+            self.close()
+
+    def _next(self) -> tuple[str, object]:
+        """The reader's next message; ``("end", None)`` once the source is closed (e.g. from a Ctrl-C handler)."""
+        # the reader's own FFmpeg timeout normally fires first; this one also covers reads FFmpeg cannot interrupt
+        deadline = time.monotonic() + self.timeout + 1.0
+        while True:
+            if self._closed.is_set():
+                return "end", None
+            try:
+                kind, value = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise self._stalled() from None
+        if kind == "error":
+            self.close()
+            raise value
+        return kind, value
+
+    def _stalled(self) -> StreamStalled:
+        return StreamStalled(f"{self.path}: no frame for {self.timeout:g} s, the stream stalled or was dropped "
+                             "(the limit is --timeout)")
+
+    def _open(self):
+        import av
+
+        url = "pipe:0" if self.path == "-" else self.path
+        fmt = "v4l2" if self.path.startswith("/dev/video") else None
+        try:
+            return open_video(url, self.path, "cannot open the stream", "the stream has no video", format=fmt,
+                              options=self.options, timeout=(self.timeout, self.timeout))
+        except av.ExitError:
+            raise self._stalled() from None
+
+    def _read(self) -> None:
+        """Reader thread: open, then queue ("open", fps), ("frame", image)..., ("end", None) or ("error", exc)."""
+        import av
+
+        try:
+            container = self._open()
+        except (ValueError, StreamStalled) as error:
+            self._put(("error", error))
+            return
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"  # frame threading would hold frames back by one per thread
+            self._put(("open", stream_fps(stream)))
+            size = None
+            for frame in decoded_frames(container, stream, self.path, warn=True):
+                size = size or (frame.height, frame.width)
+                if not self._put(("frame", to_rgb(frame, size))):
+                    return
+            self._put(("end", None))
+        except av.ExitError:
+            self._put(("error", self._stalled()))
+        finally:
+            container.close()
+
+    def _put(self, item: tuple) -> bool:
+        """Queue ``item`` (waiting while the queue is full); False once the source is closed."""
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps: Optional[float] = None,
+                timeout: float = DEFAULT_STALL_TIMEOUT, options: Optional[dict[str, str]] = None) -> FrameSource:
+    """A :class:`FrameSource` for a video file, a folder of frames, a list of image paths, a live stream
+    (:func:`is_live_input`: a URL, a V4L2 device, ``-``; ``timeout`` is its stall timeout, ``options`` FFmpeg
+    options for opening it) or a source itself.
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -227,6 +418,8 @@ def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps
         return source
     if isinstance(source, (list, tuple)):
         return FrameListSource(source, name="frames", fps=fps or DEFAULT_FPS)
+    if is_live_input(source):
+        return LiveSource(str(source), fps=fps, timeout=timeout, options=options)
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
@@ -245,18 +438,44 @@ class VideoWriter:
     """Write RGB frames to an MP4 file atomically: frames go to a temporary file in the output folder, which
     :meth:`close` renames to ``path``; :meth:`abort` (or an exception inside ``with``) removes it.
 
+    ``live=True`` (for live streams) writes ``path`` itself as it goes, so that it can be followed while it grows
+    and stays playable whatever happens: a fragmented MP4 with one fragment per frame, flushed to the file at
+    once (the encoder is tuned for zero latency, so it holds no frame back), and :meth:`abort` closes the file
+    cleanly instead of removing it. A kill -9 loses at most the frame being written.
+
     H.264 (``libx264``, yuv420p) when this FFmpeg build has it, else MPEG-4 Part 2. yuv420p needs even sizes:
     an odd width/height is padded by one black column/row at the right/bottom.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], fps: float = DEFAULT_FPS, codec: Optional[str] = None):
+    def __init__(self, path: Union[str, os.PathLike], fps: float = DEFAULT_FPS, codec: Optional[str] = None,
+                 live: bool = False):
         self.path = Path(path)
         self.fps = fps
         self.codec = codec or preferred_codec()
-        fd, self._tmp = temporary_sibling(self.path, suffix=".tmp.mp4")
-        os.close(fd)  # PyAV opens the file by name
+        self.live = live
+        if live:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = str(self.path)
+        else:
+            fd, self._tmp = temporary_sibling(self.path, suffix=".tmp.mp4")
+            os.close(fd)  # PyAV opens the file by name
         self._container = None
         self._stream = None
+
+    def _start(self, height: int, width: int) -> None:
+        import av
+
+        options, codec_options = {}, {}
+        if self.live:
+            options = {"movflags": "frag_every_frame+empty_moov+default_base_moof", "flush_packets": "1"}
+            codec_options = {"tune": "zerolatency"} if self.codec == "libx264" else {}
+        self._container = av.open(self._tmp, "w", format="mp4", options=options)
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(self.codec, rate=rate, options=codec_options)
+        self._stream.width = width + width % 2
+        self._stream.height = height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._size = (height, width)
 
     def write(self, image: np.ndarray) -> None:
         """Append one RGB ``uint8 [H, W, 3]`` frame (all frames must share the first one's size)."""
@@ -264,13 +483,7 @@ class VideoWriter:
 
         height, width = image.shape[:2]
         if self._container is None:
-            self._container = av.open(self._tmp, "w", format="mp4")
-            rate = Fraction(self.fps).limit_denominator(1001)
-            self._stream = self._container.add_stream(self.codec, rate=rate)
-            self._stream.width = width + width % 2
-            self._stream.height = height + height % 2
-            self._stream.pix_fmt = "yuv420p"
-            self._size = (height, width)
+            self._start(height, width)
         elif (height, width) != self._size:
             raise ValueError(f"frame size {width}x{height} differs from the video's {self._size[1]}x{self._size[0]}")
         if (self._stream.height, self._stream.width) != (height, width):
@@ -284,7 +497,7 @@ class VideoWriter:
     def close(self) -> Path:
         """Flush, close and move the file into place; returns the final path."""
         if self._container is None:
-            self.abort()
+            self._drop()
             raise ValueError(f"{self.path}: no frame was written")
         for packet in self._stream.encode():
             self._container.mux(packet)
@@ -294,7 +507,13 @@ class VideoWriter:
         return self.path
 
     def abort(self) -> None:
-        """Drop the partial file."""
+        """Drop the partial file (live: close it cleanly, playable up to the last frame written)."""
+        if self.live and self._container is not None:
+            self.close()
+            return
+        self._drop()
+
+    def _drop(self) -> None:
         if self._container is not None:
             try:
                 self._container.close()

@@ -53,13 +53,24 @@ class SupportMemory:
     frames: Optional[FrameMemory] = None
     instances: tuple[InstanceMemory, ...] = ()
 
+    @classmethod
+    def join(cls, memories: Sequence["SupportMemory"]) -> "SupportMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
+        memories = [memory for memory in memories if memory.num_frames]
+        if not memories:
+            return cls(0)
+        frames = FrameMemory.join([memory.frames for memory in memories]) if memories[0].frames is not None else None
+        instances = tuple(InstanceMemory.join(stage) for stage in zip(*(memory.instances for memory in memories)))
+        return cls(sum(memory.num_frames for memory in memories), frames, instances)
+
 
 @dataclass
 class _Pass:
     """One run of the head pipeline over ``q`` query frames; each step reads and extends it.
 
     ``key`` is the row of the key frame among the queries (``None`` while building a memory: every query is a
-    support frame); ``record`` collects the instance memories being built.
+    support frame); ``record`` collects the instance memories being built; ``own`` (a test frame alone) collects
+    what the test frame contributes as a support frame of later ones (:meth:`DSFNet.detect_and_remember`).
     """
 
     feats: Tensor  # [q, d, h, w]: conv4, then enhanced conv4
@@ -74,6 +85,7 @@ class _Pass:
     losses: dict = field(default_factory=dict)
     samples: tuple = ()  # (labels, regression targets) of the key frame's RoIs in training
     pairs: Optional[BoxPairs] = None  # the geometric term, shared by both instance fusions of one test frame
+    own: Optional[SupportMemory] = None
 
 
 class DSFNet(nn.Module):
@@ -170,6 +182,20 @@ class DSFNet(nn.Module):
             memory = None
         return self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, exclude=exclude)))
 
+    def detect_and_remember(self, conv4: Tensor, image_size: tuple[int, int],
+                            memory: Optional[SupportMemory] = None) -> tuple[dict[str, Tensor], SupportMemory]:
+        """:meth:`detect_cached` of one test frame, and from the same pass what the frame contributes as a support
+        frame of later test frames (causal inference): a one-frame :class:`SupportMemory` of its raw conv4
+        tokens and, per instance fusion, its top ``support_proposals`` instances' keys as this pass projected them
+        (enhanced with ``memory`` and itself). Nothing is computed twice."""
+        own = SupportMemory(1)
+        if self.frame_fusion is not None:
+            own.frames = self.frame_fusion.memory(conv4)
+        if memory is not None and not memory.num_frames:
+            memory = None
+        detections = self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, own=own)))
+        return detections, own
+
     # ------------------------------------------------------------------ the head pipeline
     def _clip_pass(self, clip: Tensor, key: int, target: Optional[dict] = None) -> _Pass:
         """The pass of a clip of frames (the backbone runs only on the frames the key frame's output reads)."""
@@ -205,7 +231,7 @@ class DSFNet(nn.Module):
 
     def _enhance(self, flow: _Pass) -> None:
         frames = flow.memory.frames if flow.memory is not None else None
-        flow.feats = self.frame_fusion.fuse(flow.feats, frames, flow.exclude)
+        flow.feats = self.frame_fusion.fuse(flow.feats, frames, flow.exclude, flow.own.frames if flow.own else None)
 
     def _propose(self, flow: _Pass) -> None:
         """Proposals of every query frame (RPN losses of the key frame in training); the key frame keeps all its
@@ -243,7 +269,11 @@ class DSFNet(nn.Module):
         if len(flow.boxes) == 1 and memory is not None and fusion.psi is not None and flow.pairs is None:
             flow.pairs = fusion.box_pairs(boxes, memory.key_boxes(boxes, flow.exclude), keep=True)
         query = self._key_rows(flow) if last and len(flow.boxes) > 1 else None
-        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs)
+        own = None
+        if flow.own is not None:  # a test frame kept as a support frame: its top proposals, as projected here
+            own = fusion.memory(flow.features, boxes, FrameRows.of_counts([len(boxes)]))
+            flow.own.instances += (own.head(self.support_proposals),)
+        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs, own)
 
     @staticmethod
     def _key_rows(flow: _Pass) -> Tensor:

@@ -84,6 +84,12 @@ class FrameMemory:
         """One ``(keys, values)`` block per frame (views, nothing copied), without frame ``exclude``."""
         return [(self.keys[rows], self.values[rows]) for rows in self.rows.per_frame(exclude)]
 
+    @classmethod
+    def join(cls, memories: Sequence["FrameMemory"]) -> "FrameMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
+        return cls(torch.cat([memory.keys for memory in memories]), torch.cat([memory.values for memory in memories]),
+                   FrameRows.join([memory.rows for memory in memories]))
+
 
 class FrameFusion(nn.Module):
     """Frame-level semantic fusion, eq. 1-3: channel tokens of n frames attend to all n·d channel tokens.
@@ -134,18 +140,21 @@ class FrameFusion(nn.Module):
         return FrameMemory(keys, values, FrameRows.of_counts([channels] * frames))
 
     def fuse(self, query_feats: Tensor, memory: Optional[FrameMemory] = None,
-             exclude: Optional[int] = None) -> Tensor:
+             exclude: Optional[int] = None, own: Optional[FrameMemory] = None) -> Tensor:
         """Enhance query frames with attention over a memory's frames (but ``exclude``) and their own tokens.
 
         Args:
             query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance; their own tokens are keys too.
             memory: support frames' tokens from :meth:`memory` (``None``: the queries attend among themselves).
             exclude: a memory frame to leave out (a test frame that is itself one of the memory's frames).
+            own: the queries' own tokens, ``memory(query_feats)``, when the caller keeps them (a test frame that
+                becomes a support frame of later ones): they are then projected once.
         Returns:
             ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all keys).
         """
         blocks = [] if memory is None else memory.blocks(exclude)
-        return self._enhance(query_feats, blocks + [self.keys_values(query_feats)])
+        own_blocks = [self.keys_values(query_feats)] if own is None else [(own.keys, own.values)]
+        return self._enhance(query_feats, blocks + own_blocks)
 
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """Fuse a clip.
@@ -187,6 +196,20 @@ class InstanceMemory:
     def key_boxes(self, own_boxes: Tensor, exclude: Optional[int] = None) -> Tensor:
         """Boxes of all keys a query attends to: the memory's (without frame ``exclude``), then its own."""
         return gather_rows(self.boxes, self.rows, exclude, own_boxes)
+
+    def head(self, count: int) -> "InstanceMemory":
+        """A one-frame memory of the first ``count`` instances (a test frame's top proposals, copied so that the
+        rest can be freed)."""
+        count = min(count, len(self.boxes))
+        return InstanceMemory(self.keys[:, :count].clone(), self.values[:count].clone(), self.boxes[:count].clone(),
+                              FrameRows.of_counts([count]))
+
+    @classmethod
+    def join(cls, memories: Sequence["InstanceMemory"]) -> "InstanceMemory":
+        """The frames of several memories in order, as one memory."""
+        return cls(torch.cat([memory.keys for memory in memories], dim=1),  # [H, M, d_k]: instances on dim 1
+                   torch.cat([memory.values for memory in memories]), torch.cat([memory.boxes for memory in memories]),
+                   FrameRows.join([memory.rows for memory in memories]))
 
 
 class InstanceFusion(nn.Module):
@@ -242,7 +265,7 @@ class InstanceFusion(nn.Module):
 
     def fuse(self, feats: Tensor, boxes: Tensor, memory: Optional[InstanceMemory] = None,
              exclude: Optional[int] = None, query_index: Optional[Tensor] = None,
-             pairs: Optional["BoxPairs"] = None) -> Tensor:
+             pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None) -> Tensor:
         """Enhance instances with attention over a memory's instances (but frame ``exclude``'s) and their own.
 
         Args:
@@ -251,10 +274,12 @@ class InstanceFusion(nn.Module):
             memory: support instances from :meth:`memory` (``None``: the instances attend among themselves).
             query_index: the instances to enhance (indices or boolean mask; ``None`` = all).
             pairs: :meth:`box_pairs` of the queries against all keys, shared with another stage.
+            own: ``memory(feats, boxes, ...)`` when the caller keeps it (a test frame that becomes a support
+                frame of later ones): the instances' own keys are then projected once.
         Returns:
             ``[m, dim]``, or ``[q, dim]`` for ``feats[query_index]``.
         """
-        keys, values = self.project_keys(feats)
+        keys, values = self.project_keys(feats) if own is None else (own.keys, own.values)
         key_boxes = boxes
         if memory is not None:
             keys = gather_rows(memory.keys, memory.rows, exclude, keys, dim=1)  # [H, M', d_k]: instances on dim 1

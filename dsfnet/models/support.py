@@ -29,6 +29,11 @@ class FrameRows:
             starts.append(starts[-1] + int(count))
         return cls(tuple(starts))
 
+    @classmethod
+    def join(cls, parts: Sequence["FrameRows"]) -> "FrameRows":
+        """The frames of several layouts, one after another (the rows of a memory joined from smaller ones)."""
+        return cls.of_counts([part.starts[i + 1] - part.starts[i] for part in parts for i in range(part.num_frames)])
+
     @property
     def num_frames(self) -> int:
         return len(self.starts) - 1

@@ -71,3 +71,15 @@ def test_eval_command_rejects_another_architecture(cli, checkpoint, vid_root, tm
     err = capsys.readouterr().err
     assert code != 0 and "model.variant" in err
     assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("sampling,memory", [("causal", "spread"), ("shuffled_window", "recent")])
+def test_eval_command_runs_causal_and_shuffled_window_sampling(cli, checkpoint, vid_root, tmp_path, capsys, sampling,
+                                                                memory):
+    out = tmp_path / "eval"
+    code = cli(["eval", str(TINY), "--weights", str(checkpoint), "--data", str(vid_root), "--out", str(out),
+                "--n", "3", "--sampling", sampling, "--memory", memory])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert sampling in json.dumps(report) and memory in json.dumps(report)
+    assert sum(1 for _ in open(out / "detections.jsonl")) == 12  # 2 videos x 6 frames
