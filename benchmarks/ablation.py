@@ -164,7 +164,7 @@ def sampling_study(weights_by_seed: list[Path], dataset, frames: list[int], stri
     return "\n".join(rows)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for runs and results")
     parser.add_argument("--configs", default="synth", choices=("synth", "synth_light"),
@@ -194,7 +194,11 @@ def main() -> None:
                         help="training seeds whose dsfnet checkpoints the study evaluates (default: the first seed)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (run two processes with --threads 1 and different --variants on 2 cores)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     from dsfnet.data.vid import read_vid_split
 
