@@ -22,7 +22,7 @@ def test_paper_variants_differ_only_in_variant():
     configs = {v: load_config(folder / f"vid_r101_{v}.yaml") for v in ("baseline", "frame", "instance", "dsfnet")}
     assert {v: c.model.variant for v, c in configs.items()} == {v: v for v in configs}
     dsfnet = configs["dsfnet"]
-    assert dsfnet.model.backbone.name == "resnet101" and dsfnet.train.lr == 2.5e-4
+    assert dsfnet.model.backbone.name == "resnet101" and dsfnet.train.lr == 0.002  # 8 clips x 2.5e-4 (README)
     assert dsfnet.train.lr_steps == (109_000, 219_000) and dsfnet.train.iterations == 247_000
     assert load_config(folder / "vid_x101_dsfnet.yaml").model.backbone.name == "resnext101_32x4d"
 
