@@ -96,5 +96,6 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
         assert stage["other_frames"] == pytest.approx(stage["random_other_frames"])
     frame = report["frame"]
     assert frame["entropy"] == pytest.approx(frame["max_entropy"])
-    assert frame["self_frame"] == pytest.approx(1 / 3) and frame["same_channel"] == pytest.approx(1 / model.frame_fusion.channels)
+    assert frame["self_frame"] == pytest.approx(1 / 3)
+    assert frame["same_channel"] == pytest.approx(1 / model.frame_fusion.channels)
     assert "| 0 |" in format_report(report) and "ratio" in format_report(report)

@@ -9,13 +9,16 @@ from dsfnet.models import efficientnet_lite
 
 from enginehelpers import FakeClips, collate
 
+
 def test_trains_a_few_iterations_from_the_checkpoint(tmp_path, tiny_config):
     config = tiny_config(
         "model.backbone.name=efficientnet_lite0", "model.backbone.weights=efficientnet_lite0",
         "model.backbone.norm=frozen_bn", "model.backbone.freeze_stem_and_conv2=true", "model.num_classes=3",
-        f"model.pixel_mean={list(efficientnet_lite.PIXEL_MEAN)}", f"model.pixel_std={list(efficientnet_lite.PIXEL_STD)}",
+        f"model.pixel_mean={list(efficientnet_lite.PIXEL_MEAN)}",
+        f"model.pixel_std={list(efficientnet_lite.PIXEL_STD)}",
         "train.iterations=3", "train.lr=0.005", "train.log_interval=1", "train.checkpoint_interval=3")
-    result = train(config, tmp_path / "run", device="cpu", dataset=FakeClips(3, height=96, width=128), collate_fn=collate, progress=False)
+    result = train(config, tmp_path / "run", device="cpu", dataset=FakeClips(3, height=96, width=128),
+                   collate_fn=collate, progress=False)
     assert result.finished and result.iteration == 3
     state, initial = result.model.backbone, torch.load(
         efficientnet_lite.package_weights_path(), map_location="cpu", weights_only=True)
