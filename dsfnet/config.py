@@ -26,8 +26,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny
-    weights: Optional[str] = None  # None | path to a torchvision ImageNet state dict | "torchvision"
+    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | efficientnet_lite0
+    # None | path to an ImageNet state dict | "torchvision" (ResNets) | "efficientnet_lite0" (the `light` extra's)
+    weights: Optional[str] = None
     norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
     freeze_stem_and_conv2: bool = True  # freeze stem + layer1 (use with ImageNet weights)
     tiny_width: int = 16  # channels of the first stage of resnet_tiny

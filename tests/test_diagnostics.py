@@ -1,0 +1,101 @@
+"""Attention diagnostics: shares on hand-built attention, the weights are those the modules apply, and a model
+whose attention is made uniform shows exactly the random shares without its detections changing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dsfnet.data.synth import generate_synthetic_vid
+from dsfnet.data.vid import read_vid_split
+from dsfnet.demo import BUNDLED
+from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, format_report, frame_attention_stats,
+                                instance_attention_shares)
+from dsfnet.engine.checkpoint import load_model
+from dsfnet.models.fusion import FrameFusion, InstanceFusion
+
+
+def test_instance_shares_of_a_hand_built_attention():
+    # four instances: object 7 in frames 0 and 1, a background proposal, object 3 in frame 1
+    objects, frames = torch.tensor([7, -1, 7, 3]), torch.tensor([0, 0, 1, 1])
+    weights = torch.tensor([[[0.1, 0.2, 0.6, 0.1], [0.4, 0.3, 0.2, 0.1]],
+                            [[0.25, 0.25, 0.25, 0.25], [0.1, 0.1, 0.4, 0.4]]])  # [H=2, q=2, m=4]
+    shares = instance_attention_shares(weights, objects, frames, torch.tensor([0, 1]))
+    assert int(shares["queries"]) == 1  # the background query is not counted
+    assert torch.allclose(shares["same_object"], torch.tensor([0.6, 0.25], dtype=torch.float64))
+    assert torch.allclose(shares["random"], torch.tensor([0.25, 0.25], dtype=torch.float64))  # 1 key of 4
+    assert torch.allclose(shares["other_frames"], torch.tensor([0.7, 0.5], dtype=torch.float64))
+    assert torch.allclose(shares["random_other_frames"], torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert torch.allclose(shares["self"], torch.tensor([0.1, 0.25], dtype=torch.float64))
+    later = instance_attention_shares(weights[:, 1:], objects, frames, torch.tensor([3]))  # object 3, frame 1
+    assert torch.allclose(later["same_object"], torch.zeros(2, dtype=torch.float64))  # not seen in frame 0
+    assert torch.allclose(later["self"], torch.tensor([0.1, 0.4], dtype=torch.float64))
+
+
+def test_frame_stats_of_a_hand_built_attention():
+    # n = 2 frames of d = 2 channels; the query frame is frame 1 (tokens 2, 3)
+    weights = torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    stats = frame_attention_stats(weights, torch.tensor([1]), num_frames=2)
+    assert float(stats["entropy"]) == pytest.approx(math.log(2) + math.log(4))
+    assert float(stats["self_frame"]) == pytest.approx(0.5 + 0.5)
+    assert float(stats["same_channel"]) == pytest.approx(1.0 + 0.5)  # channel 0: tokens 0, 2; channel 1: 1, 3
+    assert int(stats["tokens"]) == 2
+
+
+def test_attention_weights_are_the_ones_the_modules_apply():
+    torch.manual_seed(0)
+    fusion = InstanceFusion(dim=8, num_heads=2, key_dim=4, chunk_size=2)
+    torch.nn.init.normal_(fusion.gamma.weight)
+    feats, xy = torch.randn(5, 8), torch.rand(5, 2) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(5, 2) * 30], dim=1)
+    weights = fusion.attention_weights(feats[3:], boxes[3:], feats, boxes)  # [2, 2, 5]
+    values = fusion.gamma(feats).view(5, 2, 4).transpose(0, 1)  # head h: channels [4h, 4h + 4)
+    expected = feats[3:] + (weights @ values).transpose(0, 1).flatten(1)
+    assert torch.allclose(fusion(feats, boxes, torch.tensor([3, 4])), expected, atol=1e-6)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 2))
+
+    frame = FrameFusion(channels=3)
+    torch.nn.init.normal_(frame.theta.weight)
+    maps = torch.randn(2, 3, 4, 5)
+    weights = frame.attention_weights(maps, [1])  # [3, 6]
+    tokens = frame.theta(maps).flatten(0, 1).flatten(1)  # [6, 20]
+    assert torch.allclose(frame(maps, [1]), maps[1:] + (weights @ tokens).view(1, 3, 4, 5), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    root = generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", 0, seed=2020, num_val_videos=1,
+                                  num_frames=6, num_det_images=0)
+    return read_vid_split(root, "VID_val_videos")
+
+
+def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(held_out):
+    model, config = load_model(BUNDLED["dsfnet"])
+    model.eval()
+    clip = torch.rand(3, 3, 128, 160)
+    with torch.no_grad():
+        plain = model(clip)[0][0]
+        with capture_fusion_inputs(model) as capture:
+            captured = model(clip)[0][0]
+    assert all(torch.equal(plain[key], captured[key]) for key in plain)
+    assert len(capture.instance) == 2 and len(capture.frame) == 1 and len(capture.proposals) == 1
+    assert "fc6_features" not in vars(model.box_head)  # the recording wrapper is gone
+    with torch.no_grad():  # no query / key projection and no geometry: every softmax is uniform
+        for module in [model.frame_fusion.phi, *(f.xi for f in model.instance_fusions)]:
+            module.weight.zero_()
+            module.bias.zero_()
+        for fusion in model.instance_fusions:
+            fusion.psi.weight.zero_()
+    report = attention_report(model, held_out, config, num_frames=3, frames_per_video=2)
+    assert report["clips"] == 2
+    for stage in report["instance"]:
+        assert stage["queries"] > 0 and max(stage["random"]) > 0
+        assert stage["same_object"] == pytest.approx(stage["random"])
+        assert stage["other_frames"] == pytest.approx(stage["random_other_frames"])
+    frame = report["frame"]
+    assert frame["entropy"] == pytest.approx(frame["max_entropy"])
+    assert frame["self_frame"] == pytest.approx(1 / 3)
+    assert frame["same_channel"] == pytest.approx(1 / model.frame_fusion.phi.out_channels)
+    assert "| 0 |" in format_report(report) and "ratio" in format_report(report)
