@@ -14,6 +14,7 @@ from dsfnet.demo import BUNDLED
 from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, format_report, frame_attention_stats,
                                 instance_attention_shares)
 from dsfnet.engine.checkpoint import load_model
+from dsfnet.models.build import build_model
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
 
 
@@ -99,3 +100,15 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
     assert frame["self_frame"] == pytest.approx(1 / 3)
     assert frame["same_channel"] == pytest.approx(1 / model.frame_fusion.phi.out_channels)
     assert "| 0 |" in format_report(report) and "ratio" in format_report(report)
+
+
+def test_frame_variant_capture_is_the_clip_with_the_key_frame_last(tiny_config):
+    torch.manual_seed(0)
+    model = build_model(tiny_config("model.variant=frame").model).eval()
+    clip = torch.rand(3, 3, 96, 128)
+    with torch.no_grad(), capture_fusion_inputs(model) as capture:
+        model(clip, key=1)
+        conv4 = model.conv4(clip)
+    (feats, query_frames), = capture.frame
+    assert query_frames == [2] and torch.equal(feats, conv4[[0, 2, 1]])  # support frames, then the key frame
+    assert capture.instance == [] and "fuse" not in vars(model.frame_fusion)  # the wrapper is gone
