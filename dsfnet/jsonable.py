@@ -1,8 +1,10 @@
-"""Plain data for JSON and YAML files: one conversion for reports, configs and checkpoints' settings."""
+"""Plain data for JSON and YAML files: one conversion for reports, configs and checkpoints' settings, and one
+flattening of nested settings into dotted keys (run manifests, resume records)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,3 +24,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"test": {"seed": 0}}`` -> ``{"test.seed": 0}`` (lists and scalars are leaves)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -207,7 +207,8 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
     """Several inputs: one sub-folder each and ``summary.json``; shared among the ranks of ``torchrun``."""
     from dsfnet.engine.distributed import cleanup, init_distributed
     from dsfnet.inference.batch import run_batch
-    from dsfnet.inference.manifest import file_sha256, flatten
+    from dsfnet.inference.manifest import file_sha256
+    from dsfnet.jsonable import flatten
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
     context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)

@@ -21,7 +21,8 @@ from dsfnet.data.records import DatasetRecord
 from dsfnet.engine.distributed import DistributedContext
 from dsfnet.evaluation.detections import Detections
 from dsfnet.inference.evaluate import SINGLE_PROCESS, predict_video
-from dsfnet.inference.manifest import file_sha256, flatten, start_run, write_manifest
+from dsfnet.inference.manifest import file_sha256, start_run, write_manifest
+from dsfnet.jsonable import flatten
 from dsfnet.inference.predictor import VideoPredictor
 from dsfnet.inference.rank_progress import RankProgress
 from dsfnet.inference.sharding import decided_by_main, my_share, run_my_share
