@@ -350,6 +350,7 @@ class _StreamRun(_Run):
         self.memory: dict[int, object] = {}  # frame -> its contribution, while it is a support frame
         self.ahead: dict[int, Tensor] = {}  # conv4 of frames that entered the memory before their own test
         self.joined: tuple[tuple[int, ...], Optional[SupportMemory]] = ((), None)  # last support list, its memory
+        self.spare: Optional[SupportMemory] = None  # an earlier joined memory whose storage the next join reuses
         self.geometry: Optional[Geometry] = None
         self.stats = {"frames": 0, "backbone_frames": 0, "max_stored": 0, "support_memories": 0}
 
@@ -369,6 +370,22 @@ class _StreamRun(_Run):
             for frame in step.release:
                 del self.memory[frame]
 
+    def _join(self, support: tuple[int, ...]) -> None:
+        """The memory of ``support`` for this step, in last step's spare storage where possible.
+
+        When the join covers every frame in memory (always in ``causal``), each frame's contribution becomes a
+        view into the joined memory and the previous joined memory is the next step's spare: the memory then
+        lives in two buffers for the whole stream instead of one new allocation per step and per frame. (A frame
+        left out of the join, as a ``shuffled_window`` test frame is at its own step, would still read the old
+        buffer, so then nothing is reused.)"""
+        covers_memory = set(support) == set(self.memory)
+        joined = SupportMemory.join([self.memory[frame] for frame in support], self.spare if covers_memory else None)
+        self.spare = self.joined[1] if covers_memory else None
+        if covers_memory:
+            self.memory.update((frame, joined.frame(position)) for position, frame in enumerate(support))
+        self.joined = (support, joined)
+        self.stats["support_memories"] += 1
+
     def _enter(self, frame: int) -> None:
         """A frame entering the memory before its own test: its contribution from a pass against the memory as it
         is (``cached``), or its conv4 (``exact``)."""
@@ -382,8 +399,7 @@ class _StreamRun(_Run):
             clip = torch.cat([self.memory[frame] for frame in support] + [conv4])
             return self.model.detect_exact(clip, size, len(support)), conv4
         if self.joined[0] != support:  # a memory that did not change (spread, mostly) is not joined again
-            self.joined = (support, SupportMemory.join([self.memory[frame] for frame in support]))
-            self.stats["support_memories"] += 1
+            self._join(support)
         if keep:
             return self.model.detect_and_remember(conv4, size, self.joined[1])
         return self.model.detect_cached(conv4, size, self.joined[1]), None

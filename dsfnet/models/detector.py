@@ -53,14 +53,29 @@ class SupportMemory:
     frames: Optional[FrameMemory] = None
     instances: tuple[InstanceMemory, ...] = ()
 
+    def frame(self, index: int) -> "SupportMemory":
+        """A one-frame memory of support frame ``index`` (views into this memory's tensors, nothing copied)."""
+        frames = self.frames.frame(index) if self.frames is not None else None
+        return SupportMemory(1, frames, tuple(stage.frame(index) for stage in self.instances))
+
     @classmethod
-    def join(cls, memories: Sequence["SupportMemory"]) -> "SupportMemory":
-        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
+    def join(cls, memories: Sequence["SupportMemory"], into: Optional["SupportMemory"] = None) -> "SupportMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone).
+
+        ``into``: a memory no longer needed whose tensors' storage is reused where it is large enough (a streamed
+        memory alternates between two such buffers instead of allocating one per step). It must not share storage
+        with ``memories``.
+        """
         memories = [memory for memory in memories if memory.num_frames]
         if not memories:
             return cls(0)
-        frames = FrameMemory.join([memory.frames for memory in memories]) if memories[0].frames is not None else None
-        instances = tuple(InstanceMemory.join(stage) for stage in zip(*(memory.instances for memory in memories)))
+        spare = into if into is not None and into.num_frames else None
+        frames = None
+        if memories[0].frames is not None:
+            frames = FrameMemory.join([memory.frames for memory in memories], spare.frames if spare else None)
+        stages = zip(*(memory.instances for memory in memories))
+        spares = spare.instances if spare else (None,) * len(memories[0].instances)
+        instances = tuple(InstanceMemory.join(stage, buffer) for stage, buffer in zip(stages, spares))
         return cls(sum(memory.num_frames for memory in memories), frames, instances)
 
 

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from dsfnet.models.support import FrameRows, gather_rows
+from dsfnet.models.support import FrameRows, concat_into, gather_rows
 
 __all__ = ["FrameFusion", "FrameMemory", "InstanceFusion", "InstanceMemory", "KeyBlock", "blockwise_attention"]
 
@@ -84,10 +84,17 @@ class FrameMemory:
         """One ``(keys, values)`` block per frame (views, nothing copied), without frame ``exclude``."""
         return [(self.keys[rows], self.values[rows]) for rows in self.rows.per_frame(exclude)]
 
+    def frame(self, index: int) -> "FrameMemory":
+        """A one-frame memory of frame ``index``'s tokens (views, nothing copied)."""
+        rows = self.rows.frame(index)
+        return FrameMemory(self.keys[rows], self.values[rows], FrameRows.of_counts([rows.stop - rows.start]))
+
     @classmethod
-    def join(cls, memories: Sequence["FrameMemory"]) -> "FrameMemory":
-        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone)."""
-        return cls(torch.cat([memory.keys for memory in memories]), torch.cat([memory.values for memory in memories]),
+    def join(cls, memories: Sequence["FrameMemory"], into: Optional["FrameMemory"] = None) -> "FrameMemory":
+        """The frames of several memories in order, as one memory (a causal memory's frames, each kept alone),
+        written into the storage of ``into`` where it is large enough (see :func:`concat_into`)."""
+        return cls(concat_into([memory.keys for memory in memories], 0, into.keys if into else None),
+                   concat_into([memory.values for memory in memories], 0, into.values if into else None),
                    FrameRows.join([memory.rows for memory in memories]))
 
 
@@ -221,11 +228,22 @@ class InstanceMemory:
         return InstanceMemory(self.keys[:, :count].clone(), self.values[:count].clone(), self.boxes[:count].clone(),
                               FrameRows.of_counts([count]))
 
+    def frame(self, index: int) -> "InstanceMemory":
+        """A one-frame memory of frame ``index``'s instances (views, nothing copied)."""
+        rows = self.rows.frame(index)
+        return InstanceMemory(self.keys[:, rows], self.values[rows], self.boxes[rows],
+                              FrameRows.of_counts([rows.stop - rows.start]))
+
     @classmethod
-    def join(cls, memories: Sequence["InstanceMemory"]) -> "InstanceMemory":
-        """The frames of several memories in order, as one memory."""
-        return cls(torch.cat([memory.keys for memory in memories], dim=1),  # [H, M, d_k]: instances on dim 1
-                   torch.cat([memory.values for memory in memories]), torch.cat([memory.boxes for memory in memories]),
+    def join(cls, memories: Sequence["InstanceMemory"], into: Optional["InstanceMemory"] = None) -> "InstanceMemory":
+        """The frames of several memories in order, as one memory, written into the storage of ``into`` where it
+        is large enough (see :func:`concat_into`)."""
+        def joined(field: str, dim: int = 0) -> Tensor:
+            return concat_into([getattr(memory, field) for memory in memories], dim,
+                               getattr(into, field) if into else None)
+
+        # keys [H, M, d_k]: instances on dim 1
+        return cls(joined("keys", dim=1), joined("values"), joined("boxes"),
                    FrameRows.join([memory.rows for memory in memories]))
 
 

@@ -9,6 +9,7 @@ memory serve every test frame of a video in shuffled sampling (DESIGN §4).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -61,6 +62,24 @@ class FrameRows:
         left_out = self.frame(exclude)
         ranges = [slice(0, left_out.start), slice(left_out.stop, self.total)]
         return [rows for rows in ranges if rows.stop > rows.start]
+
+
+def concat_into(parts: Sequence[Tensor], dim: int, buffer: Optional[Tensor] = None) -> Tensor:
+    """``torch.cat(parts, dim)``, written into ``buffer``'s storage when it is large enough (``buffer`` is then
+    overwritten: the caller must no longer need it).
+
+    A streamed memory joins its frames' contributions once per step; reusing last step's spare storage instead of
+    allocating a new tensor each step keeps those large buffers out of the allocator's churn (with glibc, freed
+    and reallocated multi-megabyte blocks fragment the heap and the resident size drifts upwards).
+    """
+    shape = list(parts[0].shape)
+    shape[dim] = sum(part.shape[dim] for part in parts)
+    out = None
+    if buffer is not None and buffer.dtype == parts[0].dtype and buffer.device == parts[0].device:
+        storage = buffer.untyped_storage()
+        if storage.nbytes() >= math.prod(shape) * buffer.element_size():
+            out = buffer.new_empty(0).set_(storage, 0, shape)
+    return torch.cat(list(parts), dim=dim, out=out)
 
 
 def gather_rows(memory: Tensor, rows: FrameRows, exclude: Optional[int], own: Tensor, dim: int = 0) -> Tensor:

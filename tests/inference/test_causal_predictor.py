@@ -238,3 +238,66 @@ def test_joined_one_frame_memories_hold_each_frames_rows_in_order():
         middle = rows.frame(1)
         assert torch.equal(joined.instances[stage].keys[:, middle], singles[1].instances[stage].keys)
         assert torch.equal(joined.instances[stage].boxes[middle], singles[1].instances[stage].boxes)
+
+
+def test_join_into_a_spare_memory_writes_into_its_storage_and_equals_a_fresh_join():
+    from dsfnet.models.detector import SupportMemory
+
+    model, config = make_model("dsfnet")
+    conv4 = torch.randn(4, model.frame_fusion.phi.in_channels, 4, 5, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        singles = [model.support_memory(conv4[i : i + 1], (64, 80)) for i in range(4)]
+        fresh = SupportMemory.join(singles[:3])
+        spare = SupportMemory.join(singles[1:])  # same size: its storage is large enough
+        small = SupportMemory.join(singles[:1])  # too small: a new tensor is allocated
+        into_spare = SupportMemory.join(singles[:3], into=spare)
+        into_small = SupportMemory.join(singles[:3], into=small)
+    for joined in (into_spare, into_small):
+        assert torch.equal(joined.frames.keys, fresh.frames.keys) and torch.equal(joined.frames.values, fresh.frames.values)
+        for stage, reference in zip(joined.instances, fresh.instances):
+            assert torch.equal(stage.keys, reference.keys) and torch.equal(stage.boxes, reference.boxes)
+            assert stage.rows == reference.rows
+    assert into_spare.frames.keys.data_ptr() == spare.frames.keys.data_ptr()
+    assert into_small.frames.keys.data_ptr() != small.frames.keys.data_ptr()
+    view = into_spare.frame(1)  # one frame's rows as views: what the stream keeps per memory frame
+    assert torch.equal(view.frames.keys, singles[1].frames.keys)
+    assert torch.equal(view.instances[1].values, singles[1].instances[1].values)
+    assert view.frames.keys.data_ptr() > into_spare.frames.keys.data_ptr()
+
+
+@pytest.mark.parametrize("sampling,memory", [("causal", "recent"), ("causal", "spread"), ("shuffled_window", "recent")])
+def test_streamed_memory_lives_in_two_buffers_and_gives_the_same_detections(tmp_path, monkeypatch, sampling, memory):
+    """Reusing the spare joined memory changes no detection bit, and once the memory is full every step's join
+    writes into one of two storages (nothing allocated per step for the memory)."""
+    from dsfnet.models.detector import SupportMemory
+
+    model, config = make_model("dsfnet")
+    frames = random_frames(12, 48, 40)
+    paths = []
+    for index, frame in enumerate(frames):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(frame).save(paths[-1])
+
+    def run():
+        predictor = VideoPredictor(model, config, num_frames=4, sampling=sampling, memory=memory, mode="cached")
+        if sampling == "causal":
+            return list(predictor.stream(frames))
+        return list(predictor.predict(FrameListSource(paths, name="v")))
+
+    join, full = SupportMemory.join.__func__, []
+
+    def recording_join(cls, memories, into=None):
+        joined = join(cls, memories, into)
+        if joined.num_frames == 3:  # the memory is full: (the spare's storage, where the join wrote)
+            full.append((into.frames.keys.untyped_storage().data_ptr() if into is not None else None,
+                         joined.frames.keys.untyped_storage().data_ptr()))
+        return joined
+
+    monkeypatch.setattr(SupportMemory, "join", classmethod(recording_join))
+    reused = run()
+    monkeypatch.setattr(SupportMemory, "join", classmethod(lambda cls, memories, into=None: join(cls, memories)))
+    for a, b in zip(run(), reused, strict=True):
+        assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+        assert np.array_equal(a.labels, b.labels)
+    if sampling == "causal" and memory == "recent":  # the memory changes at every step
+        assert len(full) == 9 and all(spare == written for spare, written in full[2:]), full
