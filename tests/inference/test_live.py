@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from dsfnet.inference.video_io import LiveSource, StreamStalled, is_live_input, open_source
+from dsfnet.inference.video_io import LiveSource, is_live_input, open_source
 from inferencehelpers import decode_all, moving_square, write_video
 
 
