@@ -1,7 +1,7 @@
 """Online (causal) inference: per-frame latency and peak memory over a long stream (issue 14).
 
-    python benchmarks/online.py                                  # bundled synthetic models, 2,000 and 200 frames
-    python benchmarks/online.py --model resnet50 --frames 200 50 # ResNet-50 (random weights), shorter side 320
+    python benchmarks/online.py                                     # bundled synthetic models, 2,000 frames
+    python benchmarks/online.py --model resnet50 --threads 1 --out runs/online_r50.json   # ResNet-50, 569x320
 
 For each case — the baseline, and DSFNet ``causal`` with the ``recent`` and ``spread`` memories at each ``--n`` —
 a fresh subprocess streams synthetic frames (moving shapes, generated one at a time, so the source holds no
@@ -9,22 +9,31 @@ video in memory) through ``VideoPredictor.stream`` and writes one JSON line per 
 Latency of a frame = time from the frame being produced ("decoded") to its JSON line being written; the table
 gives its median and 95th percentile (the first ``--warmup`` frames excluded: allocator and thread-pool warm-up),
 and the median CPU time of the process over the same interval (which other load on the machine changes less).
-Peak memory = peak RSS of that subprocess. Every case runs once per stream length (``--frames``, default 2,000 and
-200): a memory that does not grow with the stream gives a long/short peak ratio of ~1 (the acceptance bound is
-1.05).
+Peak memory = peak RSS of that subprocess, read after ``--short`` frames (default 200) and at the end of the
+``--frames``-frame stream (default 2,000): the frames are generated deterministically, so the first reading is the
+peak a 200-frame run has, and a memory that does not grow with the stream gives a long / short ratio of ~1 (the
+acceptance bound is 1.05). The resident size every 100 frames is kept in the results too.
+
+With ``--out``, every finished case is saved there at once (atomically) and a rerun with the same settings skips
+the cases already done, so a long run (ResNet-50: about 1-2 s per frame per core) can be stopped and continued.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
+import queue
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "dsfnet" / "assets"
@@ -77,27 +86,48 @@ def run_case(args: argparse.Namespace) -> dict:
     predictor = VideoPredictor(model, config, num_frames=args.n, sampling="causal", memory=args.memory,
                                mode="cached", keep_images=False)
     produced: list[float] = []
-    latencies, cpu = [], []
+    latencies, cpu, resident = [], [], {}
+    short_peak = None
     with open(args.jsonl, "w", encoding="utf-8") as handle:
         for result in predictor.stream(frames(args.frames, width, height, produced)):
             handle.write(json.dumps(result.to_json("stream")) + "\n")
             handle.flush()
             latencies.append(1000 * (time.perf_counter() - produced[result.index][0]))
             cpu.append(1000 * (time.process_time() - produced[result.index][1]))
-    return {"latencies_ms": latencies, "cpu_ms": cpu, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "max_stored": predictor.stats["max_stored"], "backbone_frames": predictor.stats["backbone_frames"]}
+            done = result.index + 1
+            if done == args.short:
+                short_peak = peak_mib()
+            if done % 100 == 0:
+                resident[done] = resident_mib()
+    return {"latencies_ms": latencies, "cpu_ms": cpu, "peak_mib": peak_mib(), "short_peak_mib": short_peak,
+            "resident_mib": resident, "max_stored": predictor.stats["max_stored"],
+            "backbone_frames": predictor.stats["backbone_frames"]}
 
 
-def measure(args: argparse.Namespace, variant: str, n: int, memory: str, count: int, work: Path) -> dict:
+def peak_mib() -> float:
+    """Peak resident size of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resident_mib() -> float:
+    """Resident size of this process now (MiB; Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure(args: argparse.Namespace, variant: str, n: int, memory: str, work: Path,
+            cores: Optional[set[int]] = None) -> dict:
+    """One case in a fresh process (pinned to ``cores`` when given): its latency statistics and peaks."""
     command = [sys.executable, __file__, "--case", "--model", args.model, "--variant", variant, "--n", str(n),
-               "--memory", memory, "--frames", str(count), "--threads", str(args.threads),
-               "--jsonl", str(work / f"{variant}_{memory}_{n}_{count}.jsonl")]
-    done = subprocess.run(command, capture_output=True, text=True)
+               "--memory", memory, "--frames", str(args.frames), "--short", str(args.short),
+               "--threads", str(args.threads), "--jsonl", str(work / f"{variant}_{memory}_{n}.jsonl")]
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=pin)
     if done.returncode != 0:
         raise SystemExit(f"case failed: {' '.join(command)}\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    if result["backbone_frames"] != count:
-        raise SystemExit(f"{variant} {memory} n={n}: {result['backbone_frames']} backbone runs for {count} frames")
+    if result["backbone_frames"] != args.frames:
+        raise SystemExit(f"{variant} {memory} n={n}: {result['backbone_frames']} backbone runs for {args.frames} frames")
     steady = result["latencies_ms"][args.warmup:]
     result["median_ms"] = statistics.median(steady)
     result["p95_ms"] = statistics.quantiles(steady, n=20)[-1]
@@ -106,47 +136,97 @@ def measure(args: argparse.Namespace, variant: str, n: int, memory: str, count: 
     return result
 
 
+def load_results(path: Path | None, settings: dict) -> dict:
+    """The cases already measured with ``settings`` in ``path`` (``{}`` when there is none); other settings are
+    refused rather than mixed into one table."""
+    if path is None or not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("settings") != settings:
+        raise SystemExit(f"{path}: holds results for other settings {saved.get('settings')}; "
+                         f"use another --out (or delete it) to measure {settings}")
+    return saved["cases"]
+
+
+def case_name(variant: str, n: int, memory: str) -> str:
+    return f"{variant}/{memory}/{n}"
+
+
+def row(variant: str, memory: str, n: int, result: dict) -> str:
+    label = "-" if variant == "baseline" else memory
+    ratio = result["peak_mib"] / result["short_peak_mib"]
+    return (f"| {variant} | {label} | {n} | {result['median_ms']:.1f} | {result['p95_ms']:.1f} | "
+            f"{result['cpu_median_ms']:.1f} | {result['short_peak_mib']:.0f} | {result['peak_mib']:.0f} | {ratio:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("synthetic", "resnet50"), default="synthetic",
                         help="the bundled synthetic checkpoints (160x128 frames), or ResNet-50 at 569x320 "
                              "(random weights: speed and memory do not depend on them)")
-    parser.add_argument("--frames", type=int, nargs="+", default=(2000, 200), help="stream lengths")
-    parser.add_argument("--n", type=int, nargs="+", default=(5, 21), help="frames per clip for DSFNet")
+    parser.add_argument("--frames", type=int, default=2000, help="stream length")
+    parser.add_argument("--short", type=int, default=200,
+                        help="the peak memory after this many frames is compared with the peak at the end")
+    parser.add_argument("--n", type=int, nargs="+", default=(5, 21), help="frames per clip for DSFNet, in run order")
     parser.add_argument("--memories", nargs="+", default=("recent", "spread"), choices=("recent", "spread"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each case's process")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cases measured at once, each in its own process pinned to its own --threads cores")
     parser.add_argument("--warmup", type=int, default=10, help="first frames left out of the latency statistics")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file of the results, written after every case; a rerun continues it")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="dsfnet", help=argparse.SUPPRESS)
     parser.add_argument("--memory", default="recent", help=argparse.SUPPRESS)
     parser.add_argument("--jsonl", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
-        args.n, args.frames = args.n[0], args.frames[0]
+        args.n = args.n[0]
         print(json.dumps(run_case(args)))
         return 0
+    if not 0 < args.short <= args.frames or args.warmup >= args.frames:
+        parser.error("need 0 < --short <= --frames and --warmup < --frames")
 
+    from dsfnet.atomic import atomic_write_text
+
+    settings = {key: getattr(args, key) for key in ("model", "frames", "short", "threads", "warmup")}
     cases = [("baseline", 1, "recent")] + [("dsfnet", n, memory) for n in args.n for memory in args.memories]
-    lengths = sorted(args.frames, reverse=True)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="dsfnet_online_") as work:
-        print("| model | memory | n | median ms | p95 ms | CPU ms | " + " | ".join(f"peak MiB ({c} frames)" for c in lengths)
-              + " | long / short |")
-        print("|---|---|---:|---:|---:|---:|" + "---:|" * len(lengths) + "---:|")
-        for variant, n, memory in cases:
-            results = {count: measure(args, variant, n, memory, count, Path(work)) for count in lengths}
-            longest = results[lengths[0]]
-            ratio = longest["peak_mib"] / results[lengths[-1]]["peak_mib"]
-            rows.append({"variant": variant, "n": n, "memory": memory, "ratio": ratio,
-                         **{str(count): result for count, result in results.items()}})
-            label = "-" if variant == "baseline" else memory
-            print(f"| {variant} | {label} | {n} | {longest['median_ms']:.1f} | {longest['p95_ms']:.1f} | "
-                  f"{longest['cpu_median_ms']:.1f} | "
-                  + " | ".join(f"{results[c]['peak_mib']:.0f}" for c in lengths) + f" | {ratio:.3f} |", flush=True)
-    print(f"({args.model}, CPU, {args.threads} threads, cached, latency over the {lengths[0]}-frame stream)")
-    if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+    results = load_results(args.out, settings)
+    todo = [case for case in cases[1:] + cases[:1] if case_name(*case) not in results]  # the baseline last
+    saving = threading.Lock()
+    core_sets = queue.Queue()  # --jobs disjoint sets of --threads cores, one per running case
+    available = sorted(os.sched_getaffinity(0))
+    if args.jobs * args.threads > len(available):
+        parser.error(f"--jobs {args.jobs} x --threads {args.threads} needs more than the {len(available)} cores here")
+    for job in range(args.jobs):
+        core_sets.put(set(available[job * args.threads : (job + 1) * args.threads]) if args.jobs > 1 else None)
+
+    def run(case: tuple[str, int, str], work: Path) -> None:
+        variant, n, memory = case
+        cores = core_sets.get()
+        try:
+            print(f"measuring {variant}/{memory}/{n} over {args.frames} frames (cores {cores or 'all'}) ...",
+                  file=sys.stderr, flush=True)
+            result = measure(args, variant, n, memory, work, cores)
+        finally:
+            core_sets.put(cores)
+        with saving:
+            results[case_name(*case)] = result
+            if args.out:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(args.out, json.dumps({"settings": settings, "cases": results}, indent=1) + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="dsfnet_online_") as work, \
+            concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for future in [pool.submit(run, case, Path(work)) for case in todo]:
+            future.result()
+    print(f"| model | memory | n | median ms | p95 ms | CPU ms | peak MiB, {args.short} frames | "
+          f"peak MiB, {args.frames} frames | {args.frames} / {args.short} |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for variant, n, memory in cases:
+        print(row(variant, memory, n, results[case_name(variant, n, memory)]))
+    print(f"({args.model}, CPU, {args.threads} threads per case, {args.jobs} case(s) at a time, cached, "
+          f"latency over the {args.frames}-frame stream)")
     return 0
 
 
