@@ -1,5 +1,6 @@
 """Plain data for JSON and YAML files: one conversion for reports, configs and checkpoints' settings, and one
-flattening of nested settings into dotted keys (run manifests, resume records)."""
+flattening of nested settings into dotted keys (run manifests, resume records) and one comparison of two such
+settings (what a resumed run changed)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def changed_settings(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list]:
+    """``{"train.lr": [old, new], ...}``: the dotted keys whose values differ between two nested settings
+    (compared as :func:`jsonable` data; a key on one side only counts, with ``None`` on the other), sorted."""
+    old, new = flatten(jsonable(dict(before))), flatten(jsonable(dict(after)))
+    return {key: [old.get(key), new.get(key)] for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}

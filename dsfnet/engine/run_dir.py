@@ -29,7 +29,7 @@ from typing import Iterator, Optional
 
 import yaml
 
-from dsfnet.jsonable import flatten, jsonable
+from dsfnet.jsonable import changed_settings, jsonable
 from dsfnet.atomic import atomic_write_text
 from dsfnet.io_errors import as_write_error, is_write_failure
 
@@ -141,11 +141,8 @@ def record_config(out_dir: Path, config: dict, checkpoint: Optional[dict]) -> No
         atomic_write_text(config_path, yaml.safe_dump(original, sort_keys=False))
     if checkpoint is None:
         return
-    before, after = flatten(jsonable(checkpoint["config"])), flatten(config)
-    changes = {key: [before.get(key), after.get(key)] for key in sorted(set(before) | set(after))
-               if before.get(key) != after.get(key)}
     record = {"iteration": int(checkpoint["iteration"]), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "changes": changes}
+              "changes": changed_settings(checkpoint["config"], config)}
     path = out_dir / RESUMES_NAME
     history = path.read_text() if path.is_file() else ""
     atomic_write_text(path, history + json.dumps(record) + "\n")

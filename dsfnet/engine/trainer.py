@@ -42,7 +42,7 @@ from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
 from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
-from dsfnet.jsonable import jsonable
+from dsfnet.jsonable import changed_settings
 from dsfnet.models.backbone import check_trainable_from
 from dsfnet.models.build import build_model
 
@@ -304,10 +304,8 @@ class Trainer:
 def _apply_resumed_lr(optimizer, scheduler, tc, start: int, checkpoint: dict, context) -> None:
     """The current config's ``train.lr`` / schedule apply from the resumed iteration on (identical values when
     unchanged); changed training settings are reported."""
-    saved = checkpoint["config"].get("train", {})
-    current = dataclasses.asdict(tc)
-    changed = [f"train.{k}: {saved.get(k)!r} -> {v!r}" for k, v in current.items()
-               if k in saved and jsonable(saved[k]) != jsonable(v)]
+    changes = changed_settings({"train": checkpoint["config"].get("train", {})}, {"train": dataclasses.asdict(tc)})
+    changed = [f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()]
     if changed and context.is_main:
         logger.warning("resuming with changed training settings: %s", "; ".join(changed))
     scheduler.base_lrs = [tc.lr * group["lr_mult"] for group in optimizer.param_groups]

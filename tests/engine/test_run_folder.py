@@ -129,9 +129,11 @@ def test_stale_temporary_files_are_removed_when_a_run_starts(run_copy, synth_roo
     assert all(path.exists() for path in kept)
 
 
-def test_resume_keeps_the_original_config_and_records_its_changes(run_copy, synth_root):
+def test_resume_keeps_the_original_config_and_records_its_changes(run_copy, synth_root, caplog):
     config_before = (run_copy / "config.yaml").read_bytes()
-    assert train_cli(TINY, "--out", run_copy, "--resume", *options(synth_root, "train.lr=0.005")) == 0
+    with caplog.at_level("WARNING", logger="dsfnet.engine.trainer"):
+        assert train_cli(TINY, "--out", run_copy, "--resume", *options(synth_root, "train.lr=0.005")) == 0
+    assert "resuming with changed training settings: train.lr: 0.01 -> 0.005" in caplog.text
     assert (run_copy / "config.yaml").read_bytes() == config_before
     records = [json.loads(line) for line in (run_copy / "resumes.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["iteration"] == 2
