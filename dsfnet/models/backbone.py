@@ -3,7 +3,7 @@
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
 ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride, every
 3x3 conv of conv5 dilated by 2. EfficientNet-Lite0 (:mod:`dsfnet.models.efficientnet_lite`) is cut the same way
-(d = 112, conv5 1280 channels).
+(d = 112, conv5 320 channels).
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ def test_package_checkpoint_loads_key_for_key_into_the_backbone():
     assert torch.equal(backbone.conv4[0][0].weight, state["_conv_stem.weight"])
     assert torch.equal(backbone.conv4[3][-1]._project_conv.weight, state["_blocks.10._project_conv.weight"])
     assert torch.equal(backbone.conv5[0]._depthwise_conv.weight, state["_blocks.11._depthwise_conv.weight"])
-    assert torch.equal(backbone.conv5[-2].running_var, state["_bn1.running_var"])
-    assert backbone.conv4_channels == 112 and backbone.conv5_channels == 1280
+    assert torch.equal(backbone.conv5[-1]._bn2.running_var, state["_blocks.15._bn2.running_var"])  # block 15 ends conv5
+    assert backbone.conv4_channels == 112 and backbone.conv5_channels == 320
 
 
 def test_loaded_classifier_recognises_an_imagenet_class():
@@ -59,7 +59,7 @@ def test_stride_16_maps_and_dilated_conv5():
     with torch.no_grad():
         conv4 = backbone.conv4(torch.rand(2, 3, 97, 161))
         conv5 = backbone.conv5(conv4)
-    assert conv4.shape == (2, 112, 7, 11) and conv5.shape == (2, 1280, 7, 11)
+    assert conv4.shape == (2, 112, 7, 11) and conv5.shape == (2, 320, 7, 11)
     depthwise = [m for m in backbone.conv5.modules() if isinstance(m, efficientnet_lite.SameConv2d) and m.groups > 1]
     assert len(depthwise) == 5 and all(m.stride == (1, 1) and m.dilation == (2, 2) for m in depthwise)
     strided = [m for m in backbone.conv4.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
@@ -70,8 +70,8 @@ def test_early_stages_frozen_and_batch_norm_frozen_with_the_checkpoint_epsilon()
     backbone = build_backbone(LIGHT)
     assert not any(p.requires_grad for p in backbone.conv4[:2].parameters())
     assert all(p.requires_grad for p in backbone.conv4[2:].parameters())
-    norms = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
-    assert len(norms) == 49 and all(m.eps == efficientnet_lite.BN_EPS for m in norms)
+    norms = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]  # stem + 3 per block (2 in block 0)
+    assert len(norms) == 48 and all(m.eps == efficientnet_lite.BN_EPS for m in norms)
 
 
 def test_a_state_dict_file_loads_and_a_wrong_one_is_named(tmp_path):
