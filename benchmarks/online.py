@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         variant, n, memory = case
         cores = core_sets.get()
         try:
-            print(f"measuring {variant}/{memory}/{n} over {args.frames} frames (cores {cores or 'all'}) ...",
-                  file=sys.stderr, flush=True)
+            sys.stderr.write(f"measuring {variant}/{memory}/{n} over {args.frames} frames (cores {cores or 'all'})\n")
             result = measure(args, variant, n, memory, work, cores)
         finally:
             core_sets.put(cores)
