@@ -36,6 +36,14 @@ class DeliveredOnly(FrameSource):
             yield frame
 
 
+def saved_as_images(frames: list[np.ndarray], folder) -> list:
+    """The frames written as ``0.png``, ``1.png``, ... in ``folder``; their paths in order."""
+    paths = [folder / f"{index}.png" for index in range(len(frames))]
+    for frame, path in zip(frames, paths):
+        Image.fromarray(frame).save(path)
+    return paths
+
+
 def spy(model):
     """Record the output of every backbone run (``conv4``, in call order) and the conv4 clip of every
     ``detect_exact`` call (support frames first, test frame last)."""
@@ -134,10 +142,7 @@ def test_offline_sampling_on_a_live_source_says_to_use_causal():
 def test_shuffled_window_fuses_each_frame_with_its_shuffled_neighbours(tmp_path):
     model, config = make_model("dsfnet")
     frames = random_frames(9, 48, 40)
-    paths = []
-    for index, frame in enumerate(frames):
-        paths.append(tmp_path / f"{index}.png")
-        Image.fromarray(frame).save(paths[-1])
+    paths = saved_as_images(frames, tmp_path)
     predictor = VideoPredictor(model, config, num_frames=4, sampling="shuffled_window", mode="exact", seed=5)
     conv4s, clips = spy(model)
     source = ReadLog(paths, name="v")
@@ -273,10 +278,7 @@ def test_streamed_memory_lives_in_two_buffers_and_gives_the_same_detections(tmp_
 
     model, config = make_model("dsfnet")
     frames = random_frames(12, 48, 40)
-    paths = []
-    for index, frame in enumerate(frames):
-        paths.append(tmp_path / f"{index}.png")
-        Image.fromarray(frame).save(paths[-1])
+    paths = saved_as_images(frames, tmp_path)
 
     def run():
         predictor = VideoPredictor(model, config, num_frames=4, sampling=sampling, memory=memory, mode="cached")
