@@ -378,11 +378,13 @@ class _StreamRun(_Run):
         lives in two buffers for the whole stream instead of one new allocation per step and per frame. (A frame
         left out of the join, as a ``shuffled_window`` test frame is at its own step, would still read the old
         buffer, so then nothing is reused.)"""
-        covers_memory = set(support) == set(self.memory)
-        joined = SupportMemory.join([self.memory[frame] for frame in support], self.spare if covers_memory else None)
-        self.spare = self.joined[1] if covers_memory else None
-        if covers_memory:
+        contributions = [self.memory[frame] for frame in support]
+        if set(support) == set(self.memory):
+            joined = SupportMemory.join(contributions, self.spare)
             self.memory.update((frame, joined.frame(position)) for position, frame in enumerate(support))
+            self.spare = self.joined[1]  # no memory frame reads it any more
+        else:
+            joined, self.spare = SupportMemory.join(contributions), None
         self.joined = (support, joined)
         self.stats["support_memories"] += 1
 

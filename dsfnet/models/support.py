@@ -8,8 +8,8 @@ memory serve every test frame of a video in shuffled sampling (DESIGN §4).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
