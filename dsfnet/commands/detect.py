@@ -205,14 +205,13 @@ def _predictor(args: argparse.Namespace, device):
 
 def _run_batch(args: argparse.Namespace, inputs) -> int:
     """Several inputs: one sub-folder each and ``summary.json``; shared among the ranks of ``torchrun``."""
-    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.engine.distributed import process_group
     from dsfnet.inference.batch import run_batch
     from dsfnet.inference.manifest import file_sha256
     from dsfnet.jsonable import flatten
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    context = init_distributed(args.device, timeout=INFERENCE_TIMEOUT)
-    try:
+    with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context:
         predictor = _predictor(args, context.device)
         identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
                     "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
@@ -220,8 +219,6 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
         bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
         run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
                   identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
-    finally:
-        cleanup(context)
     return 0
 
 

@@ -145,14 +145,11 @@ def _model_and_config(args: argparse.Namespace, device):
 def _run_model(args: argparse.Namespace) -> int:
     """``dsfnet eval CONFIG --weights CKPT``: inference over the split on every rank (one process, or each rank
     of ``torchrun`` its share of the videos), then rank 0 writes the detections and the VID report."""
-    from dsfnet.engine.distributed import cleanup, init_distributed
+    from dsfnet.engine.distributed import process_group
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    context = init_distributed(args.device or "auto", timeout=INFERENCE_TIMEOUT)
-    try:
+    with process_group(args.device or "auto", timeout=INFERENCE_TIMEOUT) as context:
         return _run_model_on_ranks(args, context)
-    finally:
-        cleanup(context)
 
 
 def _run_model_on_ranks(args: argparse.Namespace, context) -> int:

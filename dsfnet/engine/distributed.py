@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Iterator, Optional
@@ -64,6 +65,23 @@ def init_distributed(device: str = "auto", timeout: Optional[timedelta] = None) 
 def cleanup(context: DistributedContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device: str = "auto", timeout: Optional[timedelta] = None) -> Iterator[DistributedContext]:
+    """:func:`init_distributed` for the ``with`` block, the group destroyed when it ends.
+
+    On a normal exit every rank first waits for the others: tearing the group down on a rank that is done while
+    another still works (rank 0 writing the report after the last gather) once made gloo abort the finished
+    rank ("terminate called without an active exception"). After an exception no rank waits, so none hangs on a
+    peer that failed.
+    """
+    context = init_distributed(device, timeout)
+    try:
+        yield context
+        barrier(context)
+    finally:
+        cleanup(context)
 
 
 def barrier(context: DistributedContext) -> None:

@@ -153,21 +153,17 @@ def train(
     if config.train.eval_interval > 0 and evaluation is None:
         raise ValueError("train.eval_interval > 0 needs an evaluation: pass evaluation="
                          "dsfnet.inference.evaluate.periodic_validation(config), or set train.eval_interval=0")
-    context = dist_utils.init_distributed(device)
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled(),
                      torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     try:
         # one run per folder (rank 0 holds the lock); SIGTERM stops after the current iteration
-        with locked_run_dir(Path(out_dir), enabled=context.is_main), stop_on_sigterm():
+        with dist_utils.process_group(device) as context, \
+                locked_run_dir(Path(out_dir), enabled=context.is_main), stop_on_sigterm():
             trainer = Trainer(config, Path(out_dir), context, resume, dataset, collate_fn, stop_after)
             trainer.hooks = default_hooks(trainer, progress, evaluation) + list(hooks)
-            result = trainer.run()
-            # no rank tears the process group down while another still uses it (gloo aborts the process then)
-            dist_utils.barrier(context)
-        return result
+            return trainer.run()
     finally:
-        dist_utils.cleanup(context)
         # train.deterministic is process-wide state: give the caller back its own settings
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = deterministic[2:]

@@ -57,3 +57,21 @@ def ddp_worker(rank: int, world_size: int, port: int, config, out_dir: str, resu
 
     result = train(config, out_dir, device="cpu", dataset=FakeClips(8), collate_fn=collate, progress=False)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, os.path.join(result_dir, f"rank{rank}.pt"))
+
+
+def process_group_worker(rank: int, world_size: int, port: int, result_dir: str) -> None:
+    """One rank inside ``process_group``: gather, then rank 0 goes on working for a while (writing a report,
+    say) while rank 1 leaves the block at once; each rank saves when its work ended and when it left."""
+    import time
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    from dsfnet.engine.distributed import all_gather_object, process_group
+
+    with process_group("cpu") as context:
+        gathered = all_gather_object(rank, context)
+        if rank == 0:
+            time.sleep(1.5)
+        work_done = time.time()
+    torch.save({"gathered": gathered, "work_done": work_done, "left": time.time()},
+               os.path.join(result_dir, f"rank{rank}.pt"))

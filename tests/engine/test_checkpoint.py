@@ -107,3 +107,18 @@ def test_rng_state_round_trip():
     first = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
     set_rng_state(state)
     assert (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()) == first
+
+
+def test_load_model_needs_no_imagenet_weights_file(tmp_path, tiny_config):
+    """A checkpoint trained from an ImageNet file loads where that file does not exist: it holds every weight."""
+    config = tiny_config("model.backbone.name=efficientnet_lite0", "model.backbone.norm=frozen_bn")
+    torch.manual_seed(0)
+    model = build_model(config.model)  # random weights stand in for trained ones
+    config.model.backbone.weights = str(tmp_path / "imagenet_lite0_on_the_cluster.pth")  # never written
+    save_checkpoint(tmp_path / "final.pth", training_checkpoint(model, config, 10))
+    with pytest.raises(FileNotFoundError, match="imagenet_lite0_on_the_cluster.pth"):
+        build_model(config.model)  # building from the config itself does look for the file
+    loaded, loaded_config = load_model(tmp_path / "final.pth")
+    assert loaded_config.model.backbone.weights is None  # cleared: the checkpoint holds the weights
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name

@@ -1,4 +1,4 @@
-"""Two-process DistributedDataParallel training with gloo on CPU."""
+"""Two-process DistributedDataParallel training with gloo on CPU; the process group's teardown."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 
 from dsfnet.engine.checkpoint import load_checkpoint
 
-from enginehelpers import ddp_worker
+from enginehelpers import ddp_worker, process_group_worker
 
 
 def _free_port() -> int:
@@ -38,3 +38,11 @@ def test_two_rank_gloo_run_keeps_identical_weights(tmp_path, tiny_config):
     for name, value in rank0.items():
         assert torch.equal(saved["model"][name], value)
     assert (tmp_path / "run" / "final.pth").is_file()
+
+
+def test_no_rank_leaves_the_process_group_while_another_still_works(tmp_path):
+    mp.spawn(process_group_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)  # both exit 0
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["gathered"] == rank1["gathered"] == [0, 1]
+    assert rank1["work_done"] < rank0["work_done"] - 1.0  # rank 1 had nothing more to do...
+    assert rank1["left"] >= rank0["work_done"]            # ...and still waited for rank 0 before the teardown
