@@ -69,6 +69,7 @@ class RoIHeadConfig:
 class FrameFusionConfig:
     scale_by_sqrt_hw: bool = True  # divide logits by sqrt(h*w) (DESIGN 2.1)
     chunk_size: int = 0  # queries per chunk at inference (0 = all at once)
+    normalize_tokens: bool = False  # phi / varphi tokens at unit RMS before the dot product (not in the paper)
 
 
 @dataclass

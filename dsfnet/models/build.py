@@ -17,7 +17,8 @@ def build_model(config: ModelConfig) -> DSFNet:
     frame_fusion = None
     if config.uses_frame_fusion:
         frame_fusion = FrameFusion(
-            backbone.conv4_channels, config.frame_fusion.scale_by_sqrt_hw, config.frame_fusion.chunk_size)
+            backbone.conv4_channels, config.frame_fusion.scale_by_sqrt_hw, config.frame_fusion.chunk_size,
+            config.frame_fusion.normalize_tokens)
     instance_fusions = None
     fusion = config.instance_fusion
     if config.uses_instance_fusion:

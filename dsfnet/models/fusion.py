@@ -114,12 +114,18 @@ class FrameFusion(nn.Module):
         scale_by_sqrt_hw: divide the logits by sqrt(h·w) (a decision for numerical stability, DESIGN §2.1).
         chunk_size: if > 0, at most this many query tokens are scored at once, so no more than
             ``chunk_size × n·d`` logits exist at a time; 0 scores all queries at once.
+        normalize_tokens: rescale every ϕ and φ token to unit root-mean-square before the dot product, so that
+            with ``scale_by_sqrt_hw`` a logit is sqrt(h·w)·cos(ϕ_i, φ_j) whatever the features' magnitude
+            (not in the paper: the 1/sqrt(h·w) scale assumes unit-scale entries, and ImageNet features of
+            root-mean-square 5-15 make the softmax one-hot; README "Ablation with the light backbone").
     """
 
-    def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0):
+    def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,
+                 normalize_tokens: bool = False):
         super().__init__()
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
         self.chunk_size = chunk_size
+        self.normalize_tokens = normalize_tokens
         self.phi = nn.Conv2d(channels, channels, 1)
         self.varphi = nn.Conv2d(channels, channels, 1)
         self.theta = nn.Conv2d(channels, channels, 1)
@@ -132,10 +138,18 @@ class FrameFusion(nn.Module):
         Args:
             feats: ``[n, d, h, w]`` raw conv4 maps of all n frames.
         Returns:
-            ``(keys, values)``, each ``[n·d, h·w]``: φ tokens and θ tokens, frame-major (token f·d + c is
-            channel c of frame f).
+            ``(keys, values)``, each ``[n·d, h·w]``: φ tokens (normalised if configured) and θ tokens,
+            frame-major (token f·d + c is channel c of frame f).
         """
-        return self.varphi(feats).flatten(0, 1).flatten(1), self.theta(feats).flatten(0, 1).flatten(1)
+        keys = self.varphi(feats).flatten(0, 1).flatten(1)
+        return self._normalized(keys), self.theta(feats).flatten(0, 1).flatten(1)
+
+    def _normalized(self, tokens: Tensor) -> Tensor:
+        """``tokens [t, h·w]`` at unit root-mean-square each if ``normalize_tokens``, else as they are."""
+        if not self.normalize_tokens:
+            return tokens
+        # the epsilon only guards a constant-zero token (its logits are then 0); real tokens have rms >> 1e-3
+        return tokens * torch.rsqrt(tokens.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
 
     def memory(self, feats: Tensor) -> FrameMemory:
         """The keys and values of support frames (raw conv4 ``[s, d, h, w]``), projected one frame at a time:
@@ -164,8 +178,9 @@ class FrameFusion(nn.Module):
         return self._enhance(query_feats, blocks + own_blocks)
 
     def _queries(self, query_feats: Tensor) -> Tensor:
-        """ϕ tokens ``[q·d, h·w]`` of the query frames ``[q, d, h, w]``, divided by sqrt(h·w) if configured."""
-        queries = self.phi(query_feats).flatten(0, 1).flatten(1)
+        """ϕ tokens ``[q·d, h·w]`` of the query frames ``[q, d, h, w]`` (normalised and) divided by sqrt(h·w) as
+        configured."""
+        queries = self._normalized(self.phi(query_feats).flatten(0, 1).flatten(1))
         if self.scale_by_sqrt_hw:
             # Scaling the queries rather than the logits touches q·d·h·w numbers instead of q·d·n·d.
             queries = queries / math.sqrt(query_feats.shape[-2] * query_feats.shape[-1])

@@ -50,6 +50,8 @@ def reference_frame_fusion(module: FrameFusion, feats: torch.Tensor) -> torch.Te
         return out
 
     f_c, phi, varphi, theta = tokens(None), tokens(module.phi), tokens(module.varphi), tokens(module.theta)
+    if module.normalize_tokens:  # each ϕ / φ token divided by its root-mean-square (plus the module's 1e-6)
+        phi, varphi = ([t / math.sqrt(float(t @ t) / (h * w) + 1e-6) for t in group] for group in (phi, varphi))
     scale = 1 / math.sqrt(h * w) if module.scale_by_sqrt_hw else 1.0
     enhanced = []
     for i in range(n * d):
@@ -109,18 +111,20 @@ def reference_instance_fusion(module: InstanceFusion, feats: torch.Tensor, boxes
 
 # ---------------------------------------------------------------- frame fusion
 
-FRAME_CASES = [  # n, d, h, w, scale_by_sqrt_hw
-    (1, 3, 2, 5, True),
-    (2, 4, 3, 3, True),
-    (3, 5, 5, 7, True),
-    (2, 3, 1, 1, False),
-    (3, 2, 4, 3, False),
+FRAME_CASES = [  # n, d, h, w, scale_by_sqrt_hw, normalize_tokens
+    (1, 3, 2, 5, True, False),
+    (2, 4, 3, 3, True, False),
+    (3, 5, 5, 7, True, False),
+    (2, 3, 1, 1, False, False),
+    (3, 2, 4, 3, False, False),
+    (3, 5, 5, 7, True, True),
+    (2, 4, 3, 3, False, True),
 ]
 
 
-@pytest.mark.parametrize("n,d,h,w,scale", FRAME_CASES)
-def test_frame_fusion_matches_reference(n, d, h, w, scale):
-    module = randomise(FrameFusion(d, scale_by_sqrt_hw=scale).double(), seed=n * 100 + d)
+@pytest.mark.parametrize("n,d,h,w,scale,normalize", FRAME_CASES)
+def test_frame_fusion_matches_reference(n, d, h, w, scale, normalize):
+    module = randomise(FrameFusion(d, scale_by_sqrt_hw=scale, normalize_tokens=normalize).double(), seed=n * 100 + d)
     feats = torch.randn(n, d, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(h * w))
     with torch.no_grad():
         expected = reference_frame_fusion(module, feats)
@@ -143,6 +147,27 @@ def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
         for frames in ((3, 1), torch.tensor([3, 1])):
             assert torch.allclose(module(feats, query_frames=frames), picked, rtol=0, atol=1e-12)
         assert torch.allclose(module(feats, query_frames=range(1, 3)), full[1:3], rtol=0, atol=1e-12)
+
+
+def test_normalized_tokens_make_the_attention_independent_of_the_feature_scale():
+    """With unit-RMS tokens a logit is sqrt(h·w)·cos: scaling the conv4 maps (ImageNet features grow from RMS 5
+    to 15 in training) leaves the attention as it is, where the paper's dot product sharpens it towards one-hot."""
+    n, d, h, w = 3, 6, 4, 5
+    feats = torch.randn(n, d, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for normalize in (True, False):
+        module = randomise(FrameFusion(d, normalize_tokens=normalize).double(), seed=1)
+        with torch.no_grad():
+            module.phi.bias.zero_(), module.varphi.bias.zero_()  # biases do not scale with the features
+            weights, scaled = module.attention_weights(feats), module.attention_weights(10 * feats)
+            # the memory (cached) path normalises its keys the same way
+            assert torch.allclose(module.fuse(feats[[2]], module.memory(feats[[0, 1]])), module(feats, [2]),
+                                  rtol=0, atol=1e-12)
+        if normalize:
+            assert torch.allclose(weights, scaled, rtol=0, atol=1e-5)  # up to the 1e-6 inside the rms
+            logits = torch.log(weights) - torch.log(weights).mean(dim=1, keepdim=True)
+            assert logits.abs().max() <= 2 * math.sqrt(h * w)  # |sqrt(h·w)·cos| <= sqrt(h·w), minus the mean
+        else:
+            assert scaled.max(dim=1).values.mean() > weights.max(dim=1).values.mean() + 0.1
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 7, 100])
