@@ -1,4 +1,4 @@
-"""What causal (online) sampling costs in accuracy: the bundled DSFNet on the demo's held-out set (issue 14).
+"""What causal (online) sampling costs in accuracy: the bundled tiny DSFNet on the demo's held-out set (issue 14).
 
     python benchmarks/online_accuracy.py [--out runs/online_accuracy] [--n 5] [--mode cached] [--videos 30]
                                          [--threads 1] [--seed 0] [--seeded-only]
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, checkpoint, options, seeded in SETTINGS:
         if args.seeded_only and not seeded:
             continue
-        model, config = load_model(BUNDLED[checkpoint], "cpu")
+        model, config = load_model(BUNDLED["tiny"][checkpoint], "cpu")
         started = time.perf_counter()
         detections = predict_dataset(model, dataset, config, "cpu", progress=False, num_frames=args.n,
                                      mode=args.mode, seed=args.seed, **options)

@@ -1,6 +1,6 @@
 """Seq-NMS gain and cost, and devkit mAP beside COCO AP50, on the demo's held-out synthetic set.
 
-For each bundled checkpoint (``dsfnet/assets``): generate the demo's held-out videos (30 x 40 frames, seed 2020,
+For each bundled tiny-ResNet checkpoint (``dsfnet/assets/synth_*.pt``): generate the demo's held-out videos (30 x 40 frames, seed 2020,
 as ``dsfnet demo``), run the model over them (``cached``, the checkpoint's n), evaluate the detections with the
 VID devkit protocol (mAP all / slow / medium / fast) and the COCO protocol (pycocotools), then the same after
 Seq-NMS (average and max rescoring). Times are per frame, measured in the same run, Seq-NMS right after the
@@ -46,7 +46,7 @@ def _timed(function):
 
 
 def run_model(name: str, dataset, work: Path, repeats: int) -> dict:
-    model, config = load_model(BUNDLED[name], "cpu")
+    model, config = load_model(BUNDLED["tiny"][name], "cpu")
     frames = len(dataset.frames())
     detections, cpu, wall = _timed(lambda: predict_dataset(model, dataset, config, "cpu", progress=False))
     run = {"model_ms_per_frame": 1000 * cpu / frames, "model_wall_ms_per_frame": 1000 * wall / frames,
@@ -119,7 +119,7 @@ def main() -> None:
     root = generate_synthetic_vid(out / "data", 0, HELD_OUT_SEED, num_val_videos=args.videos,
                                   num_frames=args.frames, num_det_images=0)
     dataset = read_vid_split(root, "VID_val_videos", cache_dir=out / "data" / ".cache")
-    results = {name: run_model(name, dataset, out, args.repeats) for name in BUNDLED}
+    results = {name: run_model(name, dataset, out, args.repeats) for name in BUNDLED["tiny"]}
     dense = time_dense()
     (out / "seqnms_bench.json").write_text(json.dumps({**results, "dense": dense}, indent=2) + "\n")
     print_tables(results)

@@ -11,7 +11,8 @@ import torch
 
 from dsfnet.cli import main
 from dsfnet.config import load_config
-from dsfnet.demo import BUNDLED, run_demo
+from dsfnet.commands.demo import BACKBONES
+from dsfnet.demo import BUNDLED, DEFAULT_BACKBONE, run_demo
 from dsfnet.engine.checkpoint import load_model, save_checkpoint, training_checkpoint
 from dsfnet.models.build import build_model
 
@@ -59,9 +60,11 @@ def test_demo_rejects_incompatible_checkpoints(tmp_path, checkpoints, capsys):
     assert code == 2 and "checkpoint not found" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not all(path.is_file() for path in BUNDLED.values()), reason="bundled checkpoints not built")
-def test_bundled_checkpoints_load_with_their_variants():
-    for name, path in BUNDLED.items():
-        assert path.stat().st_size <= 20 * 2**20
-        model, config = load_model(path)
-        assert config.model.variant == name and not model.training
+def test_bundled_checkpoints_load_with_their_variants_and_backbones():
+    assert BACKBONES == (DEFAULT_BACKBONE, *sorted(set(BUNDLED) - {DEFAULT_BACKBONE}))  # the CLI's choices
+    for backbone, expected in (("light", "efficientnet_lite0"), ("tiny", "resnet_tiny")):
+        for name, path in BUNDLED[backbone].items():
+            assert path.stat().st_size <= 20 * 2**20
+            model, config = load_model(path)  # the light pair needs no `light` extra: the file holds every weight
+            assert config.model.variant == name and not model.training
+            assert config.model.backbone.name == expected

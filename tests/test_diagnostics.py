@@ -73,7 +73,7 @@ def held_out(tmp_path_factory):
 
 
 def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(held_out):
-    model, config = load_model(BUNDLED["dsfnet"])
+    model, config = load_model(BUNDLED["tiny"]["dsfnet"])
     model.eval()
     clip = torch.rand(3, 3, 128, 160)
     with torch.no_grad():

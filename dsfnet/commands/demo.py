@@ -6,7 +6,10 @@ import argparse
 
 from dsfnet.data.synth import HELD_OUT_SEED
 
-HELP = ("run the bundled tiny DSFNet and baseline on freshly generated held-out synthetic videos; print mAP "
+# dsfnet.demo.BUNDLED's keys, the default first (not imported from there: that module pulls in torch)
+BACKBONES = ("light", "tiny")
+
+HELP = ("run a bundled DSFNet and baseline on freshly generated held-out synthetic videos; print mAP "
         "(all / slow / medium / fast) and speed, write detections, reports and a side-by-side video")
 
 
@@ -20,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the generated videos (the bundled models were trained on seed 0)")
     parser.add_argument("--n", type=int, default=None,
                         help="frames per clip (test frame + n-1 support frames); default: the checkpoint's config")
+    parser.add_argument("--backbone", choices=BACKBONES, default=BACKBONES[0],
+                        help="bundled pair to run: light (EfficientNet-Lite0 from ImageNet weights, fine-tuned) or "
+                             "tiny (a tiny ResNet trained from scratch)")
     parser.add_argument("--no-video", action="store_true", help="skip the side-by-side annotated video")
     parser.add_argument("--dsfnet-weights", default=None, help="use this DSFNet checkpoint instead of the bundled one")
     parser.add_argument("--baseline-weights", default=None,
@@ -34,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     weights = {name: path for name, path in (("dsfnet", args.dsfnet_weights), ("baseline", args.baseline_weights))
                if path is not None}
     run_demo(args.out, device=args.device, num_videos=args.videos, num_frames=args.frames, seed=args.seed,
-             clip_frames=args.n, write_video=not args.no_video, weights=weights)
+             clip_frames=args.n, write_video=not args.no_video, weights=weights, backbone=args.backbone)
     return 0
