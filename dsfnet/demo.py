@@ -2,8 +2,9 @@
 synthetic videos.
 
 Needs nothing but the installed package: the videos are generated (DESIGN §7), the checkpoints ship in
-``dsfnet/assets`` (each holds all its weights, so the light pair does not need the ``light`` extra either). Writes per-model detections and reports, a side-by-side annotated video (baseline | DSFNet)
-and ``demo_report.json`` / ``demo_report.txt``.
+``dsfnet/assets`` (each holds all its weights, so the light pair does not need the ``light`` extra either).
+Writes per-model detections and reports, a side-by-side annotated video (baseline | DSFNet) and
+``demo_report.json`` / ``demo_report.txt``.
 """
 
 from __future__ import annotations
