@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pinned_jobs import core_sets, pin_to, run_pinned
+from pinned_jobs import check_cores, pin_to, run_pinned
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
@@ -56,13 +56,28 @@ def scores(result) -> dict[str, float]:
     return {"all": result.map, **{name: result.motion_map.get(name) for name in COLUMNS[1:]}}
 
 
+def run_weights(variant: str, seed: int, args) -> Path:
+    """Where ``variant``'s seed-``seed`` run leaves its final checkpoint; its evaluations and diagnostics are
+    saved beside it (:func:`eval_cache`, :func:`attention_cache`)."""
+    return args.out / f"{variant}_seed{seed}" / "final.pth"
+
+
+def eval_cache(weights: Path, tag: str) -> Path:
+    return weights.parent / f"eval_{tag}.json"
+
+
+def attention_cache(weights: Path, frames: int) -> Path:
+    return weights.parent / f"attention_n{frames}.json"
+
+
 def train_run(variant: str, seed: int, args) -> Path:
     from dsfnet.config import load_config
     from dsfnet.engine.trainer import train
 
-    out = args.out / f"{variant}_seed{seed}"
-    if (out / "final.pth").is_file():
-        return out / "final.pth"
+    weights = run_weights(variant, seed, args)
+    out = weights.parent
+    if weights.is_file():
+        return weights
     overrides = [f"data.root={args.train_data}", f"train.seed={seed}", *args.opts]
     if args.iterations:
         steps = [int(args.iterations * 0.72), int(args.iterations * 0.92)]
@@ -71,7 +86,7 @@ def train_run(variant: str, seed: int, args) -> Path:
     started = time.perf_counter()
     train(config, out, resume=(out / "last.pth").is_file(), device="cpu", progress=False)
     print(f"trained {variant} seed {seed} in {time.perf_counter() - started:.0f} s", flush=True)
-    return out / "final.pth"
+    return weights
 
 
 def evaluate_run(weights: Path, dataset, tag: str, **test_options) -> dict:
@@ -81,7 +96,7 @@ def evaluate_run(weights: Path, dataset, tag: str, **test_options) -> dict:
     from dsfnet.evaluation.vid_map import evaluate
     from dsfnet.inference.evaluate import predict_dataset
 
-    cache = weights.parent / f"eval_{tag}.json"
+    cache = eval_cache(weights, tag)
     if cache.is_file():
         return json.loads(cache.read_text())
     model, config = load_model(weights)
@@ -99,7 +114,7 @@ def attention_run(weights: Path, dataset, frames: int) -> dict:
     from dsfnet.diagnostics import attention_report
     from dsfnet.engine.checkpoint import load_model
 
-    cache = weights.parent / f"attention_n{frames}.json"
+    cache = attention_cache(weights, frames)
     if cache.is_file():
         return json.loads(cache.read_text())
     model, config = load_model(weights)
@@ -174,11 +189,11 @@ def sampling_study(weights_by_seed: list[Path], dataset, frames: list[int], stri
 
 def run_finished(variant: str, seed: int, args) -> bool:
     """Whether ``variant``'s seed-``seed`` run is trained, evaluated and (with ``--attention``) diagnosed."""
-    out = args.out / f"{variant}_seed{seed}"
-    wanted = ["final.pth", "eval_default.json"]
+    weights = run_weights(variant, seed, args)
+    wanted = [weights, eval_cache(weights, "default")]
     if args.attention and variant != "baseline":
-        wanted.append(f"attention_n{args.attention_frames}.json")
-    return all((out / name).is_file() for name in wanted)
+        wanted.append(attention_cache(weights, args.attention_frames))
+    return all(path.is_file() for path in wanted)
 
 
 def run_in_parallel(args) -> None:
@@ -244,10 +259,7 @@ def parse_args() -> argparse.Namespace:
                         help="runs trained at once, each in its own process pinned to its own --threads cores "
                              "(2 cores: --jobs 2 --threads 1)")
     args = parser.parse_args()
-    try:
-        core_sets(args.jobs, args.threads)
-    except ValueError as error:
-        parser.error(str(error))
+    check_cores(parser, args.jobs, args.threads)
     return args
 
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pinned_jobs import core_sets, pin_to, run_pinned
+from pinned_jobs import check_cores, pin_to, run_pinned
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "dsfnet" / "assets"
@@ -191,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [("baseline", 1, "recent")] + [("dsfnet", n, memory) for n in args.n for memory in args.memories]
     results = load_results(args.out, settings)
     todo = [case for case in cases[1:] + cases[:1] if case_name(*case) not in results]  # the baseline last
-    try:
-        core_sets(args.jobs, args.threads)
-    except ValueError as error:
-        parser.error(str(error))
+    check_cores(parser, args.jobs, args.threads)
     saving = threading.Lock()
 
     def run(case: tuple[str, int, str], cores: Optional[set[int]]) -> None:

@@ -6,6 +6,7 @@ on disjoint cores each job's time stays that of a machine with ``threads`` cores
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import os
 import queue
@@ -26,6 +27,14 @@ def core_sets(jobs: int, threads: int) -> list[Optional[set[int]]]:
     if jobs <= 1:
         return [None]
     return [set(available[job * threads : (job + 1) * threads]) for job in range(jobs)]
+
+
+def check_cores(parser: argparse.ArgumentParser, jobs: int, threads: int) -> None:
+    """Stop with ``parser``'s usage error when ``--jobs`` x ``--threads`` is more than the cores here."""
+    try:
+        core_sets(jobs, threads)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def pin_to(cores: Optional[set[int]]) -> Optional[Callable[[], None]]:
