@@ -105,6 +105,15 @@ class ModelConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """SSD-style augmentation of training clips, as SELSA's recipe (``dsfnet.data.augment``); all off by default."""
+
+    photometric: bool = False  # brightness / contrast / saturation / hue, each with probability 0.5
+    expand: float = 1.0  # largest canvas ratio of the random expand (probability 0.5); 1 = off
+    crop: bool = False  # SSD's min-IoU random crop
+
+
+@dataclass
 class DataConfig:
     format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
     root: str = "data/ILSVRC2015"
@@ -119,6 +128,7 @@ class DataConfig:
     flip_prob: float = 0.5
     num_workers: int = 4
     skip_bad_samples: bool = False  # log and skip unreadable samples instead of raising
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # one draw per clip, before resize / flip
 
 
 @dataclass
@@ -175,7 +185,8 @@ class Config:
 
 def _build(cls: type, values: dict, prefix: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"config key '{prefix or '<root>'}' must be a mapping, got {type(values).__name__}")
+        where = prefix.rstrip(".") or "<root>"
+        raise ConfigError(f"config key '{where}' must be a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -336,6 +347,7 @@ _RANGES = (
     ("data.num_support", lambda v: v >= 0, ">= 0"),
     ("data.flip_prob", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("data.num_workers", lambda v: v >= 0, ">= 0"),
+    ("data.augment.expand", lambda v: 1 <= v < math.inf, "a finite number >= 1 (1 = off)"),
     ("model.roi.score_thresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
 )
 

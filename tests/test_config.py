@@ -40,6 +40,9 @@ def test_overrides_and_inheritance(tmp_path):
     config = load_config(tmp_path / "child.yaml", ["train.iterations=7", "model.instance_fusion.geometry=false"])
     assert config.train.lr == 0.2 and config.train.lr_steps == (5, 10) and config.model.variant == "frame"
     assert config.train.iterations == 7 and config.model.instance_fusion.geometry is False
+    augmented = load_config(tmp_path / "child.yaml", ["data.augment.expand=2", "data.augment.photometric=true"])
+    assert augmented.data.augment.expand == 2.0 and augmented.data.augment.photometric
+    assert not augmented.data.augment.crop and config.data.augment.expand == 1.0  # off unless asked for
 
 
 @pytest.mark.parametrize("override, message", [
@@ -49,6 +52,10 @@ def test_overrides_and_inheritance(tmp_path):
     ("train.nope=1", "unknown config key 'train.nope'"),
     ("model.rpn.anchor_sizes=3", "'model.rpn.anchor_sizes' must be a list"),
     ("train.lr", "must look like key=value"),
+    ("data.augment.expand=0.5", r"'data.augment.expand' must be a finite number >= 1 \(1 = off\), got 0.5"),
+    ("data.augment.crop=1", "'data.augment.crop' must be bool"),
+    ("data.augment.colour=true", "unknown config key 'data.augment.colour'"),
+    ("data.augment=true", "config key 'data.augment' must be a mapping"),
 ])
 def test_bad_values_are_rejected(tmp_path, override, message):
     path = tmp_path / "empty.yaml"

@@ -1,7 +1,8 @@
 """Training clips as a torch ``Dataset``, their collate function and the seeding of loader workers.
 
 A sample is a key frame plus ``num_support`` support frames drawn from the same snippet (a DET image repeated
-``1 + num_support`` times), resized and flipped as one clip by :class:`~dsfnet.data.transforms.ClipTransform`.
+``1 + num_support`` times), optionally augmented as one clip by :class:`~dsfnet.data.augment.ClipAugment`, then
+resized and flipped as one clip by :class:`~dsfnet.data.transforms.ClipTransform`.
 All randomness of sample ``i`` comes from ``numpy.random.default_rng([seed, epoch, i])``, so a clip does not
 depend on which worker builds it or in which order.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dsfnet.data.augment import ClipAugment
 from dsfnet.data.images import load_frame
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.sampling import train_support_frames
@@ -36,15 +39,20 @@ class TrainClipDataset(Dataset):
     - ``"target"``: ``{"boxes": float32 [k, 4]`` x1, y1, x2, y2 in resized-frame pixels, ``"labels": int64 [k]}``
       of the key frame;
     - ``"meta"``: ``{"video": str, "frame_indices": list[int]`` (``frame_index`` of each clip frame),
-      ``"scale": float, "flip": bool, "orig_size": (h, w)}``.
+      ``"scale": float, "flip": bool, "orig_size": (h, w), "augment": dict | None}`` (``scale`` applies to the
+      augmented frames; ``augment``: the parameters drawn, :meth:`~dsfnet.data.augment.Augmented.params`,
+      ``None`` without ``augment``).
+
+    ``augment`` runs before ``transform``; boxes of the key frame that it crops out are dropped with their labels.
     """
 
     def __init__(self, datasets: list[DatasetRecord], num_support: int, transform: ClipTransform, seed: int,
-                 skip_bad: bool = False):
+                 skip_bad: bool = False, augment: Optional[ClipAugment] = None):
         if num_support < 0:
             raise ValueError(f"num_support must be >= 0, got {num_support}")
         self.datasets, self.num_support, self.transform = datasets, num_support, transform
         self.seed, self.skip_bad, self.epoch = seed, skip_bad, 0
+        self.augment = augment if augment is not None and augment.enabled else None
         self.keys = [(d, v, f) for d, dataset in enumerate(datasets) for v, f in dataset.training_keys()]
 
     def set_epoch(self, epoch: int) -> None:
@@ -83,13 +91,18 @@ class TrainClipDataset(Dataset):
                     raise type(error)(f"training sample {index} (video {video.name}, frame {frame.frame_index}): "
                                       f"{error}") from None
         key = video.frames[f]
-        frames, boxes, scale, flip = self.transform([decoded[p] for p in positions], key.boxes, rng)
+        images, boxes, labels, params = [decoded[p] for p in positions], key.boxes, np.asarray(key.labels), None
+        if self.augment is not None:
+            augmented = self.augment(images, boxes, rng)
+            images, boxes, params = augmented.images, augmented.boxes, augmented.params()
+            labels = labels[augmented.keep]
+        frames, boxes, scale, flip = self.transform(images, boxes, rng)
         return {
             "frames": frames,
             "target": {"boxes": torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
-                       "labels": torch.as_tensor(np.asarray(key.labels), dtype=torch.int64)},
+                       "labels": torch.as_tensor(labels, dtype=torch.int64)},
             "meta": {"video": video.name, "frame_indices": [video.frames[p].frame_index for p in positions],
-                     "scale": scale, "flip": flip, "orig_size": (key.height, key.width)},
+                     "scale": scale, "flip": flip, "orig_size": (key.height, key.width), "augment": params},
         }
 
 

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dsfnet.config import Config
+from dsfnet.data.augment import ClipAugment
 from dsfnet.data.dataset import TrainClipDataset, collate_clips, worker_init_fn
 from dsfnet.data.split import training_splits
 from dsfnet.data.transforms import ClipTransform
@@ -65,8 +66,9 @@ class TrainResult:
 def build_train_dataset(config: Config) -> tuple[Dataset, Callable]:
     """The training clips named by ``config.data`` and their collate function (``dsfnet.data``)."""
     transform = ClipTransform(config.data.min_size, config.data.max_size, config.data.flip_prob)
+    augment = ClipAugment.from_config(config.data.augment, config.model.pixel_mean)
     dataset = TrainClipDataset(training_splits(config.data), config.data.num_support, transform, config.train.seed,
-                               skip_bad=config.data.skip_bad_samples)
+                               skip_bad=config.data.skip_bad_samples, augment=augment)
     if len(dataset) == 0:
         raise ValueError(f"no training key frames in {', '.join(config.data.train_splits)} of {config.data.root}")
     return dataset, collate_clips
