@@ -7,12 +7,12 @@ frame has boxes; they move with the pixels. Frames are ``uint8 [n, 3, H, W]`` te
 ``[k, 4]`` x1, y1, x2, y2 *inclusive* pixel corners (pixel ``x`` spans ``[x, x + 1)``), as everywhere in
 ``dsfnet.data``.
 
-Departures from SSD / mmdetection, each for a stated reason:
+Departures from SSD / mmdetection:
 
 - contrast, saturation and hue are torchvision's (``adjust_contrast`` blends with the frame's mean grey,
-  ``adjust_saturation`` with its grey image, ``adjust_hue`` rotates hue) rather than SSD's HSV arithmetic;
-  brightness stays SSD's *additive* delta (torchvision's ``adjust_brightness`` multiplies). SSD's random channel
-  swap is not applied (not in the brief of issue 23).
+  ``adjust_saturation`` with its grey image, ``adjust_hue`` rotates hue) rather than SSD's own HSV arithmetic, as
+  the project prefers maintained library ops; brightness stays SSD's *additive* delta (torchvision's
+  ``adjust_brightness`` multiplies). SSD's random channel swap is left out (issue 23 asks for the four steps).
 - a crop whose 50 trials all fail leaves the clip uncropped (SSD draws a new minimum IoU and tries again,
   unboundedly).
 """
