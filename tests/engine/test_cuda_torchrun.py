@@ -15,6 +15,8 @@ import torch
 
 from dsfnet.engine.checkpoint import load_checkpoint
 
+from test_train_command import synth_root  # noqa: F401 (a fixture: a small synthetic dataset)
+
 pytestmark = pytest.mark.cuda
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,14 +35,6 @@ def _torchrun(*argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(filter(None, (
         str(REPO), os.environ.get("PYTHONPATH"))))}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory):
-    from dsfnet.data.synth import generate_synthetic_vid
-
-    return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", num_videos=4, seed=0, num_val_videos=1,
-                                  num_frames=8, num_det_images=2)
 
 
 def test_one_rank_nccl_training_learns_and_resumes(tmp_path, synth_root, gpu):
