@@ -52,7 +52,8 @@ SUMMARY=()
 # --------------------------------------------------------------------------------------- environment
 if ((DRY)); then
     BUDGET=7200 SCALE=6  # the CPU: every limit x6, no overall budget to speak of
-    python3 -m venv --system-site-packages "$SCRATCH/venv" || exit 1
+    # without its own pip: the system pip (seen through --system-site-packages) installs into it
+    python3 -m venv --without-pip --system-site-packages "$SCRATCH/venv" || exit 1
     PYTHON=$SCRATCH/venv/bin/python
     SITE=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     # --ignore-installed: into the venv even though this machine has them; then hide this machine's copies
