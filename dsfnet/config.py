@@ -18,6 +18,8 @@ import yaml
 from dsfnet.data.classes import VID_CLASS_NAMES
 
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
+#: model.instance_fusion.logits: eq. 6's scaled dot product, or a cosine with a learned scale
+INSTANCE_LOGITS = ("dot", "cosine")
 
 
 class ConfigError(ValueError):
@@ -79,8 +81,13 @@ class InstanceFusionConfig:
     geometry: bool = True  # add the geometric term r (eq. 7)
     embed_freqs: int = 8  # wave lengths of the sinusoidal embedding (16 dims per scalar at 8)
     eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
-    support_proposals: int = 300  # proposals per support frame used as keys at training time
+    support_proposals: int = 300  # proposals per support frame used as keys (training and inference)
     chunk_size: int = 64  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
+    # The sharpness of the attention (not in the paper; README design section): eq. 6's dot product of raw RoI
+    # features is unbounded, and their scale grows during training.
+    logits: str = "dot"  # dot: <xi(Q_k), zeta(Q_l)> / sqrt(d_k) (eq. 6) | cosine: their cosine x a learned scale
+    layer_norm: bool = False  # LayerNorm of the RoI features before xi / zeta (the values, gamma, see raw features)
+    init_std: float = 0.0  # > 0: xi / zeta weights drawn from N(0, init_std) (Relation Networks); 0: PyTorch default
 
 
 @dataclass
@@ -282,6 +289,9 @@ def validate(config: Config) -> Config:
          "model.instance_fusion.key_dim must be divisible by model.instance_fusion.num_heads"),
         (config.model.roi.representation_size % config.model.instance_fusion.num_heads == 0,
          "model.roi.representation_size must be divisible by model.instance_fusion.num_heads"),
+        (config.model.instance_fusion.logits in INSTANCE_LOGITS,
+         f"model.instance_fusion.logits must be one of {', '.join(INSTANCE_LOGITS)}, "
+         f"got {config.model.instance_fusion.logits!r}"),
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
@@ -337,6 +347,7 @@ _RANGES = (
     ("data.flip_prob", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("data.num_workers", lambda v: v >= 0, ">= 0"),
     ("model.roi.score_thresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("model.instance_fusion.init_std", lambda v: 0 <= v < math.inf, ">= 0 (0 = PyTorch's default)"),
 )
 
 

@@ -278,6 +278,7 @@ class Trainer:
             (loss / tc.accumulation_steps).backward()
             for name, value in [("loss", loss), *losses.items()]:
                 values[name] = values.get(name, 0.0) + value.item() / tc.accumulation_steps
+        values.update(self.model.pop_attention_statistics())  # a collapsing attention shows in the logs
         if tc.clip_grad_norm > 0:
             values["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad_norm))
         lr = self.optimizer.param_groups[0]["lr"]

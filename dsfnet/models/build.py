@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from dsfnet.config import ModelConfig
 from dsfnet.models.backbone import build_backbone
 from dsfnet.models.detector import DSFNet
@@ -12,23 +14,38 @@ from dsfnet.models.rpn import ClipRPN
 
 
 def build_model(config: ModelConfig) -> DSFNet:
-    """The variant named by ``config.variant``: baseline, frame, instance or dsfnet."""
+    """The variant named by ``config.variant``: baseline, frame, instance or dsfnet.
+
+    The parts every variant has (backbone, RPN, RoI head) are built first and the fusions after them from a
+    forked random state, so that under one seed all four variants start with identical shared weights and
+    leave the global random state as the baseline does (the ablation's seeds are then paired).
+    """
     backbone = build_backbone(config.backbone)
+    rpn = ClipRPN.from_config(config.rpn, backbone.conv4_channels)
+    box_head = RoIBoxHead(config.roi, backbone.conv5_channels, config.num_classes)
+    with torch.random.fork_rng(devices=[]):
+        frame_fusion, instance_fusions = _build_fusions(config, backbone.conv4_channels)
+    fusion = config.instance_fusion
+    return DSFNet(
+        config.num_classes, backbone, rpn, box_head, RoIBoxes(config.roi), frame_fusion, instance_fusions,
+        fusion.support_proposals, config.pixel_mean, config.pixel_std,
+    )
+
+
+def _build_fusions(config: ModelConfig, conv4_channels: int
+                   ) -> tuple[FrameFusion | None, tuple[InstanceFusion, InstanceFusion] | None]:
+    """The variant's frame fusion and its two instance fusions (``None`` where the variant has none)."""
     frame_fusion = None
     if config.uses_frame_fusion:
-        frame_fusion = FrameFusion(
-            backbone.conv4_channels, config.frame_fusion.scale_by_sqrt_hw, config.frame_fusion.chunk_size,
-            config.frame_fusion.normalize_tokens)
+        frame = config.frame_fusion
+        frame_fusion = FrameFusion(conv4_channels, frame.scale_by_sqrt_hw, frame.chunk_size, frame.normalize_tokens)
     instance_fusions = None
     fusion = config.instance_fusion
     if config.uses_instance_fusion:
         instance_fusions = tuple(
             InstanceFusion(config.roi.representation_size, fusion.num_heads, fusion.key_dim, fusion.geometry,
-                           fusion.embed_freqs, fusion.eps, fusion.chunk_size)
+                           fusion.embed_freqs, fusion.eps, fusion.chunk_size, logits=fusion.logits,
+                           layer_norm=fusion.layer_norm, init_std=fusion.init_std)
             for _ in range(2)
         )
-    return DSFNet(
-        config.num_classes, backbone, ClipRPN.from_config(config.rpn, backbone.conv4_channels),
-        RoIBoxHead(config.roi, backbone.conv5_channels, config.num_classes), RoIBoxes(config.roi), frame_fusion,
-        instance_fusions, fusion.support_proposals, config.pixel_mean, config.pixel_std,
-    )
+    return frame_fusion, instance_fusions

@@ -95,8 +95,9 @@ class _Pass:
     exclude: Optional[int] = None
     target: Optional[dict] = None
     record: Optional[list] = None
-    boxes: list[Tensor] = field(default_factory=list)  # RoIs per query frame
-    features: Optional[Tensor] = None  # [sum of boxes, D]
+    boxes: list[Tensor] = field(default_factory=list)  # RoIs per query frame (with instance fusion: the keys)
+    sampled: Optional[Tensor] = None  # training with instance fusion: the key frame's sampled RoIs [r, 4]
+    features: Optional[Tensor] = None  # [sum of boxes (+ r), D]
     losses: dict = field(default_factory=dict)
     samples: tuple = ()  # (labels, regression targets) of the key frame's RoIs in training
     pairs: Optional[BoxPairs] = None  # the geometric term, shared by both instance fusions of one test frame
@@ -165,6 +166,15 @@ class DSFNet(nn.Module):
         if targets is not None:
             check_targets(targets, clips, self.num_classes)
         return [self._detections(self._heads(self._clip_pass(clip, key))) for clip, key in zip(clips, keys)], {}
+
+    def pop_attention_statistics(self) -> dict[str, float]:
+        """What the fusions recorded in training since the last call, averaged over their queries:
+        ``attention/<fusion>_entropy`` (nats), ``_max_entropy`` (log of the key count: a uniform attention) and
+        ``_logit_std`` (a query's logits over its keys), for ``frame``, ``instance1`` and ``instance2``."""
+        fusions = [("frame", self.frame_fusion)] if self.frame_fusion is not None else []
+        fusions += [(f"instance{stage + 1}", fusion) for stage, fusion in enumerate(self.instance_fusions or ())]
+        return {f"attention/{name}_{statistic}": value for name, fusion in fusions
+                for statistic, value in fusion.pop_statistics().items()}
 
     def conv4(self, frames: Tensor) -> Tensor:
         """Frames ``[k, 3, H, W]`` in ``[0, 1]`` -> raw conv4 maps ``[k, d, h, w]``."""
@@ -250,19 +260,30 @@ class DSFNet(nn.Module):
 
     def _propose(self, flow: _Pass) -> None:
         """Proposals of every query frame (RPN losses of the key frame in training); the key frame keeps all its
-        proposals (its sampled RoIs in training), each support frame its top ``support_proposals`` (DESIGN §2.2)."""
+        proposals, each support frame its top ``support_proposals`` (DESIGN §2.2). In training the key frame's
+        sampled RoIs (ground truth included) are what the losses read: in place of its proposals without
+        instance fusion, and as extra queries that are never keys with it (the keys stay proposals, as at test
+        time)."""
         proposals, flow.losses = self.rpn(flow.feats, flow.image_size, flow.key, flow.target)
         flow.boxes = [boxes[: self.support_proposals] for boxes in proposals]
         if flow.key is not None:
             flow.boxes[flow.key] = proposals[flow.key]
         if flow.target is not None:
-            flow.boxes[flow.key], *flow.samples = self.roi.select_training_samples(proposals[flow.key], flow.target)
+            sampled, *flow.samples = self.roi.select_training_samples(proposals[flow.key], flow.target)
+            if self.instance_fusions is None:
+                flow.boxes[flow.key] = sampled
+            else:
+                flow.sampled = sampled
 
     def _roi_features(self, flow: _Pass) -> None:
         """fc6 features of every RoI. While building a support memory one frame at a time: conv5 maps and RoI
         features of a long support set at once would be the peak memory of ``cached`` inference."""
         if flow.record is None:
-            flow.features = self.box_head.fc6_features(self.backbone.conv5(flow.feats), flow.boxes)
+            conv5 = self.backbone.conv5(flow.feats)
+            flow.features = self.box_head.fc6_features(conv5, flow.boxes)
+            if flow.sampled is not None:  # the sampled RoIs' rows last, after all keys
+                sampled = self.box_head.fc6_features(conv5[flow.key : flow.key + 1], [flow.sampled])
+                flow.features = torch.cat([flow.features, sampled])
             return
         flow.features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(flow.feats[i : i + 1]), [boxes])
                                    for i, boxes in enumerate(flow.boxes)])
@@ -283,16 +304,24 @@ class DSFNet(nn.Module):
         memory = flow.memory.instances[stage] if flow.memory is not None else None
         if len(flow.boxes) == 1 and memory is not None and fusion.psi is not None and flow.pairs is None:
             flow.pairs = fusion.box_pairs(boxes, memory.key_boxes(boxes, flow.exclude), keep=True)
-        query = self._key_rows(flow) if last and len(flow.boxes) > 1 else None
+        query = self._key_rows(flow) if last and (len(flow.boxes) > 1 or flow.sampled is not None) else None
         own = None
         if flow.own is not None:  # a test frame kept as a support frame: its top proposals, as projected here
             own = fusion.memory(flow.features, boxes, FrameRows.of_counts([len(boxes)]))
             flow.own.instances += (own.head(self.support_proposals),)
-        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs, own)
+        num_keys = None
+        if flow.sampled is not None:  # training: the sampled RoIs are queries after the keys, never keys
+            num_keys = len(boxes)
+            boxes = torch.cat([boxes, flow.sampled])
+        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs, own, num_keys)
 
     @staticmethod
     def _key_rows(flow: _Pass) -> Tensor:
-        """Indices of the key frame's RoIs among all RoIs of the pass."""
+        """Indices of the rows whose outputs the last stage keeps: the key frame's RoIs among all RoIs of the
+        pass, or in training the sampled RoIs (the last rows)."""
+        if flow.sampled is not None:
+            start = sum(len(boxes) for boxes in flow.boxes)
+            return torch.arange(start, start + len(flow.sampled), device=flow.sampled.device)
         start = sum(len(boxes) for boxes in flow.boxes[: flow.key])
         return torch.arange(start, start + len(flow.boxes[flow.key]), device=flow.boxes[flow.key].device)
 

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from dsfnet.models.support import FrameRows, concat_into, gather_rows
 
-__all__ = ["FrameFusion", "FrameMemory", "InstanceFusion", "InstanceMemory", "KeyBlock", "blockwise_attention"]
+__all__ = ["FrameFusion", "FrameMemory", "InstanceFusion", "InstanceMemory", "KeyBlock", "attention_statistics",
+           "blockwise_attention"]
 
 #: ``(keys [N, L], values [N, V])``: one block of an attention's keys and values.
 KeyBlock = tuple[Tensor, Tensor]
@@ -50,7 +51,7 @@ def _in_chunks(total: int, step: int, compute) -> Tensor:
     return out
 
 
-def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], statistics: Optional[Tensor] = None) -> Tensor:
     """``softmax(queries @ K.T) @ V`` with K, V the concatenation of the blocks, without concatenating them.
 
     Args:
@@ -58,6 +59,8 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` (e.g. each memory frame's tokens as they
             are, and the query frame's own). The same blocks in the same order give the same result bit for bit,
             which is what makes ``cached`` equal ``exact`` for frame fusion.
+        statistics: float64 sums ``[4]`` to add this attention's entropy, log(keys), logit standard deviation
+            and row count to (see :func:`attention_statistics`); ``None``: not measured.
     Returns:
         ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
         so gradients are unchanged.
@@ -69,7 +72,41 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
     # In place, as the matmuls' backward does not need their outputs.
     weights = [block.sub_(top).clamp_(min=-80.0).exp_() for block in logits]
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
+    if statistics is not None:
+        _add_block_statistics(statistics, weights, total)
     return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
+
+
+@torch.no_grad()
+def _add_block_statistics(statistics: Tensor, weights: Sequence[Tensor], total: Tensor) -> None:
+    """Entropy and logit spread of a blockwise softmax from its weights ``exp(logit - top)`` (``[c, N_b]`` each)
+    and their row sums ``[c, 1]``: log-weights are the shifted logits, so H = log(total) - Σ w·log(w) / total."""
+    log_weights = [weight.log() for weight in weights]
+    keys = sum(weight.shape[-1] for weight in weights)
+    rows = total.shape[0]
+    if rows == 0 or keys == 0:
+        return
+    weighted = sum((weight * log).sum(-1, keepdim=True) for weight, log in zip(weights, log_weights))
+    entropy = (total.log() - weighted / total).sum()
+    mean = sum(log.sum(-1) for log in log_weights) / keys  # [c]
+    variance = sum(log.pow(2).sum(-1) for log in log_weights) / keys - mean.pow(2)
+    statistics += _statistics_row(entropy, rows * math.log(keys), variance.clamp_min(0).sqrt().sum(), rows)
+
+
+def _statistics_row(entropy: Tensor, max_entropy: float, spread: Tensor, rows: int) -> Tensor:
+    """``[4]`` float64 CPU sums: entropy, log(keys), logit standard deviation, rows."""
+    return torch.tensor([float(entropy), max_entropy, float(spread), float(rows)], dtype=torch.float64)
+
+
+def attention_statistics(sums: Tensor) -> dict[str, float]:
+    """Read and zero sums ``[4]`` recorded in training: the attention's mean ``entropy`` (nats), ``max_entropy``
+    (the mean log(keys), which a uniform attention has), ``logit_std`` (a query's logits over its keys,
+    averaged over queries); empty when nothing was recorded."""
+    entropy, max_entropy, spread, rows = sums.tolist()
+    sums.zero_()
+    if not rows:
+        return {}
+    return {"entropy": entropy / rows, "max_entropy": max_entropy / rows, "logit_std": spread / rows}
 
 
 @dataclass
@@ -107,7 +144,8 @@ class FrameFusion(nn.Module):
         S[i, :] = softmax_j(<ϕ(F_c)[i], φ(F_c)[j]> / sqrt(h·w))
 
     ϕ (``phi``), φ (``varphi``) and θ (``theta``) are 1×1 convolutions d→d shared by all frames, so the token
-    count is n·d whatever the image size. θ is zero-initialised (weight and bias).
+    count is n·d whatever the image size. θ is zero-initialised (weight and bias). In training mode every call
+records the attention's entropy and logit spread (:meth:`pop_statistics`).
 
     Args:
         channels: d, the conv4 channel count.
@@ -131,6 +169,11 @@ class FrameFusion(nn.Module):
         self.theta = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.theta.weight)
         nn.init.zeros_(self.theta.bias)
+        self._statistics = torch.zeros(4, dtype=torch.float64)  # sums, see attention_statistics
+
+    def pop_statistics(self) -> dict[str, float]:
+        """The attention recorded in training since the last call (:func:`attention_statistics`)."""
+        return attention_statistics(self._statistics)
 
     def keys_values(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         """Project the frames that serve as keys/values.
@@ -217,8 +260,9 @@ class FrameFusion(nn.Module):
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
         q, d, h, w = query_feats.shape
         queries = self._queries(query_feats)
+        statistics = self._statistics if self.training else None
         fused = _in_chunks(len(queries), self.chunk_size,
-                           lambda rows: blockwise_attention(queries[rows], blocks))  # [q·d, h·w]
+                           lambda rows: blockwise_attention(queries[rows], blocks, statistics))  # [q·d, h·w]
         return query_feats + fused.view(q, d, h, w)
 
 
@@ -280,6 +324,14 @@ class InstanceFusion(nn.Module):
     ζ and ψ have no bias: a bias there adds a constant to every logit of a query row, which the softmax
     cancels, so it would be a parameter that never receives a gradient.
 
+    Bounding the attention's sharpness (not in the paper; all off by default, i.e. eq. 6 as written):
+    ``layer_norm`` normalises the features that ξ and ζ read (γ still reads the raw features);
+    ``logits="cosine"`` replaces z by ``s · cos(ξQ_k, ζQ_l)`` per head with a learned scale s (initialised to 10 and
+    capped at 100, as Swin Transformer V2's cosine attention); ``init_std > 0`` draws ξ's and ζ's weights from
+    N(0, init_std) as Relation Networks and SELSA do.
+
+    In training mode every call records the attention's entropy and logit spread (:meth:`pop_statistics`).
+
     Box widths and heights are ``x2 − x1`` and ``y2 − y1`` clamped to ≥ 1e-3: proposals are continuous boxes
     (no +1 pixel convention) and the clamp keeps the logs finite for degenerate ones.
     """
@@ -293,20 +345,34 @@ class InstanceFusion(nn.Module):
         embed_freqs: int = 8,
         eps: float = 1e-3,
         chunk_size: int = 1024,
+        *,
+        logits: str = "dot",
+        layer_norm: bool = False,
+        init_std: float = 0.0,
     ):
         super().__init__()
         self.chunk_size = chunk_size
         if dim % num_heads or key_dim % num_heads:
             raise ValueError(f"dim ({dim}) and key_dim ({key_dim}) must be divisible by num_heads ({num_heads})")
+        if logits not in ("dot", "cosine"):
+            raise ValueError(f"logits must be 'dot' or 'cosine', got {logits!r}")
         self.num_heads = num_heads
         self.embed_freqs = embed_freqs
         self.eps = eps
+        self.norm = nn.LayerNorm(dim) if layer_norm else nn.Identity()
         self.xi = nn.Linear(dim, key_dim)
         self.zeta = nn.Linear(dim, key_dim, bias=False)
+        if init_std > 0:
+            nn.init.normal_(self.xi.weight, std=init_std)
+            nn.init.zeros_(self.xi.bias)
+            nn.init.normal_(self.zeta.weight, std=init_std)
+        # cosine logits: log of the learned scale s, capped at log(100) when used
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0))) if logits == "cosine" else None
         self.gamma = nn.Linear(dim, dim)
         nn.init.zeros_(self.gamma.weight)
         nn.init.zeros_(self.gamma.bias)
         self.psi = nn.Linear(3 * 2 * embed_freqs, num_heads, bias=False) if geometry else None
+        self._statistics = torch.zeros(4, dtype=torch.float64)  # sums: entropy, log(keys), logit std, rows
 
     def memory(self, feats: Tensor, boxes: Tensor, rows: FrameRows) -> InstanceMemory:
         """Support instances (``[M, dim]``, boxes ``[M, 4]``, frame-major ``rows``) projected as keys once."""
@@ -315,26 +381,29 @@ class InstanceFusion(nn.Module):
 
     def fuse(self, feats: Tensor, boxes: Tensor, memory: Optional[InstanceMemory] = None,
              exclude: Optional[int] = None, query_index: Optional[Tensor] = None,
-             pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None) -> Tensor:
+             pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None,
+             num_keys: Optional[int] = None) -> Tensor:
         """Enhance instances with attention over a memory's instances (but frame ``exclude``'s) and their own.
 
         Args:
-            feats, boxes: ``[m, dim]`` RoI features of the query frames' instances and their boxes; all of them
-                are keys.
+            feats, boxes: ``[m, dim]`` RoI features of the query frames' instances and their boxes; the first
+                ``num_keys`` of them (``None``: all) are keys.
             memory: support instances from :meth:`memory` (``None``: the instances attend among themselves).
             query_index: the instances to enhance (indices or boolean mask; ``None`` = all).
             pairs: :meth:`box_pairs` of the queries against all keys, shared with another stage.
             own: ``memory(feats, boxes, ...)`` when the caller keeps it (a test frame that becomes a support
                 frame of later ones): the instances' own keys are then projected once.
+            num_keys: in training, the rows after the first ``num_keys`` are the key frame's sampled RoIs (which
+                include ground-truth boxes): queries whose losses are taken, never keys (DESIGN §2.2).
         Returns:
             ``[m, dim]``, or ``[q, dim]`` for ``feats[query_index]``.
         """
-        keys, values = self.project_keys(feats) if own is None else (own.keys, own.values)
-        key_boxes = boxes
+        key_feats, key_boxes = (feats, boxes) if num_keys is None else (feats[:num_keys], boxes[:num_keys])
+        keys, values = self.project_keys(key_feats) if own is None else (own.keys, own.values)
         if memory is not None:
             keys = gather_rows(memory.keys, memory.rows, exclude, keys, dim=1)  # [H, M', d_k]: instances on dim 1
             values = gather_rows(memory.values, memory.rows, exclude, values)
-            key_boxes = memory.key_boxes(boxes, exclude)
+            key_boxes = memory.key_boxes(key_boxes, exclude)
         if query_index is not None:
             feats, boxes = feats[query_index], boxes[query_index]
         return self.attend(feats, boxes, keys, values, key_boxes, pairs)
@@ -347,8 +416,13 @@ class InstanceFusion(nn.Module):
         Returns:
             ``(keys [H, m, key_dim/H], values [m, dim])``: ζ split per head and γ (head h owns channel slice h).
         """
-        keys = self.zeta(key_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        keys = self._per_head(self.zeta(self.norm(key_feats)))
         return keys, self.gamma(key_feats)
+
+    def _per_head(self, projected: Tensor) -> Tensor:
+        """``[m, key_dim]`` -> ``[H, m, d_k]``, each head's vectors at unit length for cosine logits."""
+        per_head = projected.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        return nn.functional.normalize(per_head, dim=-1) if self.log_scale is not None else per_head
 
     def attend(
         self, query_feats: Tensor, query_boxes: Tensor, keys: Tensor, values: Tensor, key_boxes: Tensor,
@@ -375,13 +449,34 @@ class InstanceFusion(nn.Module):
     def _attend(self, query_feats: Tensor, keys: Tensor, values: Tensor, pairs: Optional["BoxPairs"],
                 rows: slice) -> Tensor:
         logits = self._logits(query_feats, keys, pairs, rows)
-        fused = torch.softmax(logits, dim=-1) @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
+        weights = torch.softmax(logits, dim=-1)
+        if self.training:
+            self._record(logits, weights)
+        fused = weights @ values.unflatten(-1, (self.num_heads, -1)).transpose(0, 1)
         return query_feats + fused.transpose(0, 1).flatten(1)  # [H, q, dim/H] -> [q, dim]
+
+    @torch.no_grad()
+    def _record(self, logits: Tensor, weights: Tensor) -> None:
+        """Add the entropy, log(keys) and logit standard deviation of these ``[H, q, m]`` rows to the sums."""
+        rows = logits.shape[0] * logits.shape[1]
+        if rows == 0 or logits.shape[-1] == 0:
+            return
+        entropy = -(weights * torch.log_softmax(logits, dim=-1)).sum()
+        spread = logits.std(dim=-1, correction=0).sum()
+        self._statistics += _statistics_row(entropy, rows * math.log(logits.shape[-1]), spread, rows)
+
+    def pop_statistics(self) -> dict[str, float]:
+        """The attention recorded in training since the last call (:func:`attention_statistics`)."""
+        return attention_statistics(self._statistics)
 
     def _logits(self, query_feats: Tensor, keys: Tensor, pairs: Optional["BoxPairs"], rows: slice) -> Tensor:
         """z + r of eq. 5, ``[H, q, m]``, for the queries ``rows`` of ``pairs``."""
-        queries = self.xi(query_feats).unflatten(-1, (self.num_heads, -1)).transpose(0, 1)  # [H, q, d_k]
-        logits = _softmax_precision((queries / math.sqrt(queries.shape[-1])) @ keys.transpose(1, 2))  # [H, q, m]
+        queries = self._per_head(self.xi(self.norm(query_feats)))  # [H, q, d_k]
+        if self.log_scale is None:
+            queries = queries / math.sqrt(queries.shape[-1])
+        else:
+            queries = queries * self.log_scale.clamp(max=math.log(100.0)).exp()
+        logits = _softmax_precision(queries @ keys.transpose(1, 2))  # [H, q, m]
         if self.psi is not None:
             pairs.add_to(logits, self.psi.weight, rows)
         return logits

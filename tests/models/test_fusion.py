@@ -79,12 +79,33 @@ def reference_pair_embedding(box_k, box_l, freqs: int, eps: float) -> list[float
     return [v for s in scalars for v in reference_embedding(s, freqs)]
 
 
+def reference_layer_norm(module: InstanceFusion, feats: torch.Tensor) -> torch.Tensor:
+    """The features ξ and ζ read: LayerNorm written out row by row when the module has one, else as they are."""
+    if not isinstance(module.norm, nn.LayerNorm):
+        return feats
+    rows = []
+    for row in feats:
+        mean = sum(row.tolist()) / len(row)
+        variance = sum((v - mean) ** 2 for v in row.tolist()) / len(row)
+        rows.append((row - mean) / math.sqrt(variance + module.norm.eps) * module.norm.weight + module.norm.bias)
+    return torch.stack(rows)
+
+
+def reference_appearance(module: InstanceFusion, xi: torch.Tensor, zeta: torch.Tensor) -> float:
+    """z of one head for one (k, l) pair: eq. 6's scaled dot product, or s·cos with s = min(e^log_scale, 100)."""
+    if module.log_scale is None:
+        return float(xi @ zeta) / math.sqrt(len(xi))
+    scale = min(math.exp(float(module.log_scale)), 100.0)
+    return scale * float(xi @ zeta) / (float(xi.norm()) * float(zeta.norm()))
+
+
 def reference_instance_fusion(module: InstanceFusion, feats: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Eq. 4-7 with explicit loops over heads, query instances k and key instances l."""
     m, dim = feats.shape
     heads = module.num_heads
-    xi = feats @ module.xi.weight.T + module.xi.bias
-    zeta = feats @ module.zeta.weight.T
+    normed = reference_layer_norm(module, feats)
+    xi = normed @ module.xi.weight.T + module.xi.bias
+    zeta = normed @ module.zeta.weight.T
     gamma = feats @ module.gamma.weight.T + module.gamma.bias
     d_k, d_v = xi.shape[1] // heads, dim // heads
     box_list = boxes.tolist()
@@ -95,7 +116,7 @@ def reference_instance_fusion(module: InstanceFusion, feats: torch.Tensor, boxes
         for k in range(m):
             logits = []
             for l in range(m):
-                z = float(xi[k, ks] @ zeta[l, ks]) / math.sqrt(d_k)
+                z = reference_appearance(module, xi[k, ks], zeta[l, ks])
                 r = 0.0
                 if psi is not None:
                     emb = reference_pair_embedding(box_list[k], box_list[l], module.embed_freqs, module.eps)
@@ -253,6 +274,84 @@ def test_instance_fusion_matches_reference(m, dim, heads, key_dim, geometry, fre
         for k in range(m):  # the test-frame path equals the matching rows of the full computation
             rows = module(feats, boxes, query_index=torch.tensor([k]))
             assert (rows - expected[k : k + 1]).abs().max() < TOL
+
+
+@pytest.mark.parametrize("logits,layer_norm", [("cosine", False), ("dot", True), ("cosine", True)])
+def test_bounded_instance_fusion_matches_reference(logits, layer_norm):
+    module = InstanceFusion(12, 3, 9, embed_freqs=4, logits=logits, layer_norm=layer_norm).double()
+    randomise(module, seed=5, std=0.3)
+    feats = torch.randn(7, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 3
+    boxes = random_boxes(7, seed=7)
+    with torch.no_grad():
+        expected = reference_instance_fusion(module, feats, boxes)
+        assert (module(feats, boxes) - expected).abs().max() < TOL
+
+
+def test_bounded_logits_do_not_grow_with_the_feature_scale():
+    """Cosine logits stay within ±s and LayerNorm makes the attention independent of the features' scale (the
+    values still scale): what eq. 6's dot product of growing RoI features does not do."""
+    feats = torch.rand(6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    boxes = random_boxes(6, seed=3)
+    for kwargs in ({"logits": "cosine"}, {"layer_norm": True}):
+        module = randomise(InstanceFusion(8, 2, 8, geometry=False, **kwargs).double(), seed=1, std=0.5)
+        with torch.no_grad():
+            weights = [module.attention_weights(feats * c, boxes, feats * c, boxes) for c in (10.0, 1000.0)]
+            if "layer_norm" in kwargs:
+                assert torch.allclose(weights[0], weights[1], atol=1e-6)
+            else:
+                keys, _ = module.project_keys(feats * 100)
+                logits = module._logits(feats * 100, keys, None, slice(0, 6))
+                assert logits.abs().max() <= math.exp(float(module.log_scale)) + 1e-9
+    plain = randomise(InstanceFusion(8, 2, 8, geometry=False).double(), seed=1, std=0.5)
+    with torch.no_grad():
+        sharp = plain.attention_weights(feats * 100, boxes, feats * 100, boxes)
+    assert sharp.max(dim=-1).values.min() > 0.99  # eq. 6 as written: one-hot at this scale
+
+
+def test_init_std_draws_xi_and_zeta_from_a_small_normal():
+    torch.manual_seed(0)
+    module = InstanceFusion(256, 4, 256, init_std=0.01)
+    for linear in (module.xi, module.zeta):
+        assert abs(float(linear.weight.detach().std()) - 0.01) < 0.0005
+    assert not module.xi.bias.any() and not module.gamma.weight.any()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"logits": "cosine", "layer_norm": True}])
+def test_instance_fusion_records_entropy_and_logit_spread_in_training(kwargs):
+    module = randomise(InstanceFusion(8, 2, 8, embed_freqs=2, chunk_size=2, **kwargs).double(), seed=2, std=0.4)
+    feats, boxes = torch.randn(5, 8, dtype=torch.float64), random_boxes(5, seed=4)
+    module.eval()
+    module(feats, boxes)
+    assert module.pop_statistics() == {}  # nothing recorded outside training
+    module.train()
+    module(feats, boxes)
+    module(feats[:3], boxes[:3])
+    stats = module.pop_statistics()
+    with torch.no_grad():
+        rows = [module.attention_weights(feats, boxes, feats, boxes), module.attention_weights(
+            feats[:3], boxes[:3], feats[:3], boxes[:3])]
+        logits = [w.log() for w in rows]  # log-softmax: the logits up to a per-row constant
+    entropy = torch.cat([-(w * w.log()).sum(-1).flatten() for w in rows])
+    spread = torch.cat([x.std(-1, correction=0).flatten() for x in logits])
+    assert stats["entropy"] == pytest.approx(float(entropy.mean()), rel=1e-9)
+    assert stats["logit_std"] == pytest.approx(float(spread.mean()), rel=1e-9)
+    assert stats["max_entropy"] == pytest.approx((10 * math.log(5) + 6 * math.log(3)) / 16)
+    assert module.pop_statistics() == {}  # read once
+
+
+def test_frame_fusion_records_entropy_and_logit_spread_in_training():
+    module = randomise(FrameFusion(3, chunk_size=2).double(), seed=6, std=0.4)
+    feats = torch.randn(3, 3, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    module.train()
+    module.fuse(feats[:1], module.memory(feats[1:]))
+    stats = module.pop_statistics()
+    with torch.no_grad():
+        weights = module.attention_weights(torch.cat([feats[1:], feats[:1]]), query_frames=[2])
+    entropy = -(weights * weights.log()).sum(-1)
+    spread = weights.log().std(-1, correction=0)
+    assert stats["entropy"] == pytest.approx(float(entropy.mean()), rel=1e-9)
+    assert stats["logit_std"] == pytest.approx(float(spread.mean()), rel=1e-9)
+    assert stats["max_entropy"] == pytest.approx(math.log(9))
 
 
 def test_geometric_embedding_matches_reference():

@@ -1,0 +1,109 @@
+"""How the fusions are trained (issue 23): the instance fusion's keys in training, paired initialisation of the
+ablation's variants, and the attention statistics a training run logs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dsfnet.config import VARIANTS
+from dsfnet.models.build import build_model
+from dsfnet.models.fusion import InstanceFusion
+
+from tests.models.test_detector import _model, _randomise_fusion_outputs, _scene
+
+
+def _record_fuse_calls(monkeypatch) -> list[dict]:
+    """Every InstanceFusion.fuse call's key boxes (the first ``num_keys`` rows) and query boxes."""
+    calls = []
+    original = InstanceFusion.fuse
+
+    def recording(self, feats, boxes, memory=None, exclude=None, query_index=None, pairs=None, own=None,
+                  num_keys=None):
+        keys = boxes if num_keys is None else boxes[:num_keys]
+        queries = boxes if query_index is None else boxes[query_index]
+        calls.append({"keys": keys.detach().clone(), "queries": queries.detach().clone()})
+        return original(self, feats, boxes, memory, exclude, query_index, pairs, own, num_keys)
+
+    monkeypatch.setattr(InstanceFusion, "fuse", recording)
+    return calls
+
+
+def _contains_row(boxes: torch.Tensor, row: torch.Tensor) -> bool:
+    return bool((boxes == row).all(dim=1).any())
+
+
+@pytest.mark.parametrize("variant", ["instance", "dsfnet"])
+def test_no_ground_truth_box_is_an_attention_key_in_training(tiny_config, variant, monkeypatch):
+    """Keys are the RPN proposals of every frame, as at test time; the key frame's sampled RoIs, ground truth
+    included, are queries whose losses are taken, never keys (the paper; SELSA; DESIGN §2.2)."""
+    model = _model(tiny_config, variant).train()
+    calls = _record_fuse_calls(monkeypatch)
+    clip, target = _scene()
+    target["boxes"] = torch.tensor([[30.25, 20.5, 73.75, 59.25]])  # off the pixel grid: no proposal equals it
+    model(clip, target)
+    assert len(calls) == 2  # one per instance fusion stage
+    gt = target["boxes"][0]
+    proposals = tiny_config().model.rpn.post_nms_top_n_train
+    for stage, call in enumerate(calls):
+        assert not _contains_row(call["keys"], gt), f"stage {stage + 1}: a ground-truth box is a key"
+        assert len(call["keys"]) <= 3 * proposals  # the three frames' proposals, nothing else
+    sampled = calls[1]["queries"]
+    assert _contains_row(sampled, gt)  # the ground truth is among the queries whose losses are taken
+    assert len(sampled) <= tiny_config().model.roi.batch_size_per_image
+    assert len(calls[0]["queries"]) == len(calls[0]["keys"]) + len(sampled)  # stage 1 also enhances the keys
+
+
+def test_the_keys_in_training_are_what_exact_inference_uses(tiny_config, monkeypatch):
+    """The same clip gives the same key boxes in training as in ``exact`` inference (same weights, same RPN)."""
+    model = _model(tiny_config, "instance")
+    _randomise_fusion_outputs(model)
+    clip, target = _scene()
+    calls = _record_fuse_calls(monkeypatch)
+    model.eval()
+    with torch.no_grad():
+        model(clip)
+    model.train()
+    model.rpn.training = False  # the test-time proposal counts, so that only the mode of the heads differs
+    model(clip, target)
+    assert torch.equal(calls[0]["keys"], calls[2]["keys"])
+
+
+def test_every_variant_starts_from_the_same_shared_weights_under_one_seed(tiny_config):
+    """Paired seeds: backbone, RPN and RoI head are identical across the four variants built with one seed, and
+    the global random state after building is the same (RoI sampling draws then match too)."""
+    shared, states = {}, {}
+    for variant in VARIANTS:
+        torch.manual_seed(7)
+        model = build_model(tiny_config(f"model.variant={variant}").model)
+        shared[variant] = {name: value for name, value in model.state_dict().items()
+                           if not name.startswith(("frame_fusion.", "instance_fusions."))}
+        states[variant] = torch.get_rng_state()
+    for variant in VARIANTS[1:]:
+        assert shared[variant].keys() == shared["baseline"].keys()
+        for name, value in shared["baseline"].items():
+            assert torch.equal(shared[variant][name], value), f"{variant}: {name} differs from the baseline's"
+        assert torch.equal(states[variant], states["baseline"])
+    torch.manual_seed(8)
+    other = build_model(tiny_config("model.variant=baseline").model).state_dict()
+    assert not torch.equal(other["rpn.head.conv.0.0.weight"], shared["baseline"]["rpn.head.conv.0.0.weight"])
+
+
+def test_training_logs_each_fusions_attention_entropy_and_logit_spread(tiny_config, tmp_path):
+    """metrics.jsonl (and TensorBoard) get every fusion's attention entropy and logit spread, so that a collapsing
+    attention is visible in any run."""
+    from dsfnet.engine.trainer import train
+    from tests.engine.enginehelpers import FakeClips, collate
+
+    config = tiny_config("model.variant=dsfnet", "train.iterations=4", "train.log_interval=2")
+    train(config, tmp_path / "run", device="cpu", dataset=FakeClips(4), collate_fn=collate, progress=False)
+    records = [json.loads(line)["train"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+               if "train" in json.loads(line)]
+    assert len(records) == 2
+    for record in records:
+        for fusion in ("frame", "instance1", "instance2"):
+            entropy, top = record[f"attention/{fusion}_entropy"], record[f"attention/{fusion}_max_entropy"]
+            assert 0 < entropy <= top + 1e-6 and record[f"attention/{fusion}_logit_std"] >= 0
+    assert list((tmp_path / "run" / "tb").glob("events.*"))
