@@ -212,17 +212,22 @@ def test_score_threshold_classes_and_original_resolution():
 
 
 def test_boxes_scale_back_to_the_original_frames():
-    """A frame twice as large is resized to the same network input: same detections at twice the coordinates."""
+    """A frame twice as large is resized to the network input: the detections of that input at twice the
+    coordinates. The small frames are the large ones resized as the predictor resizes them (PIL bilinear), so both
+    runs see the same network input (a 2x-repeated frame resized back is blurred, which moved the detections of
+    a random-weight model by up to 60 px: not the property under test)."""
+    from PIL import Image
+
     model, config = make_model("frame")
     config.data.min_size, config.data.max_size = 64, 80
-    small = random_frames(3, 80, 64)
-    large = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in small]  # 160x128, resized by 0.5
+    large = random_frames(3, 160, 128)  # resized by 0.5
+    small = [np.asarray(Image.fromarray(frame).resize((80, 64), Image.BILINEAR)) for frame in large]
     a = run(model, config, small, num_frames=3)
     b = run(model, config, large, num_frames=3)
     for result in a:
         result.boxes = result.boxes * 2
     diff = compare(a, b, top=5)
-    assert diff["min_iou"] > 0.8 and diff["unmatched"] <= 1, diff
+    assert diff["min_iou"] > 0.999 and diff["unmatched"] == 0 and diff["score"] < 1e-6, diff
 
 
 def test_frame_list_source_and_folder(tmp_path):
