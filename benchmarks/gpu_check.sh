@@ -133,7 +133,8 @@ step preflight 60 "$PYTHON" benchmarks/gpu_env.py preflight
 step cuda_tests 150 "$PYTHON" -m pytest -q -rA -m cuda -p no:cacheprovider $(grep -rl "pytest.mark.cuda" tests)
 step speed 150 "$PYTHON" benchmarks/speed.py --device "$DEVICE" "${SPEED[@]}"
 step paper_scale 120 "$PYTHON" benchmarks/paper_scale.py --device "$DEVICE" --work "$WORK" "${PAPER[@]}"
-step train_check 150 "$PYTHON" benchmarks/train_check.py --device "$DEVICE" --work "$WORK" "${TRAIN[@]}"
+step train_check 150 "$PYTHON" benchmarks/train_check.py --device "$DEVICE" --work "$WORK" \
+    --json "$OUT/train_check.json" "${TRAIN[@]}"
 step speed_compile 150 "$PYTHON" benchmarks/speed.py --device "$DEVICE" "${COMPILED[@]}"
 write_summary
 rm -rf "$SCRATCH"
