@@ -2,6 +2,7 @@
 
     python benchmarks/paper_scale.py                   # CPU (2 cores: about 10-15 minutes)
     python benchmarks/paper_scale.py --device cuda     # GPU: bf16 autocast training (train.amp)
+    python benchmarks/paper_scale.py --size 160x128 --opts model.backbone.name=resnet_tiny ...   # a dry run
 
 What it does, in a scratch folder (``--work``, kept for a rerun when given):
 
@@ -72,9 +73,10 @@ def train_phase(args: argparse.Namespace) -> dict:
     from dsfnet.engine.trainer import train
 
     torch.set_num_threads(args.threads)
-    config = load_config(CONFIG, [
+    config = load_config(args.config, [
         f"data.root={args.data}", f"model.backbone.weights={args.weights}", "data.num_workers=0",
-        f"train.iterations={args.iterations}", "train.log_interval=1", "train.checkpoint_interval=100000"])
+        f"train.iterations={args.iterations}", "train.log_interval=1", "train.checkpoint_interval=100000",
+        *args.opts])
     result = train(config, args.run, device=args.device, progress=False)
     records = [json.loads(line)["train"] for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines()]
     times = [record["time_per_iter"] for record in records]
@@ -111,7 +113,8 @@ def infer_phase(args: argparse.Namespace) -> dict:
 
 def run_phase(phase: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--phase", phase, "--device", args.device, "--threads", str(args.threads),
-               "--iterations", str(args.iterations), "--work", str(args.work)]
+               "--iterations", str(args.iterations), "--work", str(args.work), "--config", str(args.config),
+               "--size", args.size, "--opts", *args.opts]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         sys.exit(f"paper_scale: the {phase} phase failed:\n{completed.stderr[-3000:]}")
@@ -122,9 +125,9 @@ def prepare(args: argparse.Namespace) -> None:
     from dsfnet.data.synth import generate_synthetic_vid
 
     if not (Path(args.data) / "ImageSets").is_dir():
-        print("writing the synthetic dataset (1000x600) ...", file=sys.stderr, flush=True)
+        print(f"writing the synthetic dataset ({args.size}) ...", file=sys.stderr, flush=True)
         generate_synthetic_vid(args.data, num_videos=2, seed=0, num_val_videos=1, num_frames=30,
-                               num_det_images=2, size=(1000, 600))
+                               num_det_images=2, size=tuple(map(int, args.size.split("x"))))
     if not Path(args.weights).is_file():
         print("computing the stand-in ImageNet weights ...", file=sys.stderr, flush=True)
         stand_in_imagenet_weights(Path(args.weights), args.bn_batches)
@@ -138,24 +141,28 @@ def main() -> None:
     parser.add_argument("--bn-batches", type=int, default=4,
                         help="batches of 8 random 224 px images for the stand-in weights' BatchNorm statistics")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed after)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the config to train (a paper config)")
+    parser.add_argument("--size", default="1000x600", help="frame size WxH of the synthetic videos")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more config overrides for the training, after this script's own")
     parser.add_argument("--phase", choices=("train", "infer"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase is not None:
         work = Path(args.work)
-        args.data, args.weights, args.run = work / "synth_1000x600", work / "resnet101_standin.pth", work / "run"
+        args.data, args.weights, args.run = work / f"synth_{args.size}", work / "resnet101_standin.pth", work / "run"
         print(json.dumps(train_phase(args) if args.phase == "train" else infer_phase(args)))
         return
     with tempfile.TemporaryDirectory() as scratch:
         args.work = Path(args.work or scratch)
         args.work.mkdir(parents=True, exist_ok=True)
-        args.data, args.weights = args.work / "synth_1000x600", args.work / "resnet101_standin.pth"
+        args.data, args.weights = args.work / f"synth_{args.size}", args.work / "resnet101_standin.pth"
         prepare(args)
         run_folder = args.work / "run"
         if run_folder.exists():
             shutil.rmtree(run_folder)
         training = run_phase("train", args)
         inference = run_phase("infer", args)
-    print(f"configs/vid_r101_dsfnet.yaml at 1000x600, device={args.device}, threads={args.threads}; "
+    print(f"{args.config.name} {' '.join(args.opts)} at {args.size}, device={args.device}, threads={args.threads}; "
           f"train: n = 3, one clip per iteration, amp={training['amp']} (bf16 autocast on CUDA only); losses "
           f"{training['losses']}\n")
     print("| phase | setting | time | peak MiB |")

@@ -2,6 +2,8 @@
 
     python benchmarks/speed.py                      # CPU: ResNet-50, shorter side 320, fp32 and bf16
     python benchmarks/speed.py --device cuda        # GPU: ResNet-101, shorter side 600, bf16
+    python benchmarks/speed.py --device cuda --compile --n 21   # the same with torch.compile'd conv stacks
+    python benchmarks/speed.py --toy --rounds 1     # the tests' tiny model at 128 px: checks the script only
 
 Each (model, mode, n) case runs in its own subprocess over the same synthetic video (random weights: speed does
 not depend on them), so peak memory is that case's alone (CPU: peak RSS of the process; GPU:
@@ -12,7 +14,9 @@ and ``exact`` back to back, and every ratio is taken within a round (against tha
 precision: fp32, or bf16 autocast = ``test.precision: bf16``, fast on GPUs and on CPUs with AMX / AVX512-BF16).
 The table prints the median of the per-round ratios and their min–max, so that a machine that slows down between
 cases (seen here: the same baseline case at 4,073 ms per frame in one run and 815 ms in the next) cannot fake a
-ratio.
+ratio. ``--json FILE`` also writes every round's cases. ``--compile``: the per-frame convolution stacks
+(``conv4``, ``conv5`` and the RPN head, fixed shapes within a video) run through ``torch.compile``; their compile
+time falls into the one-off setup column, and ``exact`` compiles again for its clip's shape.
 """
 
 from __future__ import annotations
@@ -54,10 +58,14 @@ def run_case(args: argparse.Namespace) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    config = load_config(REPO / "configs" / f"vid_r101_{args.variant}.yaml", [
-        f"model.backbone.name={args.backbone}", f"data.min_size={args.min_size}", f"data.max_size={args.max_size}"])
+    config = load_config(REPO / "configs" / ("tiny.yaml" if args.toy else f"vid_r101_{args.variant}.yaml"), [
+        f"model.variant={args.variant}", f"model.backbone.name={args.backbone}", f"data.min_size={args.min_size}",
+        f"data.max_size={args.max_size}"])
     device = torch.device(args.device)
     model = build_model(config.model).to(device)
+    if args.compile:
+        for module in (model.backbone.conv4, model.backbone.conv5, model.rpn.head):
+            module.compile()
     predictor = VideoPredictor(model, config, device=device, num_frames=args.n, mode=args.mode,
                                precision=args.precision[0], keep_images=False)
     if device.type == "cuda":
@@ -81,6 +89,7 @@ def measure(args: argparse.Namespace, folder: str, precision: str, variant: str,
     command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
                "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
                "--precision", precision, "--case", f"{variant}:{mode}:{n}:{folder}"]
+    command += ["--toy"] * args.toy + ["--compile"] * args.compile
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     print(f"measured {precision} {variant} {mode} n={n}: {result}", file=sys.stderr, flush=True)
@@ -109,11 +118,13 @@ def spread(values: list[float], digits: int = 2) -> str:
 
 
 def print_table(args: argparse.Namespace, rounds: dict, width: int) -> None:
-    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads}; "
-          f"random weights, 300 proposals per frame; {args.rounds} rounds, each measuring baseline, cached and exact "
-          "back to back; medians over rounds, [min–max] of the per-round ratios\n")
-    print("| precision | model | mode | n | ms / frame | × baseline | peak MiB | × baseline | one-off support setup s |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    compiled = "torch.compile'd conv4, conv5 and RPN head" if args.compile else "eager"
+    print(f"device={args.device} backbone={args.backbone} frames {width}x{args.min_size} threads={args.threads} "
+          f"{compiled}; random weights, 300 proposals per frame; {args.rounds} rounds, each measuring baseline, "
+          "cached and exact back to back; medians over rounds, [min–max] of the per-round ratios\n")
+    print("| precision | model | mode | n | ms / frame | frames / s | × baseline | peak MiB | × baseline | "
+          "one-off support setup s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for (precision, n), measured in rounds.items():
         for name in ("baseline", "cached", "exact"):
             if name == "baseline" and n != args.n[0]:
@@ -123,8 +134,9 @@ def print_table(args: argparse.Namespace, rounds: dict, width: int) -> None:
             memory = [r[name]["peak_mib"] / r["baseline"]["peak_mib"] for r in measured]
             median = {key: statistics.median(v[key] for v in values) for key in values[0]}
             model, mode, frames = ("baseline", "-", 1) if name == "baseline" else ("dsfnet", name, n)
-            print(f"| {precision} | {model} | {mode} | {frames} | {median['ms_per_frame']:.0f} | {spread(times)} | "
-                  f"{median['peak_mib']:.0f} | {spread(memory)} | {median['setup_s']:.1f} |")
+            print(f"| {precision} | {model} | {mode} | {frames} | {median['ms_per_frame']:.0f} | "
+                  f"{1000 / median['ms_per_frame']:.1f} | {spread(times)} | {median['peak_mib']:.0f} | "
+                  f"{spread(memory)} | {median['setup_s']:.1f} |")
     print()
     for (precision, n), measured in rounds.items():
         ratios = [r["exact"]["ms_per_frame"] / r["cached"]["ms_per_frame"] for r in measured]
@@ -143,15 +155,19 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None, help="video width (default: 16:9 of the shorter side)")
     parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=None,
                         help="precisions to measure (default: fp32 and bf16 on CPU, bf16 on GPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the per-frame convolution stacks (conv4, conv5, RPN head)")
+    parser.add_argument("--toy", action="store_true",
+                        help="configs/tiny.yaml's model at 128 px (a dry run of the script: its numbers measure nothing)")
+    parser.add_argument("--json", default=None, help="also write every round's cases to this JSON file")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     gpu = args.device.startswith("cuda")
     args.precision = args.precision or (["bf16"] if gpu else ["fp32", "bf16"])
-    args.backbone = "resnet101" if gpu else "resnet50"
-    args.min_size = 600 if gpu else 320
-    args.max_size = 1000 if gpu else 570
+    args.backbone, args.min_size, args.max_size = (
+        ("resnet_tiny", 128, 228) if args.toy else ("resnet101", 600, 1000) if gpu else ("resnet50", 320, 570))
     if args.case:
         args.variant, args.mode, n, args.frames_dir = args.case.split(":", 3)
         args.n = int(n)
@@ -163,6 +179,20 @@ def main() -> None:
         write_frames(Path(folder), max(args.n) + args.measure + 2, width, args.min_size)
         rounds = measure_rounds(args, folder)
     print_table(args, rounds, width)
+    if args.json:
+        write_json(args, rounds, width)
+
+
+def write_json(args: argparse.Namespace, rounds: dict, width: int) -> None:
+    """Every round's cases: ``{"settings": ..., "cases": [{"precision", "n", "round", "baseline", "cached",
+    "exact"}, ...]}``."""
+    from dsfnet.atomic import atomic_write_text
+
+    settings = {"device": args.device, "backbone": args.backbone, "size": [width, args.min_size],
+                "threads": args.threads, "compile": args.compile, "rounds": args.rounds}
+    cases = [{"precision": precision, "n": n, "round": index, **measured}
+             for (precision, n), per_round in rounds.items() for index, measured in enumerate(per_round)]
+    atomic_write_text(args.json, json.dumps({"settings": settings, "cases": cases}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -41,14 +41,16 @@ class DistributedContext:
 def init_distributed(device: str = "auto", timeout: Optional[timedelta] = None) -> DistributedContext:
     """Join the process group described by torchrun's environment variables (NCCL on GPU, gloo on CPU).
 
-    Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) this is a single process and no group is created.
-    ``timeout``: how long a collective call waits for the other ranks (``None``: torch's default, 10-30 min).
+    Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) this is a single process and no group is created; a group
+    that the caller already created is used, also for one process (so that one GPU can run the NCCL code paths:
+    NCCL refuses two ranks on one GPU). ``timeout``: how long a collective call waits for the other ranks
+    (``None``: torch's default, 10 min for NCCL, 30 for gloo).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     torch_device = resolve_device(device, local_rank)
-    if world_size <= 1:
+    if world_size <= 1 and not dist.is_initialized():
         return DistributedContext(device=torch_device)
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:

@@ -39,7 +39,13 @@ class Geometry:
                              f"{self.original[1]}x{self.original[0]}")
         if self.size != self.original:
             image = np.asarray(Image.fromarray(image).resize((self.size[1], self.size[0]), Image.BILINEAR))
-        tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).to(device)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
+        if device.type == "cuda":
+            # from pinned memory the copy is queued behind the GPU's work instead of waiting for it to finish: where
+            # frames go through the backbone one after another (the support frames' prefetch, decoding ahead),
+            # the next frame is decoded and resized while the GPU still runs this one
+            tensor = tensor.pin_memory()
+        tensor = tensor.to(device, non_blocking=True)
         return tensor.permute(2, 0, 1)[None].float().div_(255.0)
 
     def to_original(self, boxes: Tensor) -> np.ndarray:

@@ -94,8 +94,10 @@ def _add_block_statistics(statistics: Tensor, weights: Sequence[Tensor], total: 
 
 
 def _statistics_row(entropy: Tensor, max_entropy: float, spread: Tensor, rows: int) -> Tensor:
-    """``[4]`` float64 CPU sums: entropy, log(keys), logit standard deviation, rows."""
-    return torch.tensor([float(entropy), max_entropy, float(spread), float(rows)], dtype=torch.float64)
+    """``[4]`` float64 sums: entropy, log(keys), logit standard deviation, rows, on the attention's device (read
+    on the CPU they would stop the forward pass on a GPU until every queued kernel has run, at each chunk)."""
+    return torch.stack([entropy.double(), entropy.new_tensor(max_entropy, dtype=torch.float64), spread.double(),
+                        entropy.new_tensor(rows, dtype=torch.float64)])
 
 
 def attention_statistics(sums: Tensor) -> dict[str, float]:
@@ -260,6 +262,8 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
         q, d, h, w = query_feats.shape
         queries = self._queries(query_feats)
+        if self.training:
+            self._statistics = self._statistics.to(queries.device)
         statistics = self._statistics if self.training else None
         fused = _in_chunks(len(queries), self.chunk_size,
                            lambda rows: blockwise_attention(queries[rows], blocks, statistics))  # [q·d, h·w]
@@ -463,7 +467,8 @@ class InstanceFusion(nn.Module):
             return
         entropy = -(weights * torch.log_softmax(logits, dim=-1)).sum()
         spread = logits.std(dim=-1, correction=0).sum()
-        self._statistics += _statistics_row(entropy, rows * math.log(logits.shape[-1]), spread, rows)
+        self._statistics = self._statistics.to(logits.device) + _statistics_row(
+            entropy, rows * math.log(logits.shape[-1]), spread, rows)
 
     def pop_statistics(self) -> dict[str, float]:
         """The attention recorded in training since the last call (:func:`attention_statistics`)."""
