@@ -28,8 +28,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | efficientnet_lite0
-    # None | path to an ImageNet state dict | "torchvision" (ResNets) | "efficientnet_lite0" (the `light` extra's)
+    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | timm:<model> (docs/BACKBONES.md)
+    # None | path to an ImageNet state dict | "torchvision" (ResNets) | "timm" (timm's download) |
+    # "efficientnet_lite0" (the `light` extra's checkpoint, for timm:tf_efficientnet_lite0)
     weights: Optional[str] = None
     norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
     freeze_stem_and_conv2: bool = True  # freeze stem + layer1 (use with ImageNet weights)

@@ -26,6 +26,7 @@ import torch
 import dsfnet
 from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, config_from_dict
+from dsfnet.engine.legacy import upgrade_checkpoint
 from dsfnet.models.build import build_model
 
 FORMAT_VERSION = 1
@@ -111,6 +112,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a readable torch checkpoint, is not a DSFNet checkpoint, or has an
             unsupported ``format_version``.
+
+    Checkpoints of retired backbone modules come back under today's names (:mod:`dsfnet.engine.legacy`).
     """
     path = Path(path)
     if path.is_dir():
@@ -127,6 +130,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
     check_format_version(checkpoint, f"checkpoint {path}")
+    upgrade_checkpoint(checkpoint, f"checkpoint {path}")
     return checkpoint
 
 
