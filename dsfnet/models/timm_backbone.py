@@ -168,9 +168,10 @@ def _check_reachable(timm: Any, name: str, backbone: str) -> None:
     """Refuse ``weights: timm`` within seconds when the weights host cannot be reached (the hub client's own
     retries take ~50 s offline)."""
     config = timm.models.get_pretrained_cfg(name)
-    host = "huggingface.co" if config is not None and config.hf_hub_id else urlparse(getattr(config, "url", "")).hostname
+    url = getattr(config, "url", None)
+    host = urlparse(url).hostname if url and not getattr(config, "hf_hub_id", None) else "huggingface.co"
     try:
-        socket.create_connection((host or "huggingface.co", 443), timeout=_CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host, 443), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as error:
         raise RuntimeError(f"model.backbone.weights={DOWNLOAD}: cannot reach {host} to download {backbone}'s weights "
                            f"({error}); download them where there is internet access and set "
@@ -275,7 +276,8 @@ def _split(net: nn.Module, backbone: str) -> TimmBackbone:
     frozen = max((positions[n] + 1 for n, r in zip(names, reductions) if r <= FROZEN_STRIDE), default=0)
     config = net.pretrained_cfg
     return TimmBackbone(
-        conv4=nn.Sequential(OrderedDict(parts[:conv4_end])), conv5=nn.Sequential(OrderedDict(parts[conv4_end:conv5_end])),
+        conv4=nn.Sequential(OrderedDict(parts[:conv4_end])),
+        conv5=nn.Sequential(OrderedDict(parts[conv4_end:conv5_end])),
         conv4_channels=info.channels()[-2], conv5_channels=info.channels()[-1], frozen_parts=frozen,
         pixel_mean=tuple(config["mean"]), pixel_std=tuple(config["std"]),
     )
