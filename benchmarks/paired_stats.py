@@ -50,25 +50,29 @@ def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict]:
             for name in p_values}
 
 
-def bootstrap_interval(gain_of: Callable[[np.ndarray, np.ndarray], float], num_seeds: int, num_videos: int,
-                       draws: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of a mean paired gain, resampling seeds and held-out videos together.
+def bootstrap_intervals(gains_of: Callable[[np.ndarray, np.ndarray], dict[str, float]], num_seeds: int,
+                        num_videos: int, draws: int = 1000, level: float = 0.95,
+                        seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of mean paired gains, resampling seeds and held-out videos together.
 
     Args:
-        gain_of: ``(seed_counts int [S], video_counts int [V]) -> gain``: the mean gain over seeds weighted by
-            ``seed_counts``, each run scored on the held-out videos weighted by ``video_counts`` (how often each
-            was drawn).
+        gains_of: ``(seed_counts int [S], video_counts int [V]) -> {name: gain}``: each mean gain over seeds
+            weighted by ``seed_counts``, every run scored on the held-out videos weighted by ``video_counts`` (how
+            often each was drawn).
         draws: bootstrap draws; each draws ``num_seeds`` seeds and ``num_videos`` videos with replacement.
+    Returns:
+        name → ``(low, high)``.
     """
     generator = np.random.default_rng(seed)
-    values = []
+    values: dict[str, list[float]] = {}
     for _ in range(draws):
         seed_counts = np.bincount(generator.integers(0, num_seeds, num_seeds), minlength=num_seeds)
         video_counts = np.bincount(generator.integers(0, num_videos, num_videos), minlength=num_videos)
-        values.append(gain_of(seed_counts, video_counts))
+        for name, gain in gains_of(seed_counts, video_counts).items():
+            values.setdefault(name, []).append(gain)
     tail = (1 - level) / 2
-    low, high = np.quantile(np.asarray(values), [tail, 1 - tail])
-    return float(low), float(high)
+    return {name: tuple(float(q) for q in np.quantile(np.asarray(drawn), [tail, 1 - tail]))
+            for name, drawn in values.items()}
 
 
 def seeds_needed(gain: float, sd: float, alpha: float = 0.05 / 4, power: float = 0.8) -> int:
