@@ -18,7 +18,8 @@ def test_bundled_light_checkpoint_is_renamed_by_position_and_loads():
     assert raw["config"]["model"]["backbone"]["name"] == "efficientnet_lite0"  # still the old format
     upgraded = load_checkpoint(LEGACY)
     assert upgraded["config"]["model"]["backbone"]["name"] == "timm:tf_efficientnet_lite0"
-    assert list(upgraded["model"].values()) == list(raw["model"].values())  # same tensors, same order
+    assert len(upgraded["model"]) == len(raw["model"])  # same tensors, same order
+    assert all(torch.equal(a, b) for a, b in zip(upgraded["model"].values(), raw["model"].values()))
     renamed = dict(zip(raw["model"], upgraded["model"]))
     assert renamed["backbone.conv4.0.0.weight"] == "backbone.conv4.conv_stem.weight"
     assert renamed["backbone.conv5.0._depthwise_conv.weight"] == "backbone.conv5.blocks_5.0.conv_dw.weight"
