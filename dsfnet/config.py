@@ -123,12 +123,16 @@ class AugmentConfig:
 @dataclass
 class DataConfig:
     format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
-    root: str = "data/ILSVRC2015"
+    # vid: the ILSVRC2015 folder (None = data/ILSVRC2015); cocovid: the folder file_name entries are relative to
+    # (None = each JSON file's own folder, as `dsfnet convert` writes them)
+    root: Optional[str] = None
     train_splits: tuple[str, ...] = ("VID_train_15frames", "DET_train_30classes")
     val_split: str = "VID_val_videos"
     train_json: Optional[str] = None  # cocovid: annotation file of the training set
     val_json: Optional[str] = None  # cocovid: annotation file of the validation set
-    class_names: Optional[tuple[str, ...]] = None  # None = the 30 VID classes
+    # None = the 30 VID classes (vid); cocovid: matched by name to the JSON's categories (any order), and
+    # model.num_classes follows from it unless given
+    class_names: Optional[tuple[str, ...]] = None
     num_support: int = 2  # support frames per training clip
     min_size: int = 600  # shorter side after resize
     max_size: int = 1000  # cap on the longer side
@@ -309,7 +313,10 @@ def validate(config: Config) -> Config:
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
-         "data.class_names must have model.num_classes entries"),
+         f"data.class_names has {len(config.data.class_names or ())} entries but model.num_classes is "
+         f"{config.model.num_classes} (leave model.num_classes out: it follows from data.class_names)"),
+        (config.data.class_names is None or len(set(config.data.class_names)) == len(config.data.class_names),
+         f"data.class_names lists a class twice: {list(config.data.class_names or ())}"),
     ]
     _raise_first(checks)
     check_test(config.test)
@@ -377,7 +384,10 @@ def _check_ranges(config: Config) -> None:
 
 
 def config_from_dict(values: dict) -> Config:
-    return validate(_build(Config, values, ""))
+    config = _build(Config, values, "")
+    if config.data.class_names is not None and "num_classes" not in values.get("model", {}):
+        config.model.num_classes = len(config.data.class_names)  # one list to keep, not two in step
+    return validate(config)
 
 
 def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Config:
