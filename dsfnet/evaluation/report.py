@@ -57,7 +57,7 @@ def format_coco_table(coco: dict[str, Optional[float]]) -> str:
             + "  ".join(_pct(coco[name]).rjust(w) for name, w in zip(names, widths)) + "\n")
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     """Lay out, write atomically as PNG and close ``fig`` (closed even when writing fails)."""
     import matplotlib.pyplot as plt
 
@@ -94,7 +94,7 @@ def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "")
         ax.set_xlabel("recall", fontsize=7)
         ax.set_ylabel("precision", fontsize=7)
     fig.suptitle(title or "precision-recall", fontsize=10)
-    _save_figure(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = "") -> None:
@@ -115,7 +115,7 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     ax.set_ylim(0, 100)
     ax.set_ylabel("AP (%)")
     ax.set_title(title or "AP per class", fontsize=10)
-    _save_figure(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None,
