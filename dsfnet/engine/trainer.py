@@ -185,7 +185,8 @@ class Trainer:
         tc = config.train
         self.config, self.out_dir, self.context = config, out_dir, context
         # every check that can fail comes before the first write into out_dir
-        check_trainable_from(config.model.backbone)
+        if not tc.init_from:  # a checkpoint to start from brings trained weights of its own
+            check_trainable_from(config.model.backbone)
         resume_path = check_run_dir(out_dir, resume)
         checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
         if checkpoint is not None:

@@ -5,6 +5,9 @@ JSON-lines (what ``dsfnet detect`` / ``dsfnet eval`` write): one JSON object per
     {"video": str, "frame_index": int,
      "detections": [{"box": [x1, y1, x2, y2], "label": int, "class": str, "score": float}, ...]}
 
+A detection's ``class`` name, when given, decides its class (``label`` is read only without one): the model's
+label numbers need not be those of a ground-truth file.
+
 Devkit text (the official ImageNet VID format): one detection per line::
 
     frame_index class_index score x1 y1 x2 y2
@@ -213,11 +216,9 @@ def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> 
     label, name = det.get("label"), det.get("class")
     if label is None and name is None:
         raise ValueError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
-    if name is not None:
+    if name is not None:  # the name wins: a model's label numbers need not be the ground truth file's
         if name not in name_to_label:
             raise ValueError(f"{where}: class {name!r} is not a class of the dataset")
-        if label is not None and label != name_to_label[name]:
-            raise ValueError(f"{where}: label {label!r} does not match class {name!r} (label {name_to_label[name]})")
         label = name_to_label[name]
     if not _is_int(label) or not 1 <= label <= num_classes:
         raise ValueError(f"{where}: label {label!r} out of range 1..{num_classes}")

@@ -4,8 +4,9 @@ One box per line: ``frame, id, bb_left, bb_top, bb_width, bb_height[, conf[, cla
 MOT15's 10-column files carry world coordinates instead of class and visibility). Rules, as the MOT devkit
 applies them:
 
-- ``frame`` is 1-based: frame 1 is the sequence's first image (``SEQ/img1/000001.jpg``); boxes are kept in
-  MOT's pixel coordinates (``x2 = bb_left + bb_width``).
+- ``frame`` and the pixel coordinates are 1-based: frame 1 is the sequence's first image
+  (``SEQ/img1/000001.jpg``), the top-left pixel is (1, 1); the box becomes
+  ``(bb_left - 1, bb_top - 1, bb_left - 1 + bb_width, bb_top - 1 + bb_height)`` in 0-based pixels.
 - A row with ``conf`` 0 is ignored (MOT marks boxes to ignore so).
 - ``class`` (9 columns) names the class by MOT17's table (1 pedestrian, 2 person_on_vehicle, 3 car, ...);
   without it every box is a ``pedestrian``.
@@ -85,7 +86,7 @@ def _row(line: str, where: str, min_visibility: float) -> Optional[ImportedBox]:
     if frame < 1:
         raise ValueError(f"{where}: frame numbers start at 1, got {frame}")
     left, top, width, height = (number(value, where, "a box value (columns 3-6)") for value in fields[2:6])
-    box = checked_box((left, top, left + width, top + height), where)
+    box = checked_box((left - 1, top - 1, left - 1 + width, top - 1 + height), where)
     if len(fields) > 6 and number(fields[6], where, "conf (column 7)") == 0:
         return None
     label, visibility = "pedestrian", 1.0
