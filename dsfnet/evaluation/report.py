@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -93,7 +94,8 @@ def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "")
         ax.tick_params(labelsize=6)
         ax.set_xlabel("recall", fontsize=7)
         ax.set_ylabel("precision", fontsize=7)
-    fig.suptitle(title or "precision-recall", fontsize=10)
+    # wrapped to the figure's width (~36 characters of 10 pt per 2.6-inch panel): a long title stays inside
+    fig.suptitle(textwrap.fill(title or "precision-recall", width=36 * cols), fontsize=10)
     save_figure(fig, Path(path))
 
 
