@@ -161,6 +161,9 @@ class TrainConfig:
     # seed of weights, data order and sampling (every random choice of clip i comes from (seed, epoch, i))
     seed: int = 0
     deterministic: bool = False  # deterministic kernels (bit-identical resume on a CPU)
+    # A checkpoint whose model weights start this run (not its optimiser or iteration): e.g. a fused variant
+    # fine-tuned from a trained baseline; modules the checkpoint lacks (the fusions) keep their fresh init.
+    init_from: Optional[str] = None
     checkpoint_interval: int = 5000  # iterations between last.pth writes
     log_interval: int = 20  # iterations between metrics.jsonl lines
     eval_interval: int = 0  # 0 = no periodic evaluation
