@@ -84,7 +84,7 @@ class InstanceFusionConfig:
     eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
     support_proposals: int = 300  # proposals per support frame used as keys (training and inference)
     chunk_size: int = 64  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
-    # The sharpness of the attention (not in the paper; README design section): eq. 6's dot product of raw RoI
+    # The sharpness of the attention (not in the paper; docs/design.md): eq. 6's dot product of raw RoI
     # features is unbounded, and their scale grows during training.
     logits: str = "dot"  # dot: <xi(Q_k), zeta(Q_l)> / sqrt(d_k) (eq. 6) | cosine: their cosine x a learned scale
     layer_norm: bool = False  # LayerNorm of the RoI features before xi / zeta (the values, gamma, see raw features)
@@ -145,7 +145,8 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 247_000  # SGD steps (the paper's 247k)
-    lr: float = 0.002  # total batch 8 in PyTorch terms = the paper's 2.5e-4 with MXNet's summed gradients (README)
+    # total batch 8 in PyTorch terms = the paper's 2.5e-4 with MXNet's summed gradients (docs/training.md)
+    lr: float = 0.002
     lr_steps: tuple[int, ...] = (109_000, 219_000)  # iterations where the learning rate is multiplied by lr_gamma
     lr_gamma: float = 0.1  # learning-rate factor at each of lr_steps
     momentum: float = 0.9  # SGD momentum
