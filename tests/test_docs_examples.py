@@ -102,7 +102,7 @@ def test_examples_run_as_written(page, workdir, synth_data):
                 exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the documented example
         else:
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], capture_output=True, text=True,
-                                  timeout=300)
+                                  timeout=900)
             assert done.returncode == 0, f"{where} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
         ran += 1
     runnable = [b for b in blocks(page) if b.language in RUN]
