@@ -24,10 +24,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-import dsfnet
 from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, class_names, config_from_dict
 from dsfnet.models.build import build_model
+from dsfnet.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def check_format_version(checkpoint: dict, name: str = "checkpoint") -> None:
     """``ValueError`` naming ``name`` unless the checkpoint has the :data:`FORMAT_VERSION` this dsfnet reads."""
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({dsfnet.__version__}) reads "
+        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({__version__}) reads "
                          f"format_version {FORMAT_VERSION}")
 
 
@@ -310,7 +310,7 @@ def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLi
     model = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     state = {
         "format_version": FORMAT_VERSION,
-        "dsfnet_version": dsfnet.__version__,
+        "dsfnet_version": __version__,
         "config": checkpoint["config"],
         "model": model,
         "iteration": checkpoint.get("iteration"),
@@ -363,7 +363,7 @@ def training_checkpoint(
     module = model.module if hasattr(model, "module") else model
     state = {
         "format_version": FORMAT_VERSION,
-        "dsfnet_version": dsfnet.__version__,
+        "dsfnet_version": __version__,
         "config": config.to_dict(),
         "model": module.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,

@@ -7,7 +7,8 @@ state dict loads key for key. The cut mirrors the ResNets': conv4 is the stem an
 stride 16), conv5 is blocks 11-15 (320 channels, ending in block 15's linear projection) with block 11's stride
 removed and every depthwise convolution of conv5 dilated by 2. The classifier's 1x1 head conv (320 -> 1280, BN,
 ReLU6) is left out of the detector: on the synthetic frames 87 % of its outputs are zero at initialisation and the
-RoI head trained on it scored 12.0 mAP after 2,000 iterations, against 27.0 on block 15's dense projection (README).
+RoI head trained on it scored 12.0 mAP after 2,000 iterations, against 27.0 on block 15's dense projection
+(docs/results.md).
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` to ``[n, 112, ceil(H/16), ceil(W/16)]``; ``Backbone.conv5`` maps that to
 ``[n, 320, h, w]``.
 """
