@@ -150,7 +150,7 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
     if enum_name is None:
         raise ValueError(
             f"torchvision ships no ImageNet weights for '{name}': convert a checkpoint to torchvision key names "
-            "and set backbone.weights to its path (see README)"
+            "and set backbone.weights to its path (see docs/training.md)"
         )
     weights = getattr(torchvision.models, enum_name).IMAGENET1K_V1
     previous = socket.getdefaulttimeout()

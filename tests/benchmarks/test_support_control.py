@@ -21,6 +21,9 @@ from dsfnet.inference.evaluate import predict_dataset  # noqa: E402
 from dsfnet.models.build import build_model  # noqa: E402
 
 
+TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+
+
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory):
     root = generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", 0, 5, num_val_videos=2, num_frames=6)
@@ -30,9 +33,7 @@ def held_out(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model_and_config():
     from dsfnet.config import load_config
-    from conftest import TINY_CONFIG
-
-    config = load_config(TINY_CONFIG, ["model.variant=dsfnet", "test.num_frames=3", "test.sampling=shuffled",
+    config = load_config(TINY, ["model.variant=dsfnet", "test.num_frames=3", "test.sampling=shuffled",
                                        "test.mode=cached"])
     torch.manual_seed(0)
     model = build_model(config.model).eval()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,12 +14,13 @@ from dsfnet.models.build import build_model
 from enginehelpers import FakeClips, collate
 
 
+TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+
+
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory):
     from dsfnet.config import load_config
-    from conftest import TINY_CONFIG
-
-    config = load_config(TINY_CONFIG, ["model.variant=baseline", "train.iterations=3", "model.num_classes=3"])
+    config = load_config(TINY, ["model.variant=baseline", "train.iterations=3", "model.num_classes=3"])
     out = tmp_path_factory.mktemp("baseline")
     train(config, out, device="cpu", dataset=FakeClips(4), collate_fn=collate, progress=False)
     return out / "final.pth", config
