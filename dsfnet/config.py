@@ -16,14 +16,11 @@ from typing import Any, Optional
 import yaml
 
 from dsfnet.data.classes import VID_CLASS_NAMES
+from dsfnet.errors import ConfigError
 
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
 #: model.instance_fusion.logits: eq. 6's scaled dot product, or a cosine with a learned scale
 INSTANCE_LOGITS = ("dot", "cosine")
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key."""
 
 
 @dataclass

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from dsfnet.atomic import temporary_sibling
+from dsfnet.errors import StreamStalled
 from dsfnet.data.images import load_frame
 
 logger = logging.getLogger(__name__)
@@ -267,10 +268,6 @@ def is_live_input(source) -> bool:
         return True
     scheme, separator, _ = text.partition(":")
     return bool(separator) and scheme.lower() in LIVE_SCHEMES
-
-
-class StreamStalled(RuntimeError):
-    """A live stream delivered no frame within its timeout (it stalled, or the sender went away silently)."""
 
 
 class LiveSource(FrameSource):
