@@ -17,6 +17,7 @@ import yaml
 
 from dsfnet.data.classes import VID_CLASS_NAMES
 from dsfnet.errors import ConfigError
+from dsfnet.registry import BACKBONES, DATASET_READERS
 
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
 #: model.instance_fusion.logits: eq. 6's scaled dot product, or a cosine with a learned scale
@@ -25,7 +26,8 @@ INSTANCE_LOGITS = ("dot", "cosine")
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | efficientnet_lite0
+    # a name in dsfnet.registry.BACKBONES: resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | efficientnet_lite0
+    name: str = "resnet101"
     # None | path to an ImageNet state dict | "torchvision" (ResNets) | "efficientnet_lite0" (the `light` extra's)
     weights: Optional[str] = None
     norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
@@ -119,7 +121,8 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
+    # a name in dsfnet.registry.DATASET_READERS: vid (ImageNet VID layout) | cocovid (mmtracking JSON)
+    format: str = "vid"
     root: str = "data/ILSVRC2015"
     train_splits: tuple[str, ...] = ("VID_train_15frames", "DET_train_30classes")
     val_split: str = "VID_val_videos"
@@ -300,7 +303,10 @@ def validate(config: Config) -> Config:
         (config.model.instance_fusion.logits in INSTANCE_LOGITS,
          f"model.instance_fusion.logits must be one of {', '.join(INSTANCE_LOGITS)}, "
          f"got {config.model.instance_fusion.logits!r}"),
-        (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
+        (config.data.format in DATASET_READERS,
+         f"data.format must be one of {', '.join(DATASET_READERS.names())}, got '{config.data.format}'"),
+        (config.model.backbone.name in BACKBONES,
+         f"model.backbone.name must be one of {', '.join(BACKBONES.names())}, got '{config.model.backbone.name}'"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
          "data.class_names must have model.num_classes entries"),

@@ -14,6 +14,7 @@ class                 also a              raised when
 ``InputNotFound``     ``FileNotFoundError``  a file, folder, camera or checkpoint the user named does not exist
 ``OutputExists``      ``FileExistsError``  an output would overwrite something (``--overwrite`` / ``--resume``)
 ``WriteError``        ``OSError``         a write failed: read-only folder, permission, full disk or quota
+``Unavailable``       ``RuntimeError``    something the run needs is missing here: a package, a download, a device
 ``StreamStalled``     ``RuntimeError``    a live stream delivered no frame within its timeout
 ``RunFolderInUse``    ``RuntimeError``    another process holds a training run folder's lock
 ====================  ==================  ========================================================================
@@ -52,6 +53,11 @@ class InputNotFound(DsfnetError, FileNotFoundError):
 
 class OutputExists(DsfnetError, FileExistsError):
     """Writing the output would replace something that is there (the message says which option allows it)."""
+
+
+class Unavailable(DsfnetError, RuntimeError):
+    """Something the run needs is not available on this machine: an optional package, a download, a device, a
+    launcher's environment (the message says how to get it)."""
 
 
 class StreamStalled(DsfnetError, RuntimeError):

@@ -6,8 +6,9 @@ registry               what a name maps to (the interface lives beside the built
 ``BACKBONES``          ``build(config: BackboneConfig) -> Backbone`` (:mod:`dsfnet.models.backbone`): ``conv4``,
                        ``conv5``, their channel counts, the stride, ``freeze_early_stages()``; the builder loads
                        ``config.weights``. Chosen by ``model.backbone.name``.
-``DATASET_READERS``    a :class:`dsfnet.data.readers.DatasetReader`: ``read_split(data, which)`` and
-                       ``training_splits(data)`` → ``DatasetRecord``. Chosen by ``data.format``.
+``DATASET_READERS``    a :class:`dsfnet.data.readers.DatasetReader` subclass (built with no arguments):
+                       ``read_split(data, which)`` and ``training_splits(data)`` → ``DatasetRecord``. Chosen by
+                       ``data.format``.
 ``POSTPROCESSORS``     a :class:`dsfnet.postprocess.base.PostProcessor`: an array-level function over one video's
                        detections, its settings and options; :mod:`dsfnet.postprocess.apply` adapts it to whole
                        splits and to per-frame results. Chosen by ``--post``.

