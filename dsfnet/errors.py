@@ -15,6 +15,7 @@ class                 also a              raised when
 ``OutputExists``      ``FileExistsError``  an output would overwrite something (``--overwrite`` / ``--resume``)
 ``WriteError``        ``OSError``         a write failed: read-only folder, permission, full disk or quota
 ``Unavailable``       ``RuntimeError``    something the run needs is missing here: a package, a download, a device
+``InputChanged``      ``RuntimeError``    an input read a second time gave other frames (changed or decodes unstably)
 ``StreamStalled``     ``RuntimeError``    a live stream delivered no frame within its timeout
 ``RunFolderInUse``    ``RuntimeError``    another process holds a training run folder's lock
 ====================  ==================  ========================================================================
@@ -58,6 +59,10 @@ class OutputExists(DsfnetError, FileExistsError):
 class Unavailable(DsfnetError, RuntimeError):
     """Something the run needs is not available on this machine: an optional package, a download, a device, a
     launcher's environment (the message says how to get it)."""
+
+
+class InputChanged(DsfnetError, RuntimeError):
+    """An input read a second time gave other frames than the first time (it changed, or decodes unstably)."""
 
 
 class StreamStalled(DsfnetError, RuntimeError):

@@ -40,10 +40,10 @@ from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.options import add_inference_options, inference_settings
-from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
-from dsfnet.postprocess.seqnms import seq_nms_stream
+from dsfnet.postprocess.apply import postprocess_stream
 
 HELP = "detect objects in a video file, a folder of frames or a live stream (camera, RTSP, pipe) with a trained " \
        "model (JSON-lines + annotated video)"
@@ -162,7 +162,7 @@ def _open(args: argparse.Namespace, spec, predictor):
         if predictor.test.sampling != "causal":
             raise ValueError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
                              "which needs the whole video first)")
-        if postprocess_params(args) is not None:
+        if chosen_post(args) is not None:
             raise ValueError(f"{spec} is a live stream: --post needs the whole video")
     return open_source(spec, fps=args.fps, timeout=args.timeout, options=_input_options(args.input_option))
 
@@ -198,7 +198,7 @@ def _predictor(args: argparse.Namespace, device):
     model, config = load_model(args.weights, device=device)
     config.test = inference_settings(args, config.test)
     # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
-    post = postprocess_params(args)
+    post = chosen_post(args)
     return VideoPredictor(model, config, score_thresh=args.score_thr if post is None else 0.0,
                           classes=_classes(args.classes), keep_images=not args.no_video and post is None)
 
@@ -229,8 +229,8 @@ def _detect_into(predictor, args: argparse.Namespace, source, out: Path, progres
     source = _open(args, source, predictor)  # missing / not a video: error naming the input
     counts = {"frames": 0, "detections": 0} if counts is None else counts
     out.mkdir(parents=True, exist_ok=True)
-    _write_outputs(predictor, source, out, not args.no_video, progress, postprocess_params(args), args.score_thr,
-                   counts)
+    _write_outputs(predictor, source, out, video=not args.no_video, progress=progress, post=chosen_post(args),
+                   score_thr=args.score_thr, counts=counts)
     return counts["frames"], counts["detections"]
 
 
@@ -255,9 +255,9 @@ def _classes(text: Optional[str]) -> Optional[list[str]]:
     return classes
 
 
-def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, post, score_thr: float,
+def _write_outputs(predictor, source, out: Path, *, video: bool, progress: bool, post, score_thr: float,
                    counts: dict) -> None:
-    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (Seq-NMS parameters)
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (``--post``'s choice)
     the video is post-processed first and detections below ``score_thr`` dropped afterwards; ``counts`` follows
     the frames and detections written. Files: both moved into place only when the whole video is done. Live
     streams: both written in place, flushed per frame, and closed cleanly (kept) whatever ends the stream."""
@@ -269,8 +269,9 @@ def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, po
         try:
             bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
                        disable=not progress, dynamic_ncols=True, leave=False)
-            stream = bar if post is None else seq_nms_stream(
-                bar, post, score_thr, images=source.frames() if video else None)
+            stream = bar if post is None else postprocess_stream(post.processor.run, bar, post.settings,
+                                                                 score_thresh=score_thr,
+                                                                 images=source.frames() if video else None)
             for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
                 if live:

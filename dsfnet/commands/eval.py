@@ -25,9 +25,9 @@ from dsfnet.commands.postprocess_options import add_metrics_argument, add_postpr
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.split import read_split
 from dsfnet.evaluation.detections import read_detections, write_jsonl
-from dsfnet.evaluation.coco_metrics import coco_report
-from dsfnet.evaluation.report import format_coco_table, format_table, write_report
-from dsfnet.evaluation.vid_map import evaluate
+from dsfnet.evaluation.metrics import VidMetric
+from dsfnet.evaluation.report import write_report
+from dsfnet.registry import METRICS
 
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
@@ -80,19 +80,26 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")
 
 
-def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
+def evaluate_and_report(dataset, detections, out_dir, *, motion: bool = True, title: str = "",
                         extra: dict | None = None, metrics: tuple[str, ...] = ("vid",)):
-    """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the table.
+    """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the tables.
 
-    Shared by the detection-file path and the model path. ``metrics`` with ``coco``: also the COCO protocol and
-    its files (``dsfnet.evaluation.coco_metrics``). Returns the ``EvalResult``.
+    Shared by the detection-file path and the model path. ``vid`` is always evaluated (the report's base); each
+    other name in ``metrics`` is a registered :class:`dsfnet.evaluation.metrics.Metric` that adds its summary,
+    table and exported files. Returns the ``EvalResult``.
     """
-    result = evaluate(dataset, detections, motion=motion)
-    coco, coco_files = coco_report(dataset, detections, out_dir) if "coco" in metrics else (None, {})
-    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **coco_files}, coco=coco)
-    print(format_table(result), end="")
-    if coco is not None:
-        print(format_coco_table(coco), end="")
+    result = VidMetric(motion=motion).evaluate(dataset, detections)
+    sections, files = {}, {}
+    for name in metrics:
+        if name != "vid":
+            metric = METRICS.get(name, key="--metrics")()
+            files.update(metric.export(dataset, detections, out_dir))
+            value = metric.evaluate(dataset, detections)
+            sections[name] = (metric.summary(value), metric.table(value))
+    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **files}, metrics=sections)
+    print(VidMetric().table(result), end="")
+    for _, table in sections.values():
+        print(table, end="")
     print(f"report written to {paths['report.json'].parent}")
     return result
 

@@ -52,7 +52,12 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
                   image_root: Optional[str | os.PathLike] = None) -> None:
     """Write ``dataset`` as CocoVID JSON (atomically); ``file_name`` is relative to ``image_root``."""
     json_path = Path(json_path)
-    root = _image_root(json_path, image_root)
+    document = cocovid_document(dataset, _image_root(json_path, image_root))
+    atomic_write_bytes(json_path, json.dumps(document, separators=(",", ":")).encode())
+
+
+def cocovid_document(dataset: DatasetRecord, root: str) -> dict:
+    """``dataset`` as a CocoVID document (plain JSON types); ``file_name`` is relative to the folder ``root``."""
     keys = set(dataset.training_keys())
     categories = [{"id": label, "name": name, **({"encode_name": _NAME_TO_WNID[name]}
                                                  if name in _NAME_TO_WNID else {})}
@@ -77,8 +82,7 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
                                     "bbox": [_number(x1), _number(y1), _number(x2 - x1), _number(y2 - y1)],
                                     "area": _number((x2 - x1) * (y2 - y1)), "iscrowd": False,
                                     "occluded": bool(occ), "degraded": bool(deg)})
-    document = {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
-    atomic_write_bytes(json_path, json.dumps(document, separators=(",", ":")).encode())
+    return {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
 
 
 def _field(item: dict, key: str, where: str) -> Any:
