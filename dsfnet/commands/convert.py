@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dsfnet.errors import InputError
+
 HELP = "convert a split of an ImageNet VID/DET tree to CocoVID JSON (mmtracking format)"
 
 
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from dsfnet.data.vid import read_vid_split
 
     if Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. "
+        raise InputError(f"--out {args.out} is a folder: give the JSON file to write, e.g. "
                          f"{Path(args.out) / 'val.json'}")
     dataset = read_vid_split(args.root, args.split, skip_bad=args.skip_bad)
     write_cocovid(dataset, args.out, image_root=args.image_root)

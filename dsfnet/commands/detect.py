@@ -41,6 +41,7 @@ from tqdm import tqdm
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
+from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
 from dsfnet.postprocess.apply import postprocess_stream
@@ -107,19 +108,19 @@ def _run(args: argparse.Namespace) -> int:
     from dsfnet.inference.batch import expand_inputs
 
     if not 0 <= args.score_thr <= 1:  # also refuses nan
-        raise ValueError(f"--score-thr must be in [0, 1], got {args.score_thr}")
+        raise InputError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
-        raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
+        raise InputError(f"--fps must be in (0, 1000], got {args.fps}")
     if not args.timeout > 0:
-        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
+        raise InputError(f"--timeout must be > 0 seconds, got {args.timeout}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+        raise InputError(f"--out {out} exists and is not a folder")
     inputs, batch = expand_inputs(args.input)
     if batch:
         return _run_batch(args, inputs)
     if args.resume or args.skip_bad:
-        raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
+        raise InputError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
     spec = inputs[0].source
     live = is_live_input(spec)
@@ -160,10 +161,10 @@ def _open(args: argparse.Namespace, spec, predictor):
     """The source of one input; a live stream only with causal sampling and no whole-video post-processing."""
     if is_live_input(spec):
         if predictor.test.sampling != "causal":
-            raise ValueError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
+            raise InputError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
                              "which needs the whole video first)")
         if chosen_post(args) is not None:
-            raise ValueError(f"{spec} is a live stream: --post needs the whole video")
+            raise InputError(f"{spec} is a live stream: --post needs the whole video")
     return open_source(spec, fps=args.fps, timeout=args.timeout, options=_input_options(args.input_option))
 
 
@@ -240,7 +241,7 @@ def _input_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
-            raise ValueError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
+            raise InputError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
         options[key.strip()] = value
     return options
 
@@ -251,7 +252,7 @@ def _classes(text: Optional[str]) -> Optional[list[str]]:
         return None
     classes = [name.strip() for name in text.split(",") if name.strip()]
     if not classes:
-        raise ValueError("--classes is empty")
+        raise InputError("--classes is empty")
     return classes
 
 

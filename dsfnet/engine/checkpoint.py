@@ -26,6 +26,7 @@ import torch
 import dsfnet
 from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, config_from_dict
+from dsfnet.errors import InputError, InputNotFound
 from dsfnet.models.build import build_model
 
 FORMAT_VERSION = 1
@@ -115,17 +116,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     path = Path(path)
     if path.is_dir():
         inside = next((str(path / name) for name in ("final.pth", "last.pth") if (path / name).is_file()), None)
-        raise ValueError(f"checkpoint {path} is a folder, not a checkpoint file"
+        raise InputError(f"checkpoint {path} is a folder, not a checkpoint file"
                          + (f" (did you mean {inside}?)" if inside else ""))
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFound(f"checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated / foreign files
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
+        raise InputError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
+        raise InputError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
     check_format_version(checkpoint, f"checkpoint {path}")
     return checkpoint
 
@@ -134,7 +135,7 @@ def check_format_version(checkpoint: dict, name: str = "checkpoint") -> None:
     """``ValueError`` naming ``name`` unless the checkpoint has the :data:`FORMAT_VERSION` this dsfnet reads."""
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({dsfnet.__version__}) reads "
+        raise InputError(f"{name} has format_version {version!r}; this dsfnet ({dsfnet.__version__}) reads "
                          f"format_version {FORMAT_VERSION}")
 
 
@@ -170,7 +171,7 @@ def check_compatible(checkpoint: dict, config: Config) -> None:
     saved = checkpoint.get("config", {}).get("model", {})
     differences = architecture_differences(saved, config.to_dict()["model"])
     if differences:
-        raise ValueError("checkpoint was trained with another architecture (checkpoint != config): "
+        raise InputError("checkpoint was trained with another architecture (checkpoint != config): "
                          + "; ".join(differences))
 
 
@@ -180,7 +181,7 @@ def config_from_checkpoint(checkpoint: dict) -> Config:
     try:
         config = config_from_dict(checkpoint["config"])
     except ConfigError as error:
-        raise ValueError(f"checkpoint config is not valid for this dsfnet version: {error}") from None
+        raise InputError(f"checkpoint config is not valid for this dsfnet version: {error}") from None
     config.model.backbone.weights = None
     return config
 
@@ -200,7 +201,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         model.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        raise ValueError(f"checkpoint {path} does not match its own config's architecture: "
+        raise InputError(f"checkpoint {path} does not match its own config's architecture: "
                          f"{' '.join(line.strip() for line in first[:3])}") from None
     return model.to(device).eval(), config
 
