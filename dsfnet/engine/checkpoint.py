@@ -227,13 +227,13 @@ def initialise_from(model: torch.nn.Module, path: str | os.PathLike) -> list[str
     fresh = [name for name in own if name not in state]
     for name in fresh:
         if name.split(".")[0] not in FUSION_MODULES:
-            raise ValueError(f"train.init_from: checkpoint {path} has no weights for {name}")
+            raise InputError(f"train.init_from: checkpoint {path} has no weights for {name}")
     for name, value in state.items():
         if name in own and own[name].shape != value.shape:
-            raise ValueError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
+            raise InputError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
                              f"the model {tuple(own[name].shape)}")
         if name not in own and name.split(".")[0] not in FUSION_MODULES:
-            raise ValueError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
+            raise InputError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
     model.load_state_dict({name: value.float() if value.is_floating_point() else value
                            for name, value in state.items() if name in own}, strict=False)
     return fresh
