@@ -93,7 +93,7 @@ def _summary(runs: list[ModelRun]) -> tuple[dict, str]:
     return rows, "\n".join(lines)
 
 
-def run_demo(out_dir: str | Path, device: str = "cpu", num_videos: int = 30, num_frames: int = 40,
+def run_demo(out_dir: str | Path, *, device: str = "cpu", num_videos: int = 30, num_frames: int = 40,
              seed: int = HELD_OUT_SEED, clip_frames: Optional[int] = None, write_video: bool = True,
              weights: Optional[dict[str, Path]] = None, backbone: str = DEFAULT_BACKBONE) -> dict:
     """Generate held-out videos, run the ``backbone`` pair of bundled models (or the checkpoints in ``weights``,

@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     counts = {"frames": 0, "detections": 0}
     with _stop_on_ctrl_c(source) as stopped:
         try:
-            _detect_into(predictor, args, source, out, not args.no_progress, counts)
+            _detect_into(predictor, args, source, out, progress=not args.no_progress, counts=counts)
         except (KeyboardInterrupt, StreamStalled):
             if live:  # the outputs were closed cleanly and are kept: say what they hold
                 _summary(predictor, out, args, counts, time.perf_counter() - started)
@@ -218,12 +218,14 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
                     "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
                     "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
         bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
-        run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
-                  identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
+        run_batch(inputs, Path(args.out),
+                  lambda source, folder: _detect_into(predictor, args, source, folder, progress=bars),
+                  identity=identity, resume=args.resume, skip_bad=args.skip_bad, context=context,
+                  progress=not args.no_progress)
     return 0
 
 
-def _detect_into(predictor, args: argparse.Namespace, source, out: Path, progress: bool,
+def _detect_into(predictor, args: argparse.Namespace, source, out: Path, *, progress: bool,
                  counts: Optional[dict] = None) -> tuple[int, int]:
     """Detect one input (a path, a URL or an opened source) into ``out`` (``detections.jsonl``,
     ``annotated.mp4``); ``counts`` follows the frames and detections written; returns (frames, detections)."""

@@ -172,8 +172,8 @@ def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
                          f"{config.model.num_classes}")
     out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
     predictor = VideoPredictor(model, config, keep_images=False, score_thresh=0.0)
-    detections = predict_split_resumable(predictor, dataset, out_dir, eval_identity(args.weights, config, split,
-                                                                                    dataset),
+    detections = predict_split_resumable(predictor, dataset, out_dir,
+                                         identity=eval_identity(args.weights, config, split, dataset),
                                          resume=args.resume, context=context, progress=True)
     if not context.is_main:
         return 0

@@ -268,6 +268,19 @@ def _frame_order(detections: Detections) -> np.ndarray:
     return np.lexsort((-detections.scores, detections.frame_ids))
 
 
+def frame_record(video: str, frame_index: int, *, boxes: Sequence, labels: Sequence, class_names: Sequence[str],
+                 scores: Sequence) -> dict:
+    """One line of the JSON-lines format: a frame and its detections (``boxes [k, 4]`` x1, y1, x2, y2 in original
+    pixels, ``labels [k]`` in ``1..C`` with their ``class_names``, ``scores [k]``), as plain JSON types. The one
+    writer of the record: ``write_jsonl`` and ``dsfnet detect`` (``FrameResult.to_json``) both use it."""
+    return {
+        "video": video,
+        "frame_index": int(frame_index),
+        "detections": [{"box": [float(v) for v in box], "label": int(label), "class": name, "score": float(score)}
+                       for box, label, name, score in zip(boxes, labels, class_names, scores)],
+    }
+
+
 def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Detections) -> None:
     """Write the JSON-lines format, one object per frame of ``dataset.frames()`` (frames without detections get
     an empty list), atomically."""
@@ -285,10 +298,10 @@ def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Det
     names = dataset.class_names
     with atomic_open(path, "w") as handle:
         for position, frame in enumerate(frames):
-            dets = [{"box": boxes[i], "label": labels[i], "class": names[labels[i] - 1], "score": scores[i]}
-                    for i in range(starts[position], starts[position + 1])]
-            handle.write(json.dumps({"video": frame.video, "frame_index": int(frame.frame_index),
-                                     "detections": dets}) + "\n")
+            rows = slice(starts[position], starts[position + 1])
+            record = frame_record(frame.video, frame.frame_index, boxes=boxes[rows], labels=labels[rows],
+                                  class_names=[names[label - 1] for label in labels[rows]], scores=scores[rows])
+            handle.write(json.dumps(record) + "\n")
 
 
 def write_devkit_txt(path: str | os.PathLike, detections: Detections) -> None:

@@ -118,7 +118,7 @@ def input_size(source: str) -> int:
 DetectOne = Callable[[str, Path], tuple[int, int]]
 
 
-def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: Mapping[str, Any], resume: bool,
+def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, *, identity: Mapping[str, Any], resume: bool,
               skip_bad: bool, context: DistributedContext, progress: bool = True) -> Optional[dict]:
     """Detect every input not yet done on all ranks; rank 0 writes ``OUT/summary.json``, prints the table and
     returns the summary (other ranks ``None``). Without ``skip_bad`` an unreadable input stops the run with a

@@ -41,7 +41,7 @@ def _subset(dataset: DatasetRecord, max_videos: int) -> DatasetRecord:
 
 
 def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
-                    device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, progress: bool = True,
+                    device: Optional[Union[str, torch.device]] = None, *, max_videos: int = 0, progress: bool = True,
                     context: DistributedContext = SINGLE_PROCESS, **predictor_options) -> Detections:
     """Detections of every frame of ``dataset`` (the first ``max_videos`` videos when > 0).
 
@@ -92,7 +92,7 @@ def predict_video(predictor: VideoPredictor, video: VideoRecord, first_position:
 
 
 def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
-                   device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, motion: bool = True,
+                   device: Optional[Union[str, torch.device]] = None, *, max_videos: int = 0, motion: bool = True,
                    progress: bool = False, context: DistributedContext = SINGLE_PROCESS) -> EvalResult:
     """Run the model over ``dataset`` (first ``max_videos`` videos when > 0) and return its ``EvalResult``
     (every rank of ``context`` detects its share of the videos; all return the same result)."""

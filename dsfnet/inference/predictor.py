@@ -47,6 +47,7 @@ from torch import Tensor
 
 from dsfnet.config import Config, check_test, class_names as config_class_names
 from dsfnet.errors import InputChanged, InputError
+from dsfnet.evaluation.detections import frame_record
 from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.geometry import Geometry
 from dsfnet.inference.plan import SupportPlan, plan_support
@@ -78,16 +79,9 @@ class FrameResult:
     image: Optional[np.ndarray] = field(default=None, repr=False)
 
     def to_json(self, video: str) -> dict:
-        """The JSON-lines record of ``dsfnet.evaluation.detections``."""
-        return {
-            "video": video,
-            "frame_index": int(self.index),
-            "detections": [
-                {"box": [float(v) for v in box], "label": int(label), "class": name, "score": float(score)}
-                for box, label, name, score in zip(self.boxes.tolist(), self.labels.tolist(), self.class_names,
-                                                   self.scores.tolist())
-            ],
-        }
+        """The JSON-lines record of ``dsfnet.evaluation.detections`` (:func:`frame_record`)."""
+        return frame_record(video, self.index, boxes=self.boxes.tolist(), labels=self.labels.tolist(),
+                            class_names=self.class_names, scores=self.scores.tolist())
 
 
 class VideoPredictor:
@@ -108,7 +102,7 @@ class VideoPredictor:
     run videos concurrently.
     """
 
-    def __init__(self, model: torch.nn.Module, config: Config, device: Optional[Union[str, torch.device]] = None,
+    def __init__(self, model: torch.nn.Module, config: Config, *, device: Optional[Union[str, torch.device]] = None,
                  score_thresh: float = 0.0, classes: Optional[Iterable[str]] = None,
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
                  mode: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
