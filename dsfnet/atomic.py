@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
+from dsfnet.errors import OutputExists
 from dsfnet.io_errors import WriteError, is_write_failure
 
 
@@ -111,9 +112,9 @@ def replaced_directory(path: str | os.PathLike, overwrite: bool = False) -> Iter
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a folder")
+        raise OutputExists(f"{path} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} is not empty: pass --overwrite to replace it whole (its files would "
+        raise OutputExists(f"{path} is not empty: pass --overwrite to replace it whole (its files would "
                               "otherwise be mixed with the new ones)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,19 +16,19 @@ from typing import Any, Optional
 import yaml
 
 from dsfnet.data.classes import VID_CLASS_NAMES
+from dsfnet.errors import ConfigError
+from dsfnet.registry import BACKBONES, DATASET_READERS
 
 VARIANTS = ("baseline", "frame", "instance", "dsfnet")
 #: model.instance_fusion.logits: eq. 6's scaled dot product, or a cosine with a learned scale
 INSTANCE_LOGITS = ("dot", "cosine")
 
 
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the key."""
-
-
 @dataclass
 class BackboneConfig:
-    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | timm:<model> (docs/BACKBONES.md)
+    # a name in dsfnet.registry.BACKBONES: resnet50 | resnet101 | resnext101_32x4d | resnet_tiny |
+    # timm:<model> (docs/BACKBONES.md)
+    name: str = "resnet101"
     # None | path to an ImageNet state dict | "torchvision" (ResNets) | "timm" (timm's download) |
     # "efficientnet_lite0" (the `light` extra's checkpoint, for timm:tf_efficientnet_lite0)
     weights: Optional[str] = None
@@ -125,7 +125,8 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
+    # a name in dsfnet.registry.DATASET_READERS: vid (ImageNet VID layout) | cocovid (mmtracking JSON)
+    format: str = "vid"
     # vid: the ILSVRC2015 folder (None = data/ILSVRC2015); cocovid: the folder file_name entries are relative to
     # (None = each JSON file's own folder, as `dsfnet convert` writes them)
     root: Optional[str] = None
@@ -316,7 +317,10 @@ def validate(config: Config) -> Config:
         (config.model.instance_fusion.logits in INSTANCE_LOGITS,
          f"model.instance_fusion.logits must be one of {', '.join(INSTANCE_LOGITS)}, "
          f"got {config.model.instance_fusion.logits!r}"),
-        (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
+        (config.data.format in DATASET_READERS,
+         f"data.format must be one of {', '.join(DATASET_READERS.names())}, got '{config.data.format}'"),
+        (config.model.backbone.name in BACKBONES,
+         f"model.backbone.name must be one of {', '.join(BACKBONES.names())}, got '{config.model.backbone.name}'"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
          f"data.class_names has {len(config.data.class_names or ())} entries but model.num_classes is "

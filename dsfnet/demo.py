@@ -23,6 +23,7 @@ from dsfnet.data.images import load_frame
 from dsfnet.data.synth import HELD_OUT_SEED, generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
 from dsfnet.engine.checkpoint import load_model
+from dsfnet.errors import InputError, InputNotFound
 from dsfnet.evaluation.detections import write_jsonl
 from dsfnet.evaluation.report import write_report
 from dsfnet.evaluation.vid_map import evaluate
@@ -43,7 +44,7 @@ class ModelRun:
 def _run_model(name: str, weights: Path, dataset, out_dir: Path, device: str, num_frames: Optional[int]) -> ModelRun:
     model, config = load_model(weights, device)
     if config.model.variant != name:
-        raise ValueError(f"{weights}: expected a '{name}' checkpoint, got one of variant '{config.model.variant}'")
+        raise InputError(f"{weights}: expected a '{name}' checkpoint, got one of variant '{config.model.variant}'")
     if num_frames is not None:
         config.test.num_frames = num_frames
     frames = len(dataset.frames())
@@ -84,20 +85,20 @@ def _summary(runs: list[ModelRun]) -> tuple[dict, str]:
     return rows, "\n".join(lines)
 
 
-def run_demo(out_dir: str | Path, device: str = "cpu", num_videos: int = 30, num_frames: int = 40,
+def run_demo(out_dir: str | Path, *, device: str = "cpu", num_videos: int = 30, num_frames: int = 40,
              seed: int = HELD_OUT_SEED, clip_frames: Optional[int] = None, write_video: bool = True,
              weights: Optional[dict[str, Path]] = None, backbone: str = DEFAULT_BACKBONE) -> dict:
     """Generate held-out videos, run the ``backbone`` pair of bundled models (or the checkpoints in ``weights``,
     by variant), evaluate, write outputs; returns the summary rows."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} exists and is not a folder")
+        raise InputError(f"--out {out_dir} exists and is not a folder")
     if backbone not in BUNDLED:
-        raise ValueError(f"unknown bundled backbone '{backbone}'; choose one of {sorted(BUNDLED)}")
+        raise InputError(f"unknown bundled backbone '{backbone}'; choose one of {sorted(BUNDLED)}")
     weights = {**BUNDLED[backbone], **(weights or {})}
     for name, path in weights.items():
         if not Path(path).is_file():
-            raise FileNotFoundError(f"{name} checkpoint not found: {path} (reinstall the package or pass --weights)")
+            raise InputNotFound(f"{name} checkpoint not found: {path} (reinstall the package or pass --weights)")
     # the held-out videos are regenerated whole: no frames of an earlier demo with other settings stay mixed in
     data_root = generate_synthetic_vid(out_dir / "data", 0, seed, num_val_videos=num_videos, num_frames=num_frames,
                                        num_det_images=0, overwrite=True)

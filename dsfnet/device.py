@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from dsfnet.errors import InputError
+
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """The torch device that ``name`` asks for.
@@ -17,10 +19,10 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        raise ValueError(f"invalid --device {name!r} ({error})") from None
+        raise InputError(f"invalid --device {name!r} ({error})") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+            raise InputError(f"--device {name}: CUDA is not available on this machine")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device

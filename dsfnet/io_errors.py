@@ -2,40 +2,17 @@
 
 Writes fail with an ``OSError`` whose text ("[Errno 28] No space left on device") often lacks the path, or,
 inside ``torch.save``, with a ``RuntimeError`` ("[enforce fail at inline_container.cc:672] . unexpected pos");
-:class:`WriteError` says which file could not be written and why, in words a user can act on.
+:class:`dsfnet.errors.WriteError` says which file could not be written and why, in words a user can act on.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Optional
 
-#: errno -> how the message describes it; ``None`` phrasing means "no space ... while writing PATH".
-_REASONS = {
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
-_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-WRITE_ERRNOS = frozenset(_REASONS) | frozenset(_FULL)
+from dsfnet.errors import WRITE_ERRNOS, WriteError
 
-
-class WriteError(OSError):
-    """A write into ``path`` failed for a reason the user must fix (read-only, permission, full disk).
-
-    Keeps the original ``errno``; ``str()`` is one line naming the path.
-    """
-
-    def __init__(self, path: str | os.PathLike, code: int):
-        super().__init__(code, os.strerror(code), str(path))
-        if code in _FULL:
-            self.message = f"{_FULL[code]} while writing {path}"
-        else:
-            self.message = f"cannot write {path}: {_REASONS.get(code, os.strerror(code).lower())}"
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["WRITE_ERRNOS", "WriteError", "as_write_error", "is_write_failure"]
 
 
 def is_write_failure(error: BaseException) -> bool:

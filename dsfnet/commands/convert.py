@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dsfnet.errors import InputError
+
 HELP = "convert annotations (CVAT for video XML, MOTChallenge gt.txt, COCO JSON) or an ImageNet VID split to " \
        "CocoVID JSON, extracting the frames of annotated video files"
 
@@ -71,7 +73,7 @@ def _convert_vid(args: argparse.Namespace) -> int:
     from dsfnet.data.vid import read_vid_split
 
     if args.split is None or len(args.inputs) != 1:
-        raise ValueError("an ImageNet VID tree converts with exactly one ROOT and --split")
+        raise InputError("an ImageNet VID tree converts with exactly one ROOT and --split")
     dataset = read_vid_split(args.inputs[0], args.split, skip_bad=args.skip_bad)
     write_cocovid(dataset, args.out, image_root=args.image_root)
     frames = sum(len(video) for video in dataset.videos)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dsfnet.data.synth import HELD_OUT_SEED
+from dsfnet.errors import InputError
 
 from dsfnet.bundled import BUNDLED, DEFAULT_BACKBONE
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dsfnet.demo import run_demo  # torch-based: loaded here, not when ``dsfnet --help`` builds the parser
 
     if args.videos < 1 or args.frames < 1:
-        raise ValueError("--videos and --frames must be >= 1")
+        raise InputError("--videos and --frames must be >= 1")
     weights = {name: path for name, path in (("dsfnet", args.dsfnet_weights), ("baseline", args.baseline_weights))
                if path is not None}
     run_demo(args.out, device=args.device, num_videos=args.videos, num_frames=args.frames, seed=args.seed,

@@ -40,10 +40,11 @@ from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.options import add_inference_options, inference_settings
-from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
+from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
-from dsfnet.postprocess.seqnms import seq_nms_stream
+from dsfnet.postprocess.apply import postprocess_stream
 
 HELP = "detect objects in a video file, a folder of frames or a live stream (camera, RTSP, pipe) with a trained " \
        "model (JSON-lines + annotated video)"
@@ -107,19 +108,19 @@ def _run(args: argparse.Namespace) -> int:
     from dsfnet.inference.batch import expand_inputs
 
     if not 0 <= args.score_thr <= 1:  # also refuses nan
-        raise ValueError(f"--score-thr must be in [0, 1], got {args.score_thr}")
+        raise InputError(f"--score-thr must be in [0, 1], got {args.score_thr}")
     if args.fps is not None and not 0 < args.fps <= 1000:
-        raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
+        raise InputError(f"--fps must be in (0, 1000], got {args.fps}")
     if not args.timeout > 0:
-        raise ValueError(f"--timeout must be > 0 seconds, got {args.timeout}")
+        raise InputError(f"--timeout must be > 0 seconds, got {args.timeout}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+        raise InputError(f"--out {out} exists and is not a folder")
     inputs, batch = expand_inputs(args.input)
     if batch:
         return _run_batch(args, inputs)
     if args.resume or args.skip_bad:
-        raise ValueError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
+        raise InputError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
     spec = inputs[0].source
     live = is_live_input(spec)
@@ -132,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     counts = {"frames": 0, "detections": 0}
     with _stop_on_ctrl_c(source) as stopped:
         try:
-            _detect_into(predictor, args, source, out, not args.no_progress, counts)
+            _detect_into(predictor, args, source, out, progress=not args.no_progress, counts=counts)
         except (KeyboardInterrupt, StreamStalled):
             if live:  # the outputs were closed cleanly and are kept: say what they hold
                 _summary(predictor, out, args, counts, time.perf_counter() - started)
@@ -160,10 +161,10 @@ def _open(args: argparse.Namespace, spec, predictor):
     """The source of one input; a live stream only with causal sampling and no whole-video post-processing."""
     if is_live_input(spec):
         if predictor.test.sampling != "causal":
-            raise ValueError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
+            raise InputError(f"{spec} is a live stream: it needs --sampling causal (got {predictor.test.sampling}, "
                              "which needs the whole video first)")
-        if postprocess_params(args) is not None:
-            raise ValueError(f"{spec} is a live stream: --post needs the whole video")
+        if chosen_post(args) is not None:
+            raise InputError(f"{spec} is a live stream: --post needs the whole video")
     return open_source(spec, fps=args.fps, timeout=args.timeout, options=_input_options(args.input_option))
 
 
@@ -198,7 +199,7 @@ def _predictor(args: argparse.Namespace, device):
     model, config = load_model(args.weights, device=device)
     config.test = inference_settings(args, config.test)
     # Seq-NMS sees every detection the model keeps (a low score may be raised) and draws from a second decode
-    post = postprocess_params(args)
+    post = chosen_post(args)
     return VideoPredictor(model, config, score_thresh=args.score_thr if post is None else 0.0,
                           classes=_classes(args.classes), keep_images=not args.no_video and post is None)
 
@@ -217,20 +218,22 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
                     "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
                     "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
         bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
-        run_batch(inputs, Path(args.out), lambda source, folder: _detect_into(predictor, args, source, folder, bars),
-                  identity, args.resume, args.skip_bad, context, progress=not args.no_progress)
+        run_batch(inputs, Path(args.out),
+                  lambda source, folder: _detect_into(predictor, args, source, folder, progress=bars),
+                  identity=identity, resume=args.resume, skip_bad=args.skip_bad, context=context,
+                  progress=not args.no_progress)
     return 0
 
 
-def _detect_into(predictor, args: argparse.Namespace, source, out: Path, progress: bool,
+def _detect_into(predictor, args: argparse.Namespace, source, out: Path, *, progress: bool,
                  counts: Optional[dict] = None) -> tuple[int, int]:
     """Detect one input (a path, a URL or an opened source) into ``out`` (``detections.jsonl``,
     ``annotated.mp4``); ``counts`` follows the frames and detections written; returns (frames, detections)."""
     source = _open(args, source, predictor)  # missing / not a video: error naming the input
     counts = {"frames": 0, "detections": 0} if counts is None else counts
     out.mkdir(parents=True, exist_ok=True)
-    _write_outputs(predictor, source, out, not args.no_video, progress, postprocess_params(args), args.score_thr,
-                   counts)
+    _write_outputs(predictor, source, out, video=not args.no_video, progress=progress, post=chosen_post(args),
+                   score_thr=args.score_thr, counts=counts)
     return counts["frames"], counts["detections"]
 
 
@@ -240,7 +243,7 @@ def _input_options(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip():
-            raise ValueError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
+            raise InputError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
         options[key.strip()] = value
     return options
 
@@ -251,13 +254,13 @@ def _classes(text: Optional[str]) -> Optional[list[str]]:
         return None
     classes = [name.strip() for name in text.split(",") if name.strip()]
     if not classes:
-        raise ValueError("--classes is empty")
+        raise InputError("--classes is empty")
     return classes
 
 
-def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, post, score_thr: float,
+def _write_outputs(predictor, source, out: Path, *, video: bool, progress: bool, post, score_thr: float,
                    counts: dict) -> None:
-    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (Seq-NMS parameters)
+    """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (``--post``'s choice)
     the video is post-processed first and detections below ``score_thr`` dropped afterwards; ``counts`` follows
     the frames and detections written. Files: both moved into place only when the whole video is done. Live
     streams: both written in place, flushed per frame, and closed cleanly (kept) whatever ends the stream."""
@@ -269,8 +272,9 @@ def _write_outputs(predictor, source, out: Path, video: bool, progress: bool, po
         try:
             bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
                        disable=not progress, dynamic_ncols=True, leave=False)
-            stream = bar if post is None else seq_nms_stream(
-                bar, post, score_thr, images=source.frames() if video else None)
+            stream = bar if post is None else postprocess_stream(post.processor.run, bar, post.settings,
+                                                                 score_thresh=score_thr,
+                                                                 images=source.frames() if video else None)
             for result in stream:
                 handle.write(json.dumps(result.to_json(source.name)) + "\n")
                 if live:

@@ -24,10 +24,11 @@ from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_metrics_argument, add_postprocess_arguments, postprocess_split
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.split import read_split
+from dsfnet.errors import InputError, InputNotFound
 from dsfnet.evaluation.detections import read_detections, write_jsonl
-from dsfnet.evaluation.coco_metrics import coco_report
-from dsfnet.evaluation.report import format_coco_table, format_table, write_report
-from dsfnet.evaluation.vid_map import evaluate
+from dsfnet.evaluation.metrics import VidMetric
+from dsfnet.evaluation.report import write_report
+from dsfnet.registry import METRICS
 
 
 HELP = "compute ImageNet VID mAP (all / slow / medium / fast) of a detection file or a trained model"
@@ -77,29 +78,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     """The ``DatasetRecord`` to evaluate against, from a VID root or a CocoVID JSON file."""
     if (data is None) == (gt_json is None):
-        raise ValueError("give the ground truth with exactly one of --data ROOT or --gt-json FILE")
+        raise InputError("give the ground truth with exactly one of --data ROOT or --gt-json FILE")
     if gt_json is not None:
         if not Path(gt_json).is_file():
-            raise FileNotFoundError(f"ground-truth JSON not found: {gt_json}")
+            raise InputNotFound(f"ground-truth JSON not found: {gt_json}")
         return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val")
     if not Path(data).is_dir():
-        raise FileNotFoundError(f"dataset root not found: {data}")
+        raise InputNotFound(f"dataset root not found: {data}")
     return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")
 
 
-def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title: str = "",
+def evaluate_and_report(dataset, detections, out_dir, *, motion: bool = True, title: str = "",
                         extra: dict | None = None, metrics: tuple[str, ...] = ("vid",)):
-    """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the table.
+    """Evaluate ``detections`` against ``dataset``, write the report files into ``out_dir``, print the tables.
 
-    Shared by the detection-file path and the model path. ``metrics`` with ``coco``: also the COCO protocol and
-    its files (``dsfnet.evaluation.coco_metrics``). Returns the ``EvalResult``.
+    Shared by the detection-file path and the model path. ``vid`` is always evaluated (the report's base); each
+    other name in ``metrics`` is a registered :class:`dsfnet.evaluation.metrics.Metric` that adds its summary,
+    table and exported files. Returns the ``EvalResult``.
     """
-    result = evaluate(dataset, detections, motion=motion)
-    coco, coco_files = coco_report(dataset, detections, out_dir) if "coco" in metrics else (None, {})
-    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **coco_files}, coco=coco)
-    print(format_table(result), end="")
-    if coco is not None:
-        print(format_coco_table(coco), end="")
+    result = VidMetric(motion=motion).evaluate(dataset, detections)
+    sections, files = {}, {}
+    for name in metrics:
+        if name != "vid":
+            metric = METRICS.get(name, key="--metrics")()
+            files.update(metric.export(dataset, detections, out_dir))
+            value = metric.evaluate(dataset, detections)
+            sections[name] = (metric.summary(value), metric.table(value))
+    paths = write_report(result, out_dir, title=title, extra={**(extra or {}), **files}, metrics=sections)
+    print(VidMetric().table(result), end="")
+    for _, table in sections.values():
+        print(table, end="")
     print(f"report written to {paths['report.json'].parent}")
     return result
 
@@ -107,7 +115,7 @@ def evaluate_and_report(dataset, detections, out_dir, motion: bool = True, title
 def _run_detection_file(args: argparse.Namespace) -> int:
     det_path = Path(args.detections)
     if not det_path.is_file():
-        raise FileNotFoundError(f"detection file not found: {det_path}")
+        raise InputNotFound(f"detection file not found: {det_path}")
     dataset = load_ground_truth(args.data, args.split, args.gt_json)
     detections = read_detections(det_path, dataset, strict=args.strict)  # ValueError names file and line
     out_dir = Path(args.out) if args.out else det_path.with_name(det_path.stem + "_eval")
@@ -122,15 +130,15 @@ def _run_detection_file(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.config is not None and args.detections is not None:
-        raise ValueError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
+        raise InputError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
     if args.config is None and args.detections is None:
-        raise ValueError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
+        raise InputError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
     if args.detections is not None:
         if args.opts:
             raise ValueError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
         return _run_detection_file(args)
     if args.weights is None:
-        raise ValueError("evaluating a model needs --weights CKPT")
+        raise InputError("evaluating a model needs --weights CKPT")
     return _run_model(args)
 
 
@@ -146,7 +154,7 @@ def _model_and_config(args: argparse.Namespace, device):
     model, checkpoint_config = load_model(args.weights, device=device)
     differences = architecture_differences(checkpoint_config.to_dict()["model"], config.to_dict()["model"])
     if differences:
-        raise ValueError(f"checkpoint {args.weights} was trained with another architecture than {args.config} "
+        raise InputError(f"checkpoint {args.weights} was trained with another architecture than {args.config} "
                          f"(checkpoint != config): {'; '.join(differences)}")
     return model, dataclasses.replace(config, model=checkpoint_config.model)
 
@@ -169,12 +177,12 @@ def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
     split = args.split or "val"
     dataset = read_split(config.data, split)
     if len(dataset.class_names) != config.model.num_classes:
-        raise ValueError(f"the split has {len(dataset.class_names)} classes but the model predicts "
+        raise InputError(f"the split has {len(dataset.class_names)} classes but the model predicts "
                          f"{config.model.num_classes}")
     out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
     predictor = VideoPredictor(model, config, keep_images=False, score_thresh=0.0)
-    detections = predict_split_resumable(predictor, dataset, out_dir, eval_identity(args.weights, config, split,
-                                                                                    dataset),
+    detections = predict_split_resumable(predictor, dataset, out_dir,
+                                         identity=eval_identity(args.weights, config, split, dataset),
                                          resume=args.resume, context=context, progress=True)
     if not context.is_main:
         return 0

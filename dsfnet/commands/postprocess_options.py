@@ -9,78 +9,74 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 from dsfnet.data.records import DatasetRecord
 from dsfnet.evaluation.detections import Detections, write_jsonl
-from dsfnet.postprocess.seqnms import RESCORE_METHODS, SeqNMSParams, seq_nms_dataset
+from dsfnet.postprocess.apply import postprocess_dataset
+from dsfnet.postprocess.base import PostProcessor
+from dsfnet.registry import METRICS, POSTPROCESSORS
 
-POST_METHODS = ("none", "seqnms")
-METRICS = ("vid", "coco")
 
+class ChosenPost(NamedTuple):
+    """What ``--post NAME`` chose: the registered post-processor and its settings from the command line."""
 
-def _iou(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"an IoU in [0, 1], got {text}")
-    return value
+    name: str
+    processor: PostProcessor
+    settings: Any
 
 
 def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = SeqNMSParams()
     group = parser.add_argument_group(
         "post-processing", "offline only: Seq-NMS needs the whole video's detections before any frame is final, "
         "so it runs after the last frame of each video has been detected")
-    group.add_argument("--post", choices=POST_METHODS, default="none",
-                       help="seqnms: Seq-NMS (Han et al. 2016): link boxes of one class across adjacent frames, "
-                            "rescore the best-scoring sequences and suppress boxes overlapping them (default none)")
-    group.add_argument("--seqnms-link-iou", type=_iou, default=defaults.link_iou, metavar="IOU",
-                       help="Seq-NMS links boxes of adjacent frames whose IoU is above this")
-    group.add_argument("--seqnms-nms-iou", type=_iou, default=defaults.nms_iou, metavar="IOU",
-                       help="Seq-NMS removes boxes whose IoU with a selected sequence's box in their frame is at "
-                            "least this")
-    group.add_argument("--seqnms-rescore", choices=RESCORE_METHODS, default=defaults.rescore,
-                       help="new score of a sequence's boxes: their average or their maximum score")
+    described = "; ".join(f"{name}: {POSTPROCESSORS.get(name).help}" for name in POSTPROCESSORS.names())
+    group.add_argument("--post", choices=("none", *POSTPROCESSORS.names()), default="none",
+                       help=f"{described} (default none)")
+    for name in POSTPROCESSORS.names():
+        POSTPROCESSORS.get(name).add_arguments(group)
 
 
-def postprocess_params(args: argparse.Namespace) -> Optional[SeqNMSParams]:
-    """The Seq-NMS settings of ``--post seqnms``, or None for ``--post none``; bad values raise ``ValueError``."""
+def chosen_post(args: argparse.Namespace) -> Optional[ChosenPost]:
+    """The post-processor of ``--post NAME`` with its settings, or None for ``--post none``; bad values raise
+    :class:`dsfnet.errors.InputError`."""
     if args.post == "none":
         return None
-    return SeqNMSParams(args.seqnms_link_iou, args.seqnms_nms_iou, args.seqnms_rescore)
+    processor = POSTPROCESSORS.get(args.post, key="--post")
+    return ChosenPost(args.post, processor, processor.settings(args))
 
 
 def postprocess_split(args: argparse.Namespace, dataset: DatasetRecord, detections: Detections,
                       out_dir: Path) -> tuple[Detections, dict]:
-    """Apply ``--post`` to a split's detections; with Seq-NMS also write them to ``out_dir/detections_seqnms.jsonl``.
+    """Apply ``--post NAME`` to a split's detections and write them to ``out_dir/detections_NAME.jsonl``.
 
-    Returns the detections to evaluate and the fields to add to ``report.json`` (``post``, and ``seqnms`` with the
+    Returns the detections to evaluate and the fields to add to ``report.json`` (``post``, and ``NAME`` with the
     settings and the post-processed detection file).
     """
-    params = postprocess_params(args)
-    if params is None:
+    post = chosen_post(args)
+    if post is None:
         return detections, {"post": "none"}
-    processed = seq_nms_dataset(dataset, detections, params, progress=True)
-    path = Path(out_dir) / "detections_seqnms.jsonl"
+    processed = postprocess_dataset(post.processor.run, dataset, detections, post.settings, progress=True,
+                                    label=post.processor.label)
+    path = Path(out_dir) / f"detections_{post.name}.jsonl"
     write_jsonl(path, dataset, processed)
-    return processed, {"post": "seqnms", "seqnms": {**dataclasses.asdict(params), "detections_file": str(path),
-                                                     "detections_before": len(detections),
-                                                     "detections_after": len(processed)}}
+    return processed, {"post": post.name, post.name: {**dataclasses.asdict(post.settings), "detections_file": str(path),
+                                                      "detections_before": len(detections),
+                                                      "detections_after": len(processed)}}
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
-    """``"vid,coco"`` → ``("vid", "coco")``; the devkit's ``vid`` must be among them (its report is the base)."""
+    """``"vid,coco"`` → ``("vid", "coco")``: registered metrics; the devkit's ``vid`` must be among them (its
+    report is the base)."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in METRICS]
     if unknown or "vid" not in names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(METRICS)} that includes "
-                                         f"vid, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(METRICS.names())} that "
+                                         f"includes vid, got {text!r}")
     return names
 
 
 def add_metrics_argument(parser: argparse.ArgumentParser) -> None:
+    described = "; ".join(f"{name}: {METRICS.get(name).help}" for name in METRICS.names())
     parser.add_argument("--metrics", type=parse_metrics, default=("vid",), metavar="LIST",
-                        help="vid: the ImageNet VID devkit's mAP and the motion groups (always); vid,coco: also the "
-                             "COCO protocol through pycocotools (AP, AP50, AP75, AP small / medium / large) in "
-                             "report.json / report.txt, and results.json + ground_truth_cocovid.json for other "
-                             "tools (default vid)")
+                        help=f"comma-separated; {described} (default vid)")

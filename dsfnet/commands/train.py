@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from dsfnet.config import load_config
+from dsfnet.errors import InputError
 
 HELP = "train a DSFNet model (SGD, paper schedule, accumulation, bf16, torchrun multi-GPU, exact --resume)"
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.init_from={args.init_from}")
     config = load_config(args.config, overrides)
     if args.stop_after is not None and args.stop_after < 1:
-        raise ValueError("--stop-after must be >= 1")
+        raise InputError("--stop-after must be >= 1")
     out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
     evaluation = periodic_validation(config) if config.train.eval_interval > 0 else None
     result = train(config, out, resume=args.resume, device=args.device, stop_after=args.stop_after,

@@ -29,6 +29,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.ops import box_iou
 
+from dsfnet.errors import InputError
+
 if TYPE_CHECKING:
     from dsfnet.config import AugmentConfig
 
@@ -221,7 +223,7 @@ class ClipAugment:
     def __init__(self, photometric: bool = False, expand: float = 1.0, crop: bool = False,
                  fill: Sequence[int] = (124, 116, 104)):
         if expand < 1:
-            raise ValueError(f"the expand ratio must be >= 1 (1 = off), got {expand}")
+            raise InputError(f"the expand ratio must be >= 1 (1 = off), got {expand}")
         self.photometric, self.max_ratio, self.crop = photometric, float(expand), crop
         self.fill = tuple(int(v) for v in fill)
 

@@ -36,6 +36,7 @@ import numpy as np
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASSES
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
+from dsfnet.errors import InputError, InputNotFound
 
 _NAME_TO_WNID = dict(VID_CLASSES)
 
@@ -52,7 +53,12 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
                   image_root: Optional[str | os.PathLike] = None) -> None:
     """Write ``dataset`` as CocoVID JSON (atomically); ``file_name`` is relative to ``image_root``."""
     json_path = Path(json_path)
-    root = _image_root(json_path, image_root)
+    document = cocovid_document(dataset, _image_root(json_path, image_root))
+    atomic_write_bytes(json_path, json.dumps(document, separators=(",", ":")).encode())
+
+
+def cocovid_document(dataset: DatasetRecord, root: str) -> dict:
+    """``dataset`` as a CocoVID document (plain JSON types); ``file_name`` is relative to the folder ``root``."""
     keys = set(dataset.training_keys())
     categories = [{"id": label, "name": name, **({"encode_name": _NAME_TO_WNID[name]}
                                                  if name in _NAME_TO_WNID else {})}
@@ -77,13 +83,12 @@ def write_cocovid(dataset: DatasetRecord, json_path: str | os.PathLike,
                                     "bbox": [_number(x1), _number(y1), _number(x2 - x1), _number(y2 - y1)],
                                     "area": _number((x2 - x1) * (y2 - y1)), "iscrowd": False,
                                     "occluded": bool(occ), "degraded": bool(deg)})
-    document = {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
-    atomic_write_bytes(json_path, json.dumps(document, separators=(",", ":")).encode())
+    return {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
 
 
 def _field(item: dict, key: str, where: str) -> Any:
     if key not in item:
-        raise ValueError(f"{where} has no '{key}'")
+        raise InputError(f"{where} has no '{key}'")
     return item[key]
 
 
@@ -113,7 +118,7 @@ def check_unique_ids(document: dict, where: str) -> None:
     for what, values in checks:
         repeated = _first_repeat(values)
         if repeated is not None:
-            raise ValueError(f"{where}: ground truth lists {what} {repeated!r} twice")
+            raise InputError(f"{where}: ground truth lists {what} {repeated!r} twice")
 
 
 def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> DatasetRecord:
@@ -123,11 +128,11 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
     try:
         document = json.loads(json_path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"CocoVID annotation file not found: {json_path}") from None
+        raise InputNotFound(f"CocoVID annotation file not found: {json_path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{json_path}: not valid JSON ({error})") from None
+        raise InputError(f"{json_path}: not valid JSON ({error})") from None
     if not isinstance(document, dict):
-        raise ValueError(f"{json_path}: expected a JSON object with categories / videos / images / annotations")
+        raise InputError(f"{json_path}: expected a JSON object with categories / videos / images / annotations")
     check_unique_ids(document, where := str(json_path))
     categories = sorted(_field(document, "categories", where), key=lambda c: _field(c, "id", f"{where}: a category"))
     labels = {c["id"]: position for position, c in enumerate(categories, 1)}
@@ -140,7 +145,7 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
     image_ids = {_field(image, "id", f"{where}: an image") for image in images}
     for image_id, anns in by_image.items():
         if image_id not in image_ids:
-            raise ValueError(f"{where}: annotation {anns[0].get('id')} refers to unknown image_id {image_id}")
+            raise InputError(f"{where}: annotation {anns[0].get('id')} refers to unknown image_id {image_id}")
 
     videos = {v["id"]: v for v in document.get("videos", [])}
     frames_of: dict[Any, list[dict]] = {video_id: [] for video_id in videos}
@@ -150,7 +155,7 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
         if video_id in (None, -1):
             stills.append(image)
         elif video_id not in frames_of:
-            raise ValueError(f"{where}: image {image['id']} refers to unknown video_id {video_id}")
+            raise InputError(f"{where}: image {image['id']} refers to unknown video_id {video_id}")
         else:
             frames_of[video_id].append(image)
 
@@ -180,14 +185,14 @@ def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool,
         there = f"{where}: annotation {ann.get('id')}"
         category = _field(ann, "category_id", there)
         if category not in labels:
-            raise ValueError(f"{there} has unknown category_id {category}")
+            raise InputError(f"{there} has unknown category_id {category}")
         bbox = _field(ann, "bbox", there)
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
-            raise ValueError(f"{there}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
+            raise InputError(f"{there}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
         x, y, w, h = (float(value) for value in bbox)
         if w < 0 or h < 0:
-            raise ValueError(f"{there} has a negative bbox width or height")
+            raise InputError(f"{there} has a negative bbox width or height")
         boxes.append(clip_box(x, y, x + w, y + h, width, height))
         label_list.append(labels[category])
         tracks.append(len(tracks) if still and ann.get("instance_id", -1) == -1

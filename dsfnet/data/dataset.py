@@ -22,6 +22,7 @@ from dsfnet.data.images import load_frame
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.sampling import train_support_frames
 from dsfnet.data.transforms import ClipTransform
+from dsfnet.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class TrainClipDataset(Dataset):
     def __init__(self, datasets: list[DatasetRecord], num_support: int, transform: ClipTransform, seed: int,
                  skip_bad: bool = False, augment: Optional[ClipAugment] = None):
         if num_support < 0:
-            raise ValueError(f"num_support must be >= 0, got {num_support}")
+            raise InputError(f"num_support must be >= 0, got {num_support}")
         self.datasets, self.num_support, self.transform = datasets, num_support, transform
         self.seed, self.skip_bad, self.epoch = seed, skip_bad, 0
         self.augment = augment if augment is not None and augment.enabled else None

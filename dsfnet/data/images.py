@@ -7,6 +7,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from dsfnet.errors import InputError, InputNotFound
+
 
 def load_frame(path: str | os.PathLike) -> Image.Image:
     """Decode an image file fully into an RGB ``PIL.Image``.
@@ -22,16 +24,16 @@ def load_frame(path: str | os.PathLike) -> Image.Image:
                 return _integer_gray_to_rgb(image, path)
             return image.convert("RGB")
     except FileNotFoundError:
-        raise FileNotFoundError(f"frame file not found: {path}") from None
+        raise InputNotFound(f"frame file not found: {path}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot decode image {path}: {error}") from None
+        raise InputError(f"cannot decode image {path}: {error}") from None
 
 
 def _integer_gray_to_rgb(image: Image.Image, path: str | os.PathLike) -> Image.Image:
     """A 16-bit grayscale image as 8-bit RGB: ``round(value / 257)`` maps 0..65535 onto 0..255."""
     values = np.asarray(image).astype(np.int64)
     if values.size and (values.min() < 0 or values.max() > 65535):
-        raise ValueError(f"cannot decode image {path}: integer pixel values outside 0..65535 (mode {image.mode})")
+        raise InputError(f"cannot decode image {path}: integer pixel values outside 0..65535 (mode {image.mode})")
     gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
     return Image.fromarray(gray).convert("RGB")  # uint8 [H, W] is mode L
 

@@ -6,6 +6,8 @@ caller derives from (seed, epoch, sample index).
 
 from __future__ import annotations
 
+from dsfnet.errors import InputError
+
 import numpy as np
 
 __all__ = ["shuffled_support_order", "support_frames", "train_support_frames"]
@@ -33,11 +35,11 @@ def support_frames(num_frames: int, test_index: int, n: int, sampling: str, stri
     temporal order.
     """
     if num_frames < 1 or not 0 <= test_index < num_frames:
-        raise ValueError(f"test frame {test_index} outside a video of {num_frames} frames")
+        raise InputError(f"test frame {test_index} outside a video of {num_frames} frames")
     if n < 1 or stride < 1:
-        raise ValueError(f"need n >= 1 and stride >= 1, got n={n}, stride={stride}")
+        raise InputError(f"need n >= 1 and stride >= 1, got n={n}, stride={stride}")
     if sampling not in SAMPLING_MODES:
-        raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+        raise InputError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
     need = n - 1
     if need == 0:
         return []

@@ -38,6 +38,7 @@ from PIL import Image, ImageFilter
 
 from dsfnet.atomic import replaced_directory
 from dsfnet.data.classes import VID_CLASSES
+from dsfnet.errors import InputError
 
 #: seed of held-out synthetic videos (``dsfnet demo``): the bundled checkpoints were trained on seed 0
 HELD_OUT_SEED = 2020
@@ -91,7 +92,7 @@ def _silhouette(name: str, h: int, w: int) -> np.ndarray:
     elif name == "zebra":  # hexagon
         mask = (abs(v - 0.5) < 0.5) & (abs(u - 0.5) + 0.5 * abs(v - 0.5) < 0.5)
     else:
-        raise ValueError(f"no synthetic shape for class {name!r}")
+        raise InputError(f"no synthetic shape for class {name!r}")
     return mask.astype(np.float32)
 
 
@@ -112,7 +113,7 @@ def _pattern(name: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         return (np.sin(2 * math.pi * (x + y) / 12 + phase) > 0).astype(np.float32)
     if name == "zebra":  # narrow vertical stripes
         return (np.sin(2 * math.pi * x / 6 + phase) > 0).astype(np.float32)
-    raise ValueError(f"no synthetic texture for class {name!r}")
+    raise InputError(f"no synthetic texture for class {name!r}")
 
 
 def _two_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -398,13 +399,13 @@ def train_key_frames(num_frames: int, count: int = 15) -> list[int]:
 def _check_frame_size(width: int, height: int) -> None:
     """Refuse frame sizes that are too small to draw on, that JPEG cannot store, or that do not fit in memory."""
     if width < 64 or height < 64:
-        raise ValueError(f"synthetic frames (--size) must be at least 64x64 px, got {width}x{height}")
+        raise InputError(f"synthetic frames (--size) must be at least 64x64 px, got {width}x{height}")
     if max(width, height) > _JPEG_MAX_SIDE:
-        raise ValueError(f"synthetic frames (--size) must be at most {_JPEG_MAX_SIDE} px a side (JPEG), got "
+        raise InputError(f"synthetic frames (--size) must be at most {_JPEG_MAX_SIDE} px a side (JPEG), got "
                          f"{width}x{height}")
     need, available = width * height * _BYTES_PER_PIXEL, _available_memory()
     if available is not None and need > available:
-        raise ValueError(f"synthetic frames (--size) of {width}x{height} px need about {need / 2**30:.1f} GiB of "
+        raise InputError(f"synthetic frames (--size) of {width}x{height} px need about {need / 2**30:.1f} GiB of "
                          f"memory to render; {available / 2**30:.1f} GiB is available")
 
 
@@ -443,7 +444,7 @@ def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, se
     """
     width, height = size
     if min(num_videos, num_val_videos, num_det_images) < 0 or num_frames < 1:
-        raise ValueError("video, image and frame counts must be >= 0 (frames >= 1)")
+        raise InputError("video, image and frame counts must be >= 0 (frames >= 1)")
     _check_frame_size(width, height)
     with replaced_directory(out_root, overwrite) as build:
         _write_dataset(build, num_videos, seed, num_val_videos, num_frames, num_det_images, width, height,

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from dsfnet.data.images import resize_scale, resized_size
+from dsfnet.errors import InputError
 
 
 class ClipTransform:
@@ -36,7 +37,7 @@ class ClipTransform:
         """
         sizes = {image.size for image in images}
         if len(sizes) != 1:
-            raise ValueError(f"all frames of a clip must have the same size, got {sorted(sizes)}")
+            raise InputError(f"all frames of a clip must have the same size, got {sorted(sizes)}")
         width, height = images[0].size
         scale = resize_scale(height, width, self.min_size, self.max_size)
         new_h, new_w = resized_size(height, width, scale)

@@ -43,6 +43,7 @@ import numpy as np
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASS_NAMES, WNID_TO_LABEL
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
+from dsfnet.errors import InputError, InputNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ def parse_split_file(path: Path, text: str, problems: _Problems) -> list[SplitEn
 def _text(element: ET.Element, tag: str, path: str) -> str:
     child = element.find(tag)
     if child is None or child.text is None or not child.text.strip():
-        raise ValueError(f"{path}: missing <{tag}> in <{element.tag}>")
+        raise InputError(f"{path}: missing <{tag}> in <{element.tag}>")
     return child.text.strip()
 
 
@@ -231,7 +232,7 @@ def _number(element: ET.Element, tag: str, path: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{path}: <{tag}> is not a number: {text!r}") from None
+        raise InputError(f"{path}: <{tag}> is not a number: {text!r}") from None
 
 
 def _flag(element: ET.Element, tag: str) -> bool:
@@ -248,15 +249,15 @@ def parse_annotation(path: str, still: bool) -> tuple:
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
-        raise FileNotFoundError(f"annotation file not found: {path}") from None
+        raise InputNotFound(f"annotation file not found: {path}") from None
     except ET.ParseError as error:
-        raise ValueError(f"{path}: malformed XML ({error})") from None
+        raise InputError(f"{path}: malformed XML ({error})") from None
     size = root.find("size")
     if size is None:
-        raise ValueError(f"{path}: missing <size>")
+        raise InputError(f"{path}: missing <size>")
     width, height = int(_number(size, "width", path)), int(_number(size, "height", path))
     if width <= 0 or height <= 0:
-        raise ValueError(f"{path}: image size {width}x{height} is not positive")
+        raise InputError(f"{path}: image size {width}x{height} is not positive")
     boxes, labels, track_ids, occluded, degraded = [], [], [], [], []
     for obj in root.findall("object"):
         wnid = _text(obj, "name", path)
@@ -264,13 +265,13 @@ def parse_annotation(path: str, still: bool) -> tuple:
         if label is None:
             if still and _WNID.fullmatch(wnid):
                 continue  # one of the DET classes that VID does not have
-            raise ValueError(f"{path}: unknown class wnid {wnid!r} (not one of the 30 VID classes)")
+            raise InputError(f"{path}: unknown class wnid {wnid!r} (not one of the 30 VID classes)")
         bndbox = obj.find("bndbox")
         if bndbox is None:
-            raise ValueError(f"{path}: <object> without <bndbox>")
+            raise InputError(f"{path}: <object> without <bndbox>")
         x1, y1, x2, y2 = (_number(bndbox, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax"))
         if x2 < x1 or y2 < y1:
-            raise ValueError(f"{path}: box ({x1}, {y1}, {x2}, {y2}) has xmax < xmin or ymax < ymin")
+            raise InputError(f"{path}: box ({x1}, {y1}, {x2}, {y2}) has xmax < xmin or ymax < ymin")
         boxes.append(clip_box(x1, y1, x2, y2, width, height))
         labels.append(label)
         track_ids.append(len(track_ids) if still else int(_number(obj, "trackid", path)))
@@ -317,7 +318,7 @@ def _build_index(root: str, split_path: Path, entries: list[SplitEntry], folders
     for entry in entries:
         try:
             if folders[entry.annotation_dir] is None:
-                raise FileNotFoundError(f"{split_path} line {entry.line}: {'image' if entry.still else 'snippet'} "
+                raise InputNotFound(f"{split_path} line {entry.line}: {'image' if entry.still else 'snippet'} "
                                         f"{entry.name} not found ({os.path.join(root, entry.annotation_dir)} "
                                         "does not exist)")
             parsed = []
@@ -410,13 +411,13 @@ def index_split(root: str | os.PathLike, split: str, cache_dir: Optional[str | o
     root = os.path.abspath(os.fspath(root))
     split_path = Path(root, "ImageSets", f"{split}.txt")
     if not split_path.is_file():
-        raise FileNotFoundError(f"split file not found: {split_path} (expected ImageSets/{split}.txt below {root})")
+        raise InputNotFound(f"split file not found: {split_path} (expected ImageSets/{split}.txt below {root})")
     split_bytes = split_path.read_bytes()
     problems = _Problems(skip_bad)
     try:
         text = split_bytes.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{split_path}: not a text file ({error})") from None
+        raise InputError(f"{split_path}: not a text file ({error})") from None
     entries = parse_split_file(split_path, text, problems)
     split_messages = len(problems.messages)
     folders = {entry.annotation_dir: None for entry in entries}

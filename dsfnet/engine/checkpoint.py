@@ -27,6 +27,7 @@ import torch
 from dsfnet.atomic import atomic_open
 from dsfnet.config import Config, ConfigError, class_names, config_from_dict
 from dsfnet.engine.legacy import upgrade_checkpoint
+from dsfnet.errors import InputError, InputNotFound
 from dsfnet.models.build import build_model
 from dsfnet.version import __version__
 
@@ -121,17 +122,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     path = Path(path)
     if path.is_dir():
         inside = next((str(path / name) for name in ("final.pth", "last.pth") if (path / name).is_file()), None)
-        raise ValueError(f"checkpoint {path} is a folder, not a checkpoint file"
+        raise InputError(f"checkpoint {path} is a folder, not a checkpoint file"
                          + (f" (did you mean {inside}?)" if inside else ""))
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise InputNotFound(f"checkpoint not found: {path}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated / foreign files
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
+        raise InputError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
-        raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
+        raise InputError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
     check_format_version(checkpoint, f"checkpoint {path}")
     upgrade_checkpoint(checkpoint, f"checkpoint {path}")
     return checkpoint
@@ -141,7 +142,7 @@ def check_format_version(checkpoint: dict, name: str = "checkpoint") -> None:
     """``ValueError`` naming ``name`` unless the checkpoint has the :data:`FORMAT_VERSION` this dsfnet reads."""
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({__version__}) reads "
+        raise InputError(f"{name} has format_version {version!r}; this dsfnet ({__version__}) reads "
                          f"format_version {FORMAT_VERSION}")
 
 
@@ -177,7 +178,7 @@ def check_compatible(checkpoint: dict, config: Config) -> None:
     saved = checkpoint.get("config", {}).get("model", {})
     differences = architecture_differences(saved, config.to_dict()["model"])
     if differences:
-        raise ValueError("checkpoint was trained with another architecture (checkpoint != config): "
+        raise InputError("checkpoint was trained with another architecture (checkpoint != config): "
                          + "; ".join(differences))
 
 
@@ -187,7 +188,7 @@ def config_from_checkpoint(checkpoint: dict) -> Config:
     try:
         config = config_from_dict(checkpoint["config"])
     except ConfigError as error:
-        raise ValueError(f"checkpoint config is not valid for this dsfnet version: {error}") from None
+        raise InputError(f"checkpoint config is not valid for this dsfnet version: {error}") from None
     config.model.backbone.weights = None
     return config
 
@@ -207,7 +208,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         model.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        raise ValueError(f"checkpoint {path} does not match its own config's architecture: "
+        raise InputError(f"checkpoint {path} does not match its own config's architecture: "
                          f"{' '.join(line.strip() for line in first[:3])}") from None
     return model.to(device).eval(), config
 
@@ -262,13 +263,13 @@ def initialise_from(model: torch.nn.Module, path: str | os.PathLike,
     fresh = [name for name in own if name not in state]
     for name in fresh:
         if name.split(".")[0] not in FUSION_MODULES:
-            raise ValueError(f"train.init_from: checkpoint {path} has no weights for {name}")
+            raise InputError(f"train.init_from: checkpoint {path} has no weights for {name}")
     for name, value in state.items():
         if name in own and own[name].shape != value.shape:
-            raise ValueError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
+            raise InputError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
                              f"the model {tuple(own[name].shape)}")
         if name not in own and name.split(".")[0] not in FUSION_MODULES:
-            raise ValueError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
+            raise InputError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
     model.load_state_dict({name: value.float() if value.is_floating_point() else value
                            for name, value in state.items() if name in own}, strict=False)
     new = sorted({name.split(".")[0] for name in fresh})

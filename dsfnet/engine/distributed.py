@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from dsfnet.device import resolve_device
+from dsfnet.errors import InputError, Unavailable
 
 
 @dataclass
@@ -54,7 +55,7 @@ def init_distributed(device: str = "auto", timeout: Optional[timedelta] = None) 
         return DistributedContext(device=torch_device)
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun")
+            raise Unavailable(f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun")
     backend = "nccl" if torch_device.type == "cuda" else "gloo"
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
@@ -130,7 +131,7 @@ class ResumableDistributedSampler(Sampler[int]):
     def __init__(self, length: int, rank: int = 0, world_size: int = 1, seed: int = 0, epoch: int = 0,
                  start: int = 0, shuffle: bool = True):
         if length <= 0:
-            raise ValueError("the training dataset is empty")
+            raise InputError("the training dataset is empty")
         self.length, self.rank, self.world_size = length, rank, world_size
         self.seed, self.epoch, self.start, self.shuffle = seed, epoch, start, shuffle
         self.num_samples = math.ceil(length / world_size)

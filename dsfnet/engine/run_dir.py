@@ -31,6 +31,7 @@ import yaml
 
 from dsfnet.jsonable import changed_settings, jsonable
 from dsfnet.atomic import atomic_write_text
+from dsfnet.errors import RunFolderInUse
 from dsfnet.io_errors import as_write_error, is_write_failure
 
 logger = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ RESUMES_NAME = "resumes.jsonl"
 # what dsfnet.atomic (mkstemp: 8 random characters) and the MP4 writer leave behind when killed mid-write
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.mp4)?$")
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
-
-
-class RunFolderInUse(RuntimeError):
-    """Another process holds the run folder's lock."""
 
 
 # ---------------------------------------------------------------------------------------------- lock

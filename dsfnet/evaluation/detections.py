@@ -30,6 +30,7 @@ import numpy as np
 
 from dsfnet.data.records import DatasetRecord
 from dsfnet.atomic import atomic_open
+from dsfnet.errors import InputError, InputNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Detections:
         self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
         n = len(self.frame_ids)
         if not (len(self.labels) == len(self.scores) == len(self.boxes) == n):
-            raise ValueError(f"Detections: inconsistent lengths frame_ids={n}, labels={len(self.labels)}, "
+            raise InputError(f"Detections: inconsistent lengths frame_ids={n}, labels={len(self.labels)}, "
                              f"scores={len(self.scores)}, boxes={len(self.boxes)}")
 
     def __len__(self) -> int:
@@ -119,7 +120,7 @@ def read_detections(path: str | os.PathLike, dataset: DatasetRecord, strict: boo
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"detection file not found: {path}")
+        raise InputNotFound(f"detection file not found: {path}")
     head = next((line.lstrip() for _, line in _text_lines(path) if line.strip()), None)
     if head is None:
         logger.warning("%s: the detection file is empty: every class gets AP 0", path)
@@ -136,7 +137,7 @@ def _text_lines(path: Path):
             try:
                 yield line_no, raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError(f"{path}:{line_no}: not a text detection file (bytes that are not UTF-8)") from None
+                raise InputError(f"{path}:{line_no}: not a text detection file (bytes that are not UTF-8)") from None
 
 
 def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord, strict: bool = True) -> Detections:
@@ -158,7 +159,7 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord, strict: bool = T
             uncovered += 1
             continue
         if position in first_line:  # a repeated record would count its detections twice
-            raise ValueError(f"{where}: frame {_frame_name(dataset, position)} is listed again (first on line "
+            raise InputError(f"{where}: frame {_frame_name(dataset, position)} is listed again (first on line "
                              f"{first_line[position]}); give each frame one record")
         first_line[position] = line_no
         rows.extend(frame_rows)
@@ -187,18 +188,18 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: malformed JSON ({exc.msg})") from None
+        raise InputError(f"{where}: malformed JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected a JSON object per line")
+        raise InputError(f"{where}: expected a JSON object per line")
     video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
     if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
-        raise ValueError(f'{where}: expected {{"video": str, "frame_index": int, "detections": [...]}}')
+        raise InputError(f'{where}: expected {{"video": str, "frame_index": int, "detections": [...]}}')
     stem = os.path.splitext(video)[0]  # `dsfnet detect vtest.avi` names the video with its suffix
     position = lookup.get((video, frame_index), lookup.get((stem, frame_index)))
     if position is None and partial is not None and (video in partial or stem in partial):
         return None, []
     if position is None:
-        raise ValueError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
+        raise InputError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
     return position, [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
                       for k, det in enumerate(dets)]
 
@@ -206,22 +207,22 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
 def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> tuple[int, float, list[float]]:
     """``(label, score, box)`` of one detection object; the label from ``class`` and/or ``label``."""
     if not isinstance(det, dict):
-        raise ValueError(f"{where}: expected an object")
+        raise InputError(f"{where}: expected an object")
     box = det.get("box")
     if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-        raise ValueError(f"{where}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+        raise InputError(f"{where}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
     score = det.get("score")
     if not _is_number(score):
-        raise ValueError(f"{where}: 'score' must be a finite number, got {score!r}")
+        raise InputError(f"{where}: 'score' must be a finite number, got {score!r}")
     label, name = det.get("label"), det.get("class")
     if label is None and name is None:
-        raise ValueError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
+        raise InputError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
     if name is not None:  # the name wins: a model's label numbers need not be the ground truth file's
         if name not in name_to_label:
-            raise ValueError(f"{where}: class {name!r} is not a class of the dataset")
+            raise InputError(f"{where}: class {name!r} is not a class of the dataset")
         label = name_to_label[name]
     if not _is_int(label) or not 1 <= label <= num_classes:
-        raise ValueError(f"{where}: label {label!r} out of range 1..{num_classes}")
+        raise InputError(f"{where}: label {label!r} out of range 1..{num_classes}")
     return label, float(score), [float(v) for v in box]
 
 
@@ -237,7 +238,7 @@ def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detectio
         if not fields:
             continue
         if len(fields) != 7:
-            raise ValueError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
+            raise InputError(f"{path}:{line_no}: expected 7 fields 'frame_index class_index score x1 y1 x2 y2',"
                              f" got {len(fields)}: {line.strip()[:100]!r}")
         tokens.extend(fields)
         line_numbers.append(line_no)
@@ -256,20 +257,20 @@ def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detectio
                 except ValueError:
                     ok = False
                 if not ok:
-                    raise ValueError(f"{path}:{line_no}: {token!r} is not a finite number")
+                    raise InputError(f"{path}:{line_no}: {token!r} is not a finite number")
         raise AssertionError("unreachable")  # pragma: no cover
     frames, classes = values[:, 0], values[:, 1]
     for column, what in ((frames, "frame_index"), (classes, "class_index")):
         bad = np.nonzero(column != np.round(column))[0]
         if len(bad):
-            raise ValueError(f"{path}:{line_numbers[bad[0]]}: {what} must be an integer, got {column[bad[0]]!r}")
+            raise InputError(f"{path}:{line_numbers[bad[0]]}: {what} must be an integer, got {column[bad[0]]!r}")
     bad = np.nonzero((frames < 1) | (frames > num_frames))[0]
     if len(bad):
-        raise ValueError(f"{path}:{line_numbers[bad[0]]}: frame_index {int(frames[bad[0]])} out of range "
+        raise InputError(f"{path}:{line_numbers[bad[0]]}: frame_index {int(frames[bad[0]])} out of range "
                          f"1..{num_frames} (1-based over the split's frame list)")
     bad = np.nonzero((classes < 1) | (classes > num_classes))[0]
     if len(bad):
-        raise ValueError(f"{path}:{line_numbers[bad[0]]}: class_index {int(classes[bad[0]])} is not a class of "
+        raise InputError(f"{path}:{line_numbers[bad[0]]}: class_index {int(classes[bad[0]])} is not a class of "
                          f"the dataset (1..{num_classes})")
     return Detections(frames.astype(np.int64) - 1, classes.astype(np.int64), values[:, 2], values[:, 3:7])
 
@@ -282,14 +283,27 @@ def _frame_order(detections: Detections) -> np.ndarray:
     return np.lexsort((-detections.scores, detections.frame_ids))
 
 
+def frame_record(video: str, frame_index: int, *, boxes: Sequence, labels: Sequence, class_names: Sequence[str],
+                 scores: Sequence) -> dict:
+    """One line of the JSON-lines format: a frame and its detections (``boxes [k, 4]`` x1, y1, x2, y2 in original
+    pixels, ``labels [k]`` in ``1..C`` with their ``class_names``, ``scores [k]``), as plain JSON types. The one
+    writer of the record: ``write_jsonl`` and ``dsfnet detect`` (``FrameResult.to_json``) both use it."""
+    return {
+        "video": video,
+        "frame_index": int(frame_index),
+        "detections": [{"box": [float(v) for v in box], "label": int(label), "class": name, "score": float(score)}
+                       for box, label, name, score in zip(boxes, labels, class_names, scores)],
+    }
+
+
 def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Detections) -> None:
     """Write the JSON-lines format, one object per frame of ``dataset.frames()`` (frames without detections get
     an empty list), atomically."""
     frames = dataset.frames()
     if len(detections) and (detections.frame_ids.min() < 0 or detections.frame_ids.max() >= len(frames)):
-        raise ValueError(f"detections refer to frame positions outside 0..{len(frames) - 1}")
+        raise InputError(f"detections refer to frame positions outside 0..{len(frames) - 1}")
     if len(detections) and (detections.labels.min() < 1 or detections.labels.max() > len(dataset.class_names)):
-        raise ValueError(f"detections have labels outside 1..{len(dataset.class_names)}")
+        raise InputError(f"detections have labels outside 1..{len(dataset.class_names)}")
     order = _frame_order(detections)
     fids = detections.frame_ids[order]
     starts = np.searchsorted(fids, np.arange(len(frames) + 1))
@@ -299,10 +313,10 @@ def write_jsonl(path: str | os.PathLike, dataset: DatasetRecord, detections: Det
     names = dataset.class_names
     with atomic_open(path, "w") as handle:
         for position, frame in enumerate(frames):
-            dets = [{"box": boxes[i], "label": labels[i], "class": names[labels[i] - 1], "score": scores[i]}
-                    for i in range(starts[position], starts[position + 1])]
-            handle.write(json.dumps({"video": frame.video, "frame_index": int(frame.frame_index),
-                                     "detections": dets}) + "\n")
+            rows = slice(starts[position], starts[position + 1])
+            record = frame_record(frame.video, frame.frame_index, boxes=boxes[rows], labels=labels[rows],
+                                  class_names=[names[label - 1] for label in labels[rows]], scores=scores[rows])
+            handle.write(json.dumps(record) + "\n")
 
 
 def write_devkit_txt(path: str | os.PathLike, detections: Detections) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsfnet.data.records import DatasetRecord, VideoRecord
+from dsfnet.errors import InputError
 
 #: Inclusive bounds of the motion groups (a value on a boundary belongs to both neighbouring groups, as in FGFA).
 MOTION_GROUPS: dict[str, tuple[float, float]] = {"slow": (0.9, 1.0), "medium": (0.7, 0.9), "fast": (0.0, 0.7)}
@@ -48,7 +49,7 @@ def motion_ious(video: VideoRecord, window: int = MOTION_WINDOW) -> list[np.ndar
             continue
         track_ids = np.asarray(frame.track_ids, np.int64).reshape(-1)
         if len(track_ids) != k:
-            raise ValueError(f"video {video.name!r} frame {frame.frame_index}: {k} boxes but "
+            raise InputError(f"video {video.name!r} frame {frame.frame_index}: {k} boxes but "
                              f"{len(track_ids)} track ids")
         tracks.append(track_ids)
         findex.append(np.full(k, int(frame.frame_index), np.int64))
@@ -102,6 +103,6 @@ def group_mask(ious: np.ndarray, group: str) -> np.ndarray:
     if group == "all":
         return np.ones(ious.shape, bool)
     if group not in MOTION_GROUPS:
-        raise ValueError(f"unknown motion group {group!r}; expected one of {sorted(MOTION_GROUPS)} or 'all'")
+        raise InputError(f"unknown motion group {group!r}; expected one of {sorted(MOTION_GROUPS)} or 'all'")
     lo, hi = MOTION_GROUPS[group]
     return (ious >= lo) & (ious <= hi)

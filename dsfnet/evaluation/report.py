@@ -23,7 +23,8 @@ from dsfnet.jsonable import jsonable
 REPORT_FILES = ("report.json", "report.txt", "pr_curves.png", "per_class_ap.png")
 
 
-def _pct(value: Optional[float]) -> str:
+def percent(value: Optional[float]) -> str:
+    """A value in [0, 1] as a percentage with one decimal, ``n/a`` for None."""
     return "n/a" if value is None else f"{100.0 * value:.1f}"
 
 
@@ -31,10 +32,10 @@ def format_table(result: EvalResult) -> str:
     """Plain-text table: mAP all / slow / medium / fast, then AP per class (in %)."""
     groups = [g for g in MOTION_GROUPS if g in result.motion_map]
     header = ["", "all"] + groups
-    rows = [["mAP", _pct(result.map)] + [_pct(result.motion_map[g]) for g in groups]]
+    rows = [["mAP", percent(result.map)] + [percent(result.motion_map[g]) for g in groups]]
     for name in result.class_names:
-        rows.append([name, _pct(result.per_class_ap.get(name))]
-                    + [_pct(result.motion_per_class_ap[g].get(name)) for g in groups])
+        rows.append([name, percent(result.per_class_ap.get(name))]
+                    + [percent(result.motion_per_class_ap[g].get(name)) for g in groups])
     rows.append(["#GT", str(sum(result.num_gt.values()))]
                 + [str(sum(result.motion_num_gt[g].values())) for g in groups])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
@@ -55,7 +56,7 @@ def format_coco_table(coco: dict[str, Optional[float]]) -> str:
     widths = [max(len(name), 5) for name in names]
     return ("COCO protocol (pycocotools; AP over IoU 0.50:0.95, 101 recall points, <= 100 detections per image)\n"
             + "  ".join(name.rjust(w) for name, w in zip(names, widths)) + "\n"
-            + "  ".join(_pct(coco[name]).rjust(w) for name, w in zip(names, widths)) + "\n")
+            + "  ".join(percent(coco[name]).rjust(w) for name, w in zip(names, widths)) + "\n")
 
 
 def save_figure(fig, path: Path) -> None:
@@ -90,7 +91,7 @@ def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "")
             ax.plot(np.concatenate(([0.0], recall)), np.concatenate(([precision[0]], precision)), lw=1.2)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"{name} AP={_pct(result.per_class_ap.get(name))}", fontsize=8)
+        ax.set_title(f"{name} AP={percent(result.per_class_ap.get(name))}", fontsize=8)
         ax.tick_params(labelsize=6)
         ax.set_xlabel("recall", fontsize=7)
         ax.set_ylabel("precision", fontsize=7)
@@ -110,7 +111,7 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 1.5), 4.0))
     ax.bar(range(len(names)), values, color="tab:blue")
     if result.map is not None:
-        ax.axhline(100.0 * result.map, color="tab:red", ls="--", lw=1, label=f"mAP {_pct(result.map)}")
+        ax.axhline(100.0 * result.map, color="tab:red", ls="--", lw=1, label=f"mAP {percent(result.map)}")
         ax.legend(fontsize=8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
@@ -121,13 +122,13 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
 
 
 def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None,
-                 coco: Optional[dict[str, Optional[float]]] = None) -> dict[str, Path]:
+                 metrics: Optional[dict[str, tuple[dict, str]]] = None) -> dict[str, Path]:
     """Write ``report.json``, ``report.txt``, ``pr_curves.png`` and ``per_class_ap.png`` into ``out_dir``.
 
     Args:
         extra: additional JSON-serialisable fields for ``report.json`` (e.g. the detection file, the config).
-        coco: COCO-protocol metrics (``dsfnet.evaluation.coco_metrics.coco_evaluate``) to report beside the
-            devkit's: a table in ``report.txt`` and ``"coco"`` in ``report.json``.
+        metrics: the other metrics to report beside the devkit's (``dsfnet.evaluation.metrics``): name →
+            (summary, table); each adds its table to ``report.txt`` and its summary as ``report.json``'s ``name``.
     Returns:
         file name → path of each written file.
     """
@@ -137,8 +138,10 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = ""
     # Plots first and the JSON last: report.json present means the whole report is complete.
     plot_pr_curves(result, paths["pr_curves.png"], title=title)
     plot_per_class_ap(result, paths["per_class_ap.png"], title=title)
-    table = format_table(result) + (f"\n{format_coco_table(coco)}" if coco is not None else "")
+    metrics = metrics or {}
+    table = format_table(result) + "".join(f"\n{text}" for _, text in metrics.values())
     atomic_write_text(paths["report.txt"], (f"{title}\n\n" if title else "") + table)
-    payload = {"title": title, **result.to_dict(), **({"coco": coco} if coco is not None else {}), **(extra or {})}
+    payload = {"title": title, **result.to_dict(), **{name: summary for name, (summary, _) in metrics.items()},
+               **(extra or {})}
     atomic_write_text(paths["report.json"], json.dumps(jsonable(payload), indent=2) + "\n")
     return paths

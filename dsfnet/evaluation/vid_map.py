@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from dsfnet.data.records import DatasetRecord
+from dsfnet.errors import InputError
 from dsfnet.evaluation.detections import Detections
 from dsfnet.evaluation.motion import MOTION_GROUPS, box_iou_pairs, dataset_motion_ious, group_mask
 
@@ -125,7 +126,7 @@ def _gather_gt(dataset: DatasetRecord, motion: bool) -> _GroundTruth:
         boxes, labels = np.zeros((0, 4)), np.zeros((0,), np.int64)
     num_classes = len(dataset.class_names)
     if len(labels) and (labels.min() < 1 or labels.max() > num_classes):
-        raise ValueError(f"ground truth has labels outside 1..{num_classes}")
+        raise InputError(f"ground truth has labels outside 1..{num_classes}")
     ious = None
     if motion:
         per_frame = dataset_motion_ious(dataset)
@@ -332,9 +333,9 @@ def match_table(dataset: DatasetRecord, detections: Detections, group: Optional[
 def _check_detections(detections: Detections, num_frames: int, num_classes: int) -> None:
     if len(detections):
         if detections.frame_ids.min() < 0 or detections.frame_ids.max() >= num_frames:
-            raise ValueError(f"detections refer to frame positions outside 0..{num_frames - 1}")
+            raise InputError(f"detections refer to frame positions outside 0..{num_frames - 1}")
         if detections.labels.min() < 1 or detections.labels.max() > num_classes:
-            raise ValueError(f"detections have labels outside 1..{num_classes}")
+            raise InputError(f"detections have labels outside 1..{num_classes}")
 
 
 def _groups(gt: _GroundTruth, motion: bool, extra_groups: Optional[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -342,7 +343,7 @@ def _groups(gt: _GroundTruth, motion: bool, extra_groups: Optional[dict[str, np.
     groups = {g: group_mask(gt.motion, g) for g in MOTION_GROUPS} if motion else {}
     for name, mask in (extra_groups or {}).items():
         if mask.shape != gt.labels.shape:
-            raise ValueError(f"group '{name}' has {mask.shape} entries for {len(gt.labels)} ground-truth objects")
+            raise InputError(f"group '{name}' has {mask.shape} entries for {len(gt.labels)} ground-truth objects")
         groups[name] = mask.astype(bool)
     return groups
 

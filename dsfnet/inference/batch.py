@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from dsfnet.atomic import atomic_write_text
 from dsfnet.engine.distributed import DistributedContext
+from dsfnet.errors import DsfnetError, InputError
 from dsfnet.inference.manifest import start_run, write_manifest
 from dsfnet.inference.rank_progress import RankProgress
 from dsfnet.inference.sharding import decided_by_main, my_share, run_my_share
@@ -33,8 +34,9 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".m
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
 RESULT = "result.json"
 SUMMARY = "summary.json"
-#: what an unreadable input raises (``video_io`` and the predictor name the input in the message)
-BAD_INPUT_ERRORS = (ValueError, OSError, RuntimeError)
+#: what an unreadable input raises (``video_io`` and the predictor name the input in the message); any other
+#: exception is a bug and stops the batch with its traceback, whatever ``--skip-bad`` says
+BAD_INPUT_ERRORS = (DsfnetError, OSError)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _listed(list_file: Path) -> list[str]:
         if line and not line.startswith("#"):
             sources.append(line if is_url(line) or Path(line).is_absolute() else str(list_file.parent / line))
     if not sources:
-        raise ValueError(f"{list_file}: the list names no input")
+        raise InputError(f"{list_file}: the list names no input")
     return sources
 
 
@@ -116,7 +118,7 @@ def input_size(source: str) -> int:
 DetectOne = Callable[[str, Path], tuple[int, int]]
 
 
-def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, identity: Mapping[str, Any], resume: bool,
+def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, *, identity: Mapping[str, Any], resume: bool,
               skip_bad: bool, context: DistributedContext, progress: bool = True) -> Optional[dict]:
     """Detect every input not yet done on all ranks; rank 0 writes ``OUT/summary.json``, prints the table and
     returns the summary (other ranks ``None``). Without ``skip_bad`` an unreadable input stops the run with a
@@ -168,7 +170,7 @@ def _run_one(item: BatchInput, out: Path, detect: DetectOne, skip_bad: bool) -> 
     except BAD_INPUT_ERRORS as error:
         if not skip_bad:
             named = str(error) if item.source in str(error) else f"{item.source}: {error}"
-            raise ValueError(f"{named}; the finished inputs keep their outputs in {out} (--skip-bad goes on past "
+            raise InputError(f"{named}; the finished inputs keep their outputs in {out} (--skip-bad goes on past "
                              "unreadable inputs, --resume skips the finished ones)") from None
         record = {"status": "failed", "error": str(error)}
     else:

@@ -27,6 +27,7 @@ import numpy as np
 
 from dsfnet.config import TEST_MEMORIES
 from dsfnet.data.sampling import shuffled_support_order
+from dsfnet.errors import InputError
 
 
 
@@ -53,7 +54,7 @@ class RecentMemory:
 
     def __init__(self, capacity: int):
         if capacity < 0:
-            raise ValueError(f"memory capacity must be >= 0, got {capacity}")
+            raise InputError(f"memory capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self._frames: deque[int] = deque()
 
@@ -82,7 +83,7 @@ class SpreadMemory:
 
     def __init__(self, capacity: int, seed: int = 0):
         if capacity < 0:
-            raise ValueError(f"memory capacity must be >= 0, got {capacity}")
+            raise InputError(f"memory capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self._slots: list[int] = []
         self._offered = 0
@@ -114,7 +115,7 @@ def make_memory(policy: str, capacity: int, seed: int = 0):
         return RecentMemory(capacity)
     if policy == "spread":
         return SpreadMemory(capacity, seed)
-    raise ValueError(f"memory policy must be one of {TEST_MEMORIES}, got {policy!r}")
+    raise InputError(f"memory policy must be one of {TEST_MEMORIES}, got {policy!r}")
 
 
 def causal_steps(frames: Iterable[int], memory) -> Iterator[Step]:
@@ -141,7 +142,7 @@ def shuffled_window_steps(num_frames: int, n: int, seed: int = 0) -> list[Step]:
     later, so that its own test provides its features) and leaves after the last one (``release``).
     """
     if num_frames < 1 or n < 1:
-        raise ValueError(f"need num_frames >= 1 and n >= 1, got {num_frames} and {n}")
+        raise InputError(f"need num_frames >= 1 and n >= 1, got {num_frames} and {n}")
     order = [int(frame) for frame in shuffled_support_order(num_frames, seed)]
     width = min(n, num_frames)
     supports = []

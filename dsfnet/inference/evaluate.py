@@ -23,7 +23,8 @@ from dsfnet.data.records import DatasetRecord, VideoRecord
 from dsfnet.data.split import read_split
 from dsfnet.engine.distributed import DistributedContext, all_gather_object
 from dsfnet.evaluation.detections import Detections
-from dsfnet.evaluation.vid_map import EvalResult, evaluate
+from dsfnet.evaluation.metrics import VidMetric
+from dsfnet.evaluation.vid_map import EvalResult
 from dsfnet.inference.predictor import VideoPredictor
 from dsfnet.inference.rank_progress import RankProgress
 from dsfnet.inference.sharding import my_share
@@ -40,7 +41,7 @@ def _subset(dataset: DatasetRecord, max_videos: int) -> DatasetRecord:
 
 
 def predict_dataset(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
-                    device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, progress: bool = True,
+                    device: Optional[Union[str, torch.device]] = None, *, max_videos: int = 0, progress: bool = True,
                     context: DistributedContext = SINGLE_PROCESS, **predictor_options) -> Detections:
     """Detections of every frame of ``dataset`` (the first ``max_videos`` videos when > 0).
 
@@ -91,13 +92,13 @@ def predict_video(predictor: VideoPredictor, video: VideoRecord, first_position:
 
 
 def evaluate_model(model: torch.nn.Module, dataset: DatasetRecord, config: Config,
-                   device: Optional[Union[str, torch.device]] = None, max_videos: int = 0, motion: bool = True,
+                   device: Optional[Union[str, torch.device]] = None, *, max_videos: int = 0, motion: bool = True,
                    progress: bool = False, context: DistributedContext = SINGLE_PROCESS) -> EvalResult:
     """Run the model over ``dataset`` (first ``max_videos`` videos when > 0) and return its ``EvalResult``
     (every rank of ``context`` detects its share of the videos; all return the same result)."""
     subset = _subset(dataset, max_videos)
     detections = predict_dataset(model, subset, config, device, progress=progress, context=context)
-    return evaluate(subset, detections, motion=motion)
+    return VidMetric(motion=motion).evaluate(subset, detections)
 
 
 def periodic_validation(config: Config) -> Callable[[torch.nn.Module, DistributedContext], dict[str, float]]:
@@ -108,6 +109,6 @@ def periodic_validation(config: Config) -> Callable[[torch.nn.Module, Distribute
 
     def validate(model: torch.nn.Module, context: DistributedContext) -> dict[str, float]:
         result = evaluate_model(model, split, config, max_videos=config.train.eval_max_videos, context=context)
-        return {"mAP": result.map, **{f"mAP_{group}": value for group, value in result.motion_map.items()}}
+        return VidMetric().summary(result)
 
     return validate

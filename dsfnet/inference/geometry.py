@@ -10,6 +10,7 @@ from PIL import Image
 from torch import Tensor
 
 from dsfnet.data.images import resize_scale, resized_size
+from dsfnet.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Geometry:
         of another size than the video's."""
         height, width = image.shape[:2]
         if (height, width) != self.original:
-            raise ValueError(f"frame size {width}x{height} differs from the video's first frame "
+            raise InputError(f"frame size {width}x{height} differs from the video's first frame "
                              f"{self.original[1]}x{self.original[0]}")
         if self.size != self.original:
             image = np.asarray(Image.fromarray(image).resize((self.size[1], self.size[0]), Image.BILINEAR))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dsfnet.atomic import atomic_write_text
+from dsfnet.errors import InputError, InputNotFound, OutputExists
 
 MANIFEST = "run.json"
 
@@ -49,7 +50,7 @@ def read_manifest(out_dir: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a run manifest ({error.msg}); remove the folder or choose another --out")
+        raise InputError(f"{path}: not a run manifest ({error.msg}); remove the folder or choose another --out")
 
 
 def start_run(out_dir: Path, identity: Mapping[str, Any], resume: bool) -> bool:
@@ -63,15 +64,15 @@ def start_run(out_dir: Path, identity: Mapping[str, Any], resume: bool) -> bool:
     previous = read_manifest(out_dir)
     if resume:
         if previous is None:
-            raise FileNotFoundError(f"--resume: {out_dir / MANIFEST} not found (no run to resume in {out_dir})")
+            raise InputNotFound(f"--resume: {out_dir / MANIFEST} not found (no run to resume in {out_dir})")
         difference = first_difference(previous["identity"], identity)
         if difference is not None:
-            raise ValueError(f"--resume: {out_dir} holds a run with another {difference} (interrupted run != now); "
+            raise InputError(f"--resume: {out_dir} holds a run with another {difference} (interrupted run != now); "
                              "resume with the same checkpoint, config and options, or choose another --out")
         write_manifest(out_dir, identity, finished=False)
         return True
     if previous is not None and not previous.get("finished", False):
-        raise FileExistsError(f"{out_dir} holds an unfinished run: continue it with --resume, or remove the folder "
+        raise OutputExists(f"{out_dir} holds an unfinished run: continue it with --resume, or remove the folder "
                               "or choose another --out")
     write_manifest(out_dir, identity, finished=False)
     return False

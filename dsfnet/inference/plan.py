@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from dsfnet.data.sampling import shuffled_support_order, support_frames
+from dsfnet.errors import InputError
 
 MemoryUse = tuple[tuple[int, ...], Optional[int]]
 
@@ -109,7 +110,7 @@ def plan_support(num_frames: int, n: int, sampling: str, stride: int = 1, seed: 
         # offsets -s, +s, -2s, ... : n-1 of them reach (n // 2)·s frames away at most
         return LocalSupport(num_frames, n, stride, (n // 2) * stride)
     if sampling != "shuffled":
-        raise ValueError(f"sampling must be 'shuffled' or 'stride', got {sampling!r}")
+        raise InputError(f"sampling must be 'shuffled' or 'stride', got {sampling!r}")
     global_set = shuffled_support_order(num_frames, seed)[: n - 1]  # all frames when the video is shorter than n
     special = {t: tuple(support_frames(num_frames, t, n, "shuffled", seed=seed)) for t in global_set}
     outside = next((t for t in range(num_frames) if t not in special), None)

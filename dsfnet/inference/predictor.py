@@ -48,6 +48,8 @@ from torch import Tensor
 
 from dsfnet.config import Config, check_test, class_names as config_class_names
 from dsfnet.engine.checkpoint import load_model
+from dsfnet.errors import InputChanged, InputError
+from dsfnet.evaluation.detections import frame_record
 from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.geometry import Geometry
 from dsfnet.inference.plan import SupportPlan, plan_support
@@ -79,16 +81,9 @@ class FrameResult:
     image: Optional[np.ndarray] = field(default=None, repr=False)
 
     def to_json(self, video: str) -> dict:
-        """The JSON-lines record of ``dsfnet.evaluation.detections``."""
-        return {
-            "video": video,
-            "frame_index": int(self.index),
-            "detections": [
-                {"box": [float(v) for v in box], "label": int(label), "class": name, "score": float(score)}
-                for box, label, name, score in zip(self.boxes.tolist(), self.labels.tolist(), self.class_names,
-                                                   self.scores.tolist())
-            ],
-        }
+        """The JSON-lines record of ``dsfnet.evaluation.detections`` (:func:`frame_record`)."""
+        return frame_record(video, self.index, boxes=self.boxes.tolist(), labels=self.labels.tolist(),
+                            class_names=self.class_names, scores=self.scores.tolist())
 
 
 class VideoPredictor:
@@ -109,7 +104,7 @@ class VideoPredictor:
     run videos concurrently.
     """
 
-    def __init__(self, model: torch.nn.Module, config: Config, device: Optional[Union[str, torch.device]] = None,
+    def __init__(self, model: torch.nn.Module, config: Config, *, device: Optional[Union[str, torch.device]] = None,
                  score_thresh: float = 0.0, classes: Optional[Iterable[str]] = None,
                  num_frames: Optional[int] = None, sampling: Optional[str] = None, stride: Optional[int] = None,
                  mode: Optional[str] = None, seed: Optional[int] = None, precision: Optional[str] = None,
@@ -119,7 +114,7 @@ class VideoPredictor:
         asked = torch.device(device) if device is not None else self.device
         if (asked.type, asked.index if asked.index is not None else self.device.index) != \
                 (self.device.type, self.device.index):
-            raise ValueError(f"the model is on {self.device}, not on {device}: move it with model.to(device)")
+            raise InputError(f"the model is on {self.device}, not on {device}: move it with model.to(device)")
         overrides = {"num_frames": num_frames, "sampling": sampling, "stride": stride, "mode": mode, "seed": seed,
                      "precision": precision, "memory": memory}
         self.test = check_test(dataclasses.replace(
@@ -150,7 +145,7 @@ class VideoPredictor:
         classes = list(classes)
         unknown = [name for name in classes if name not in self.class_names]
         if unknown:
-            raise ValueError(f"unknown class name(s) {', '.join(map(repr, unknown))}; valid classes: "
+            raise InputError(f"unknown class name(s) {', '.join(map(repr, unknown))}; valid classes: "
                              f"{', '.join(self.class_names)}")
         return {self.class_names.index(name) + 1 for name in classes}
 
@@ -174,12 +169,12 @@ class VideoPredictor:
             yield from self.stream(source.frames())
             return
         if source.live:
-            raise ValueError(f"{source.path} is a live stream of unknown length, but sampling "
+            raise InputError(f"{source.path} is a live stream of unknown length, but sampling "
                              f"{self.test.sampling!r} needs the whole video first: use --sampling causal "
                              "(test.sampling: causal)")
         num_frames = source.count()
         if num_frames == 0:
-            raise ValueError(f"{source.path}: no frames")
+            raise InputError(f"{source.path}: no frames")
         if self.test.sampling == "shuffled_window" and self.model.uses_support:
             yield from self._predict_window(source, num_frames)
             return
@@ -197,7 +192,7 @@ class VideoPredictor:
         Raises ``ValueError`` when the predictor was built with an offline sampling (``stream`` cannot read ahead).
         """
         if self.test.sampling != "causal":
-            raise ValueError(f"stream() runs causal inference, but this predictor's sampling is "
+            raise InputError(f"stream() runs causal inference, but this predictor's sampling is "
                              f"{self.test.sampling!r}: build it with sampling='causal'")
         capacity = self.test.num_frames - 1 if self.model.uses_support else 0
         images: dict[int, np.ndarray] = {}
@@ -216,7 +211,7 @@ class VideoPredictor:
         """``shuffled_window``: the steps run in the shuffled order (frames read by index), results come out in
         temporal order once all are done."""
         if not hasattr(source, "frame"):
-            raise ValueError(f"{source.path}: sampling 'shuffled_window' reads frames in a shuffled order and needs "
+            raise InputError(f"{source.path}: sampling 'shuffled_window' reads frames in a shuffled order and needs "
                              "a folder of frames (or a list of image files), not a video stream")
         run = _StreamRun(self, source.frame, keep_images=False)
         self.stats = run.stats
@@ -317,14 +312,14 @@ class _VideoRun(_Run):
                 self.window.add(index, self._conv4(image))
         missing = sorted(frame for frame in pinned if frame not in self.window)
         if missing:
-            raise RuntimeError(f"{self.source.path}: support frames {missing} could not be decoded again")
+            raise InputChanged(f"{self.source.path}: support frames {missing} could not be decoded again")
 
     def _decode_until(self, last: int, stream: Iterator) -> None:
         while self.decoded <= last:
             try:
                 index, image = next(stream)
             except StopIteration:
-                raise RuntimeError(f"{self.source.path}: only {self.decoded} of {self.plan.num_frames} frames decoded "
+                raise InputChanged(f"{self.source.path}: only {self.decoded} of {self.plan.num_frames} frames decoded "
                                    "on the second pass (the file changed or decodes nondeterministically)") from None
             if index not in self.window:
                 self.window.add(index, self._conv4(image))

@@ -29,7 +29,7 @@ from dsfnet.inference.sharding import decided_by_main, my_share, run_my_share
 from dsfnet.inference.video_store import VideoResultStore, merge_in_split_order
 
 
-def predict_split_resumable(predictor: VideoPredictor, dataset: DatasetRecord, out_dir: Path,
+def predict_split_resumable(predictor: VideoPredictor, dataset: DatasetRecord, out_dir: Path, *,
                             identity: Mapping[str, Any], resume: bool, context: DistributedContext = SINGLE_PROCESS,
                             progress: bool = True) -> Optional[Detections]:
     """Detect every video of ``dataset`` not yet done in ``out_dir`` on all ranks; rank 0 returns the merged

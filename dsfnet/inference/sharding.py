@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch.distributed as dist
 
 from dsfnet.engine.distributed import DistributedContext
+from dsfnet.errors import InputError
 from dsfnet.inference.rank_progress import RankProgress, peak_memory_per_rank
 
 #: process-group timeout of inference commands: at the end every rank waits for the slowest one, whose last video
@@ -35,7 +36,7 @@ def balanced_assignment(sizes: Sequence[int], world_size: int) -> list[list[int]
     the result depends on ``sizes`` and ``world_size`` only.
     """
     if world_size < 1:
-        raise ValueError(f"world_size must be >= 1, got {world_size}")
+        raise InputError(f"world_size must be >= 1, got {world_size}")
     loads = [(0, rank) for rank in range(world_size)]  # (total size, rank): a min-heap
     assigned: list[list[int]] = [[] for _ in range(world_size)]
     for index in sorted(range(len(sizes)), key=lambda i: (-int(sizes[i]), i)):

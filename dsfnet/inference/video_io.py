@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from dsfnet.atomic import temporary_sibling
 from dsfnet.data.images import load_frame
+from dsfnet.errors import InputError, InputNotFound, StreamStalled
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class FrameListSource(FrameSource):
         files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
                        key=lambda p: natural_key(p.name))
         if not files:
-            raise ValueError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+            raise InputError(f"{folder}: folder holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
         return cls(files, name=folder.name, path=str(folder), fps=fps)
 
     def count(self) -> int:
@@ -114,7 +115,7 @@ class FrameListSource(FrameSource):
         if self._size is None:
             self._size = size
         elif size != self._size:
-            raise ValueError(f"{path}: frame size {size[1]}x{size[0]} differs from the first frame's "
+            raise InputError(f"{path}: frame size {size[1]}x{size[0]} differs from the first frame's "
                              f"{self._size[1]}x{self._size[0]} (all frames of a video must share a size)")
         return array
 
@@ -130,9 +131,9 @@ class VideoFileSource(FrameSource):
         self.path = str(path)
         self.name = Path(path).name
         if not Path(path).exists():
-            raise FileNotFoundError(f"input not found: {path}")
+            raise InputNotFound(f"input not found: {path}")
         if not Path(path).is_file():
-            raise ValueError(f"{path}: not a file")
+            raise InputError(f"{path}: not a file")
         container = self._open()
         try:
             stream = container.streams.video[0]
@@ -156,7 +157,7 @@ class VideoFileSource(FrameSource):
             for _ in self._decode(stop=None, convert=False, warn=True):
                 count += 1
             if count == 0:
-                raise ValueError(f"{self.path}: the video has no decodable frame")
+                raise InputError(f"{self.path}: the video has no decodable frame")
             if self.announced_frames and count < self.announced_frames - 1:
                 warnings.warn(f"{self.path}: the stream ended at frame {count} but the container announces "
                               f"{self.announced_frames} frames; the file is probably truncated "
@@ -194,10 +195,10 @@ def open_video(url: str, label: str, unreadable: str, no_video: str, **options):
     except av.ExitError:
         raise
     except av.FFmpegError as error:
-        raise ValueError(f"{label}: {unreadable} ({_ffmpeg_message(error)})") from None
+        raise InputError(f"{label}: {unreadable} ({_ffmpeg_message(error)})") from None
     if not container.streams.video:
         container.close()
-        raise ValueError(f"{label}: {no_video}")
+        raise InputError(f"{label}: {no_video}")
     return container
 
 
@@ -269,10 +270,6 @@ def is_live_input(source) -> bool:
     return bool(separator) and scheme.lower() in LIVE_SCHEMES
 
 
-class StreamStalled(RuntimeError):
-    """A live stream delivered no frame within its timeout (it stalled, or the sender went away silently)."""
-
-
 class LiveSource(FrameSource):
     """A live stream, read once as it arrives: any URL FFmpeg opens (``rtsp://``, ``rtmp://``, ``http(s)://``,
     ``tcp://``, ``udp://``, ...), a V4L2 camera (``/dev/video0``) or ``-`` (a container stream on standard input).
@@ -295,9 +292,9 @@ class LiveSource(FrameSource):
     def __init__(self, spec: str, fps: Optional[float] = None, timeout: float = DEFAULT_STALL_TIMEOUT,
                  queue_size: int = 8, options: Optional[dict[str, str]] = None):
         if not timeout > 0:
-            raise ValueError(f"the stall timeout must be > 0 seconds, got {timeout}")
+            raise InputError(f"the stall timeout must be > 0 seconds, got {timeout}")
         if re.fullmatch(r"/dev/video\d+", spec) and not Path(spec).exists():
-            raise FileNotFoundError(f"camera not found: {spec} (no such V4L2 device)")
+            raise InputNotFound(f"camera not found: {spec} (no such V4L2 device)")
         self.path = spec
         self.name = "stdin" if spec == "-" else Path(spec).name if spec.startswith("/dev/") else spec
         self.timeout = float(timeout)
@@ -422,7 +419,7 @@ def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps
         return LiveSource(str(source), fps=fps, timeout=timeout, options=options)
     path = Path(source)
     if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
+        raise InputNotFound(f"input not found: {path}")
     if path.is_dir():
         return FrameListSource.from_folder(path, fps=fps or DEFAULT_FPS)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -485,7 +482,7 @@ class VideoWriter:
         if self._container is None:
             self._start(height, width)
         elif (height, width) != self._size:
-            raise ValueError(f"frame size {width}x{height} differs from the video's {self._size[1]}x{self._size[0]}")
+            raise InputError(f"frame size {width}x{height} differs from the video's {self._size[1]}x{self._size[0]}")
         if (self._stream.height, self._stream.width) != (height, width):
             padded = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
             padded[:height, :width] = image
@@ -498,7 +495,7 @@ class VideoWriter:
         """Flush, close and move the file into place; returns the final path."""
         if self._container is None:
             self._drop()
-            raise ValueError(f"{self.path}: no frame was written")
+            raise InputError(f"{self.path}: no frame was written")
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()

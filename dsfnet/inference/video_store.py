@@ -17,6 +17,7 @@ import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.records import DatasetRecord
+from dsfnet.errors import InputError
 from dsfnet.evaluation.detections import Detections
 
 FOLDER = "videos"
@@ -42,7 +43,7 @@ class VideoResultStore:
         path = self.path(index)
         with np.load(path) as arrays:
             if str(arrays["name"]) != name:
-                raise ValueError(f"{path} holds video {str(arrays['name'])!r}, not {name!r} (a file of another run)")
+                raise InputError(f"{path} holds video {str(arrays['name'])!r}, not {name!r} (a file of another run)")
             return Detections(arrays["frame_ids"], arrays["labels"], arrays["scores"], arrays["boxes"])
 
     def finished(self) -> set[int]:

@@ -1,6 +1,10 @@
 """ResNet backbones split at conv4 / conv5, with dilated conv5 (total stride 16); ``timm:<model>`` names build
 timm's models cut the same way (:mod:`dsfnet.models.timm_backbone`).
 
+Every backbone is a :class:`Backbone` built by a function registered in :data:`dsfnet.registry.BACKBONES` under
+the name ``model.backbone.name`` takes; :func:`build_backbone` checks the settings every backbone shares, calls the
+builder and freezes the early stages. ``docs/EXTENDING.md`` shows how to add one.
+
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
 ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride, every
 3x3 conv of conv5 dilated by 2.
@@ -18,8 +22,10 @@ from torch import nn
 from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
-from dsfnet.config import BackboneConfig, ConfigError
+from dsfnet.config import BackboneConfig
+from dsfnet.errors import ConfigError, InputError, InputNotFound, Unavailable
 from dsfnet.models import timm_backbone
+from dsfnet.registry import BACKBONES
 
 # name -> (block depths, groups, width per group)
 _ARCHITECTURES = {
@@ -29,7 +35,8 @@ _ARCHITECTURES = {
 }
 # name -> torchvision builder whose ImageNet weights match the architecture (None: torchvision has none)
 _TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights", "resnext101_32x4d": None}
-BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny", f"{timm_backbone.PREFIX}<model>")
+#: total stride of conv4 and conv5 (the RPN's anchors and the RoI pooling scale assume it)
+STRIDE = 16
 
 
 def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
@@ -42,24 +49,44 @@ def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
 
 
 class Backbone(nn.Module):
-    """A ResNet cut into ``conv4`` (stem..layer3) and ``conv5`` (dilated layer4).
+    """The interface every registered backbone has: ``conv4`` and ``conv5``, both at total stride 16.
+
+    ``conv4`` maps normalised frames ``[n, 3, H, W]`` to ``[n, conv4_channels, ceil(H/16), ceil(W/16)]`` (the maps
+    the RPN and the frame-level fusion read); ``conv5`` maps those to ``[n, conv5_channels, h, w]`` (same size, the
+    RoI head's input).
 
     Attributes:
         conv4_channels: d, channels of the conv4 maps fused by the frame-level fusion.
         conv5_channels: channels of the conv5 maps fed to the RoI head.
+        stride: 16.
+        early_stages: the modules :meth:`freeze_early_stages` freezes (for a ResNet: the stem and layer1).
     """
 
-    def __init__(self, stem: nn.Module, layers: list[nn.Module], conv4_channels: int, conv5_channels: int):
+    def __init__(self, conv4: nn.Module, conv5: nn.Module, *, conv4_channels: int, conv5_channels: int,
+                 early_stages: tuple[nn.Module, ...] = ()):
         super().__init__()
-        self.conv4 = nn.Sequential(stem, *layers[:3])
-        self.conv5 = layers[3]
+        self.conv4 = conv4
+        self.conv5 = conv5
         self.conv4_channels = conv4_channels
         self.conv5_channels = conv5_channels
+        self.stride = STRIDE
+        self.early_stages = tuple(early_stages)  # a tuple: nn.Module does not register these a second time
 
-    def freeze_stem_and_conv2(self) -> None:
-        """Stop gradients to the stem and layer1 (conv2), as in the peers' ImageNet-initialised recipes."""
-        for parameter in self.conv4[:2].parameters():
-            parameter.requires_grad_(False)
+    @classmethod
+    def from_stages(cls, stem: nn.Module, stages: list[nn.Module], *, conv4_channels: int,
+                    conv5_channels: int) -> "Backbone":
+        """A ResNet-like network: ``conv4`` = stem + the first three stages, ``conv5`` = the fourth; the stem and
+        the first stage (ResNet's conv2) are the early stages."""
+        conv4 = nn.Sequential(stem, *stages[:3])
+        return cls(conv4, stages[3], conv4_channels=conv4_channels, conv5_channels=conv5_channels,
+                   early_stages=(conv4[0], conv4[1]))
+
+    def freeze_early_stages(self) -> None:
+        """Stop gradients to the early stages, as in the peers' ImageNet-initialised recipes
+        (``model.backbone.freeze_stem_and_conv2``)."""
+        for stage in self.early_stages:
+            for parameter in stage.parameters():
+                parameter.requires_grad_(False)
 
 
 def _stem(width: int, norm: Callable[[int], nn.Module]) -> nn.Sequential:
@@ -103,7 +130,34 @@ def _tiny_backbone(width: int, norm: Callable[[int], nn.Module]) -> Backbone:
         _tiny_stage(width * 2 * expansion, width * 4, 2, 1, norm),
         _tiny_stage(width * 4 * expansion, width * 8, 1, 2, norm),
     ]
-    return Backbone(_stem(width, norm), layers, width * 4 * expansion, width * 8 * expansion)
+    return Backbone.from_stages(_stem(width, norm), layers, conv4_channels=width * 4 * expansion,
+                                conv5_channels=width * 8 * expansion)
+
+
+@BACKBONES.register("resnet_tiny")
+def _build_tiny(config: BackboneConfig) -> Backbone:
+    if config.weights is not None:
+        raise ConfigError("resnet_tiny has no ImageNet weights; leave backbone.weights empty")
+    return _tiny_backbone(config.tiny_width, _norm_layer(config.norm))
+
+
+BACKBONES.register(timm_backbone.PREFIX, timm_backbone.build_timm_backbone)
+
+
+def _build_resnet(config: BackboneConfig) -> Backbone:
+    """ResNet-50 / ResNet-101 / ResNeXt-101 with dilated conv5 and, if asked, ImageNet weights."""
+    net = _torchvision_resnet(config.name, _norm_layer(config.norm))
+    if config.weights == "torchvision":
+        _download_torchvision_weights(net, config.name)
+    elif config.weights is not None:
+        load_imagenet_weights(net, config.weights, config.name)
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return Backbone.from_stages(stem, [net.layer1, net.layer2, net.layer3, net.layer4], conv4_channels=1024,
+                                conv5_channels=2048)
+
+
+for _name in _ARCHITECTURES:
+    BACKBONES.register(_name, _build_resnet)
 
 
 def load_imagenet_weights(model: nn.Module, path: str | Path, name: str) -> None:
@@ -111,33 +165,33 @@ def load_imagenet_weights(model: nn.Module, path: str | Path, name: str) -> None
     ignored), checking every key and shape.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not a state dict, or its keys / shapes do not match the architecture ``name``.
+        InputNotFound: the file does not exist.
+        InputError: the file is not a state dict, or its keys / shapes do not match the architecture ``name``.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+        raise InputNotFound(f"backbone weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt files
-        raise ValueError(f"backbone weights file {path} could not be read as a torch state dict: {error}") from None
+        raise InputError(f"backbone weights file {path} could not be read as a torch state dict: {error}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"backbone weights file {path} does not hold a state dict")
+        raise InputError(f"backbone weights file {path} does not hold a state dict")
     state = {k: v for k, v in state.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")
                 and not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"backbone weights file {path} does not match architecture '{name}': "
             f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
         )
     for key, value in state.items():
         if value.shape != expected[key].shape:
-            raise ValueError(
+            raise InputError(
                 f"backbone weights file {path} does not match architecture '{name}': key '{key}' has shape "
                 f"{tuple(value.shape)}, expected {tuple(expected[key].shape)}"
             )
@@ -148,7 +202,7 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
     """Opt-in download through torchvision's own downloader; fails fast and clearly when offline."""
     enum_name = _TORCHVISION_WEIGHTS[name]
     if enum_name is None:
-        raise ValueError(
+        raise ConfigError(
             f"torchvision ships no ImageNet weights for '{name}': convert a checkpoint to torchvision key names "
             "and set backbone.weights to its path (see docs/training.md)"
         )
@@ -158,7 +212,7 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
     try:
         state = weights.get_state_dict(progress=True)
     except Exception as error:
-        raise RuntimeError(
+        raise Unavailable(
             f"could not download torchvision weights for '{name}' ({error}); download them on a machine with "
             "internet access and set backbone.weights to the local file"
         ) from None
@@ -187,31 +241,12 @@ def check_trainable_from(config: BackboneConfig) -> None:
             "model.backbone.norm=group_norm (or batch_norm) and model.backbone.freeze_stem_and_conv2=false")
 
 
-def build_backbone(config: BackboneConfig) -> Backbone | timm_backbone.TimmBackbone:
-    """Build the backbone named in ``config``, load ImageNet weights if asked, freeze early stages."""
-    if config.name.startswith(timm_backbone.PREFIX):
-        backbone = timm_backbone.build_timm_backbone(config)
-    else:
-        backbone = _resnet_backbone(config)
-    if config.freeze_stem_and_conv2:
-        backbone.freeze_stem_and_conv2()
-    return backbone
-
-
-def _resnet_backbone(config: BackboneConfig) -> Backbone:
-    if config.name not in BACKBONES:
-        raise ValueError(f"unknown backbone '{config.name}'; choose one of {BACKBONES}")
+def build_backbone(config: BackboneConfig) -> Backbone:
+    """Build the backbone registered as ``config.name``, with ImageNet weights if asked; freeze early stages."""
+    builder = BACKBONES.get(config.name, key="model.backbone.name")
     if config.weights is not None and config.norm == "group_norm":
-        raise ValueError("ImageNet weights carry BatchNorm statistics: use backbone.norm frozen_bn or batch_norm")
-    norm = _norm_layer(config.norm)
-    if config.name == "resnet_tiny":
-        if config.weights is not None:
-            raise ValueError("resnet_tiny has no ImageNet weights; leave backbone.weights empty")
-        return _tiny_backbone(config.tiny_width, norm)
-    net = _torchvision_resnet(config.name, norm)
-    if config.weights == "torchvision":
-        _download_torchvision_weights(net, config.name)
-    elif config.weights is not None:
-        load_imagenet_weights(net, config.weights, config.name)
-    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-    return Backbone(stem, [net.layer1, net.layer2, net.layer3, net.layer4], 1024, 2048)
+        raise ConfigError("ImageNet weights carry BatchNorm statistics: use backbone.norm frozen_bn or batch_norm")
+    backbone = builder(config)
+    if config.freeze_stem_and_conv2:
+        backbone.freeze_early_stages()
+    return backbone

@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from dsfnet.errors import InputError
+
 
 @dataclass(frozen=True)
 class FrameRows:
@@ -46,7 +48,7 @@ class FrameRows:
     def frame(self, index: int) -> slice:
         """The rows of frame ``index``."""
         if not 0 <= index < self.num_frames:
-            raise ValueError(f"support frame {index} is not in a memory of {self.num_frames} frames")
+            raise InputError(f"support frame {index} is not in a memory of {self.num_frames} frames")
         return slice(self.starts[index], self.starts[index + 1])
 
     def per_frame(self, exclude: Optional[int] = None) -> list[slice]:

@@ -38,7 +38,7 @@ PACKAGE_WEIGHTS = "efficientnet_lite0"
 #: the timm model that checkpoint belongs to (same 296 tensors, same shapes, same order)
 PACKAGE_MODEL = "tf_efficientnet_lite0"
 OUTPUT_STRIDE = 16
-FROZEN_STRIDE = 4  # freeze_stem_and_conv2 freezes every stage ending at stride <= 4, like a ResNet's stem + layer1
+FROZEN_STRIDE = 4  # freeze_early_stages freezes every stage ending at stride <= 4, like a ResNet's stem + layer1
 _PROBE_SIZE = 32  # input side of the build-time check that conv4 / conv5 really run at stride 16
 _CONNECT_TIMEOUT_S = 5.0
 
@@ -57,10 +57,11 @@ class TimmBackbone(nn.Module):
         super().__init__()
         self.conv4, self.conv5 = conv4, conv5
         self.conv4_channels, self.conv5_channels = conv4_channels, conv5_channels
+        self.stride = OUTPUT_STRIDE  # of conv4 and conv5 (checked when built)
         self.frozen_parts = frozen_parts
         self.pixel_mean, self.pixel_std = pixel_mean, pixel_std
 
-    def freeze_stem_and_conv2(self) -> None:
+    def freeze_early_stages(self) -> None:
         """Stop gradients to the stem and the stages up to stride 4, as for the ResNets."""
         for parameter in self.conv4[: self.frozen_parts].parameters():
             parameter.requires_grad_(False)

@@ -28,15 +28,16 @@ IoU here is continuous (area ``(x2 - x1) * (y2 - y1)``), as in the detector's ow
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import functools
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from dsfnet.data.records import DatasetRecord
-from dsfnet.evaluation.detections import Detections
+from dsfnet.errors import InputError
+from dsfnet.postprocess.apply import postprocess_dataset, postprocess_frame_results, postprocess_stream
+from dsfnet.postprocess.base import PostProcessor
+from dsfnet.registry import POSTPROCESSORS
 
 RESCORE_METHODS = ("avg", "max")
 
@@ -59,9 +60,9 @@ class SeqNMSParams:
         for name, option in (("link_iou", "--seqnms-link-iou"), ("nms_iou", "--seqnms-nms-iou")):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"Seq-NMS {name} ({option}) must be in [0, 1], got {value}")
+                raise InputError(f"Seq-NMS {name} ({option}) must be in [0, 1], got {value}")
         if self.rescore not in RESCORE_METHODS:
-            raise ValueError(f"Seq-NMS rescore (--seqnms-rescore) must be one of {', '.join(RESCORE_METHODS)}, "
+            raise InputError(f"Seq-NMS rescore (--seqnms-rescore) must be one of {', '.join(RESCORE_METHODS)}, "
                              f"got {self.rescore!r}")
 
 
@@ -276,81 +277,34 @@ def seq_nms(frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: n
     return keep[ascending], rescored[ascending]
 
 
-# ------------------------------------------------------------------------------------------- whole splits / videos
+# ---------------------------------------------------------------------------- whole splits / videos, the registry
+
+#: Seq-NMS on a split / on one video's per-frame results / on a stream of them (:mod:`dsfnet.postprocess.apply`)
+seq_nms_dataset = functools.partial(postprocess_dataset, seq_nms, label="Seq-NMS")
+seq_nms_frame_results = functools.partial(postprocess_frame_results, seq_nms)
+seq_nms_stream = functools.partial(postprocess_stream, seq_nms)
 
 
-def seq_nms_dataset(dataset: DatasetRecord, detections: Detections, params: SeqNMSParams = SeqNMSParams(),
-                    progress: bool = False) -> Detections:
-    """Seq-NMS on every video of a split.
-
-    Args:
-        dataset: the split; a video's frames are consecutive positions of ``dataset.frames()``, and a video's
-            neighbouring positions are adjacent frames (sequences never cross from one video into the next).
-        detections: the split's detections (``frame_ids`` = positions in ``dataset.frames()``).
-    Returns:
-        the kept detections with their new scores, ordered by frame.
-    """
-    bounds = np.cumsum([0] + [len(video.frames) for video in dataset.videos])
-    if len(detections) and (detections.frame_ids.min() < 0 or detections.frame_ids.max() >= bounds[-1]):
-        raise ValueError(f"detections refer to frame positions outside 0..{bounds[-1] - 1} of the split")
-    order = np.argsort(detections.frame_ids, kind="stable")
-    cuts = np.searchsorted(detections.frame_ids[order], bounds)
-    parts = []
-    for v in tqdm(range(len(dataset.videos)), unit="video", desc="Seq-NMS", disable=not progress, dynamic_ncols=True):
-        rows = order[cuts[v]:cuts[v + 1]]
-        if len(rows):
-            keep, scores = seq_nms(detections.frame_ids[rows], detections.boxes[rows], detections.labels[rows],
-                                   detections.scores[rows], params)
-            kept = detections.select(rows[keep])
-            parts.append(Detections(kept.frame_ids, kept.labels, scores, kept.boxes))
-    return Detections.concatenate(parts)
+def _iou(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"an IoU in [0, 1], got {text}")
+    return value
 
 
-def seq_nms_frame_results(results: Sequence, params: SeqNMSParams = SeqNMSParams(), score_thresh: float = 0.0
-                          ) -> list:
-    """Seq-NMS on the per-frame results of one video (``VideoPredictor.predict``'s ``FrameResult`` objects, or any
-    dataclass with ``index``, ``boxes [k, 4]``, ``labels [k]``, ``scores [k]`` and ``class_names``).
-
-    Frames whose ``index`` values differ by one are adjacent. Returns new results, one per input in the same
-    order, holding the kept detections whose new score is at least ``score_thresh`` (scores descending, dtypes
-    kept); the other fields are copied.
-    """
-    counts = [len(result.scores) for result in results]
-    offsets = np.cumsum([0] + counts)
-    if offsets[-1] == 0:
-        return list(results)
-    keep, scores = seq_nms(np.repeat([result.index for result in results], counts),
-                           np.concatenate([np.asarray(result.boxes).reshape(-1, 4) for result in results]),
-                           np.concatenate([np.asarray(result.labels).reshape(-1) for result in results]),
-                           np.concatenate([np.asarray(result.scores).reshape(-1) for result in results]), params)
-    bounds = np.searchsorted(keep, offsets)  # keep is ascending: each result's kept rows are one slice
-    processed = []
-    for i, result in enumerate(results):
-        rows, new = keep[bounds[i]:bounds[i + 1]] - offsets[i], scores[bounds[i]:bounds[i + 1]]
-        order = np.argsort(-new, kind="stable")
-        order = order[new[order] >= score_thresh]
-        rows, new = rows[order], new[order]
-        processed.append(dataclasses.replace(
-            result, boxes=result.boxes[rows], labels=result.labels[rows], scores=new.astype(result.scores.dtype),
-            class_names=[result.class_names[j] for j in rows.tolist()]))
-    return processed
+def _add_arguments(group: argparse._ArgumentGroup) -> None:
+    defaults = SeqNMSParams()
+    group.add_argument("--seqnms-link-iou", type=_iou, default=defaults.link_iou, metavar="IOU",
+                       help="Seq-NMS links boxes of adjacent frames whose IoU is above this")
+    group.add_argument("--seqnms-nms-iou", type=_iou, default=defaults.nms_iou, metavar="IOU",
+                       help="Seq-NMS removes boxes whose IoU with a selected sequence's box in their frame is at "
+                            "least this")
+    group.add_argument("--seqnms-rescore", choices=RESCORE_METHODS, default=defaults.rescore,
+                       help="new score of a sequence's boxes: their average or their maximum score")
 
 
-def seq_nms_stream(results: Iterable, params: SeqNMSParams = SeqNMSParams(), score_thresh: float = 0.0,
-                   images: Optional[Iterable[np.ndarray]] = None) -> Iterator:
-    """Buffer one video's results (their images dropped, so memory holds detections only), apply Seq-NMS
-    (:func:`seq_nms_frame_results`), then yield them in order; with ``images`` (e.g. a second decode of the
-    video, RGB ``uint8 [H, W, 3]`` per frame) each result gets its frame back as ``image`` for drawing."""
-    buffered = [dataclasses.replace(result, image=None) if hasattr(result, "image") else result
-                for result in results]
-    processed = seq_nms_frame_results(buffered, params, score_thresh)
-    if images is None:
-        yield from processed
-        return
-    images = iter(images)
-    for result in processed:
-        image = next(images, None)
-        if image is None:
-            raise RuntimeError(f"the video gave fewer frames when decoded again for drawing than the "
-                               f"{len(processed)} it was detected on")
-        yield dataclasses.replace(result, image=image)
+POSTPROCESSORS.register("seqnms", PostProcessor(
+    run=seq_nms, label="Seq-NMS", add_arguments=_add_arguments,
+    settings=lambda args: SeqNMSParams(args.seqnms_link_iou, args.seqnms_nms_iou, args.seqnms_rescore),
+    help="Seq-NMS (Han et al. 2016): link boxes of one class across adjacent frames, rescore the best-scoring "
+         "sequences and suppress boxes overlapping them"))
