@@ -48,7 +48,7 @@ class TimmBackbone(nn.Module):
 
     Attributes:
         conv4_channels, conv5_channels: channels of the conv4 / conv5 maps (timm's ``feature_info``).
-        frozen_parts: leading modules of ``conv4`` that end at stride <= 4 (frozen by ``freeze_stem_and_conv2``).
+        frozen_parts: leading modules of ``conv4`` that end at stride <= 4 (frozen by ``freeze_early_stages``).
         pixel_mean, pixel_std: input normalisation of the model's pretrained config (0..1 RGB).
     """
 

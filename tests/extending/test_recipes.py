@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from dsfnet.cli import main
@@ -66,6 +67,8 @@ def detection_file(tmp_path):
     frames = [FrameRecord("v", t, str(tmp_path / f"{t}.jpg"), 64, 48, np.array([[10, 10, 30, 30]], np.float32),
                           np.array([1]), np.array([0])) for t in range(2)]
     dataset = DatasetRecord([VideoRecord("v", frames)], ("dog",))
+    for frame in frames:  # reading a CocoVID split checks that its frame files exist
+        Image.new("RGB", (64, 48)).save(frame.image_path)
     write_cocovid(dataset, tmp_path / "gt.json")
     write_jsonl(tmp_path / "dets.jsonl", dataset, Detections([0, 0, 0], [1, 1, 1], [0.9, 0.5, 0.3],
                                                              [[10, 10, 30, 30], [40, 5, 60, 20], [0, 0, 5, 5]]))
