@@ -11,12 +11,15 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
+from dsfnet.atomic import discard
 from dsfnet.data.records import DatasetRecord
+from dsfnet.evaluation.coco_metrics import GROUND_TRUTH_FILE, RESULTS_FILE
 from dsfnet.evaluation.detections import Detections, write_jsonl
 from dsfnet.postprocess.seqnms import RESCORE_METHODS, SeqNMSParams, seq_nms_dataset
 
 POST_METHODS = ("none", "seqnms")
 METRICS = ("vid", "coco")
+SEQNMS_FILE = "detections_seqnms.jsonl"
 
 
 def _iou(text: str) -> float:
@@ -61,11 +64,21 @@ def postprocess_split(args: argparse.Namespace, dataset: DatasetRecord, detectio
     if params is None:
         return detections, {"post": "none"}
     processed = seq_nms_dataset(dataset, detections, params, progress=True)
-    path = Path(out_dir) / "detections_seqnms.jsonl"
+    path = Path(out_dir) / SEQNMS_FILE
     write_jsonl(path, dataset, processed)
     return processed, {"post": "seqnms", "seqnms": {**dataclasses.asdict(params), "detections_file": str(path),
                                                      "detections_before": len(detections),
                                                      "detections_after": len(processed)}}
+
+
+def remove_outputs_not_asked(args: argparse.Namespace, out_dir: Path) -> None:
+    """Remove an earlier run's optional outputs that this run's ``--post`` / ``--metrics`` do not write, so that
+    no stale file stays beside the new report (printing each one removed)."""
+    stale = ([SEQNMS_FILE] if args.post == "none" else []) + \
+        ([GROUND_TRUTH_FILE, RESULTS_FILE] if "coco" not in args.metrics else [])
+    for name in stale:
+        if discard(Path(out_dir) / name):
+            print(f"removed {Path(out_dir) / name} of an earlier run (not asked for now)")
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:
