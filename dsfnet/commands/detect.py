@@ -32,13 +32,13 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
 from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open, discard
+from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, postprocess_params
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
@@ -90,14 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_postprocess_arguments(parser)  # with --post, --score-thr applies to the post-processed scores
 
 
-def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"dsfnet detect: warning: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = _warn_to_stderr
+    with warnings_as_lines("detect"):
         return _run(args)
 
 

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import (add_metrics_argument, add_postprocess_arguments, postprocess_split,
                                                  remove_outputs_not_asked)
@@ -116,6 +117,11 @@ def _run_detection_file(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    with warnings_as_lines("eval"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.config is not None and args.detections is not None:
         raise ValueError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
     if args.config is None and args.detections is None:
