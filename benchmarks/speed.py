@@ -159,6 +159,8 @@ def main() -> None:
                         help="torch.compile the per-frame convolution stacks (conv4, conv5, RPN head)")
     parser.add_argument("--toy", action="store_true",
                         help="configs/tiny.yaml's model at 128 px (a dry run of the script: its numbers measure nothing)")
+    parser.add_argument("--backbone", default=None,
+                        help="model.backbone.name (e.g. timm:convnext_tiny; default resnet50 on CPU, resnet101 on GPU)")
     parser.add_argument("--json", default=None, help="also write every round's cases to this JSON file")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
@@ -166,8 +168,9 @@ def main() -> None:
         parser.error("--rounds must be >= 1")
     gpu = args.device.startswith("cuda")
     args.precision = args.precision or (["bf16"] if gpu else ["fp32", "bf16"])
-    args.backbone, args.min_size, args.max_size = (
+    backbone, args.min_size, args.max_size = (
         ("resnet_tiny", 128, 228) if args.toy else ("resnet101", 600, 1000) if gpu else ("resnet50", 320, 570))
+    args.backbone = args.backbone or backbone
     if args.case:
         args.variant, args.mode, n, args.frames_dir = args.case.split(":", 3)
         args.n = int(n)

@@ -28,8 +28,9 @@ class ConfigError(ValueError):
 
 @dataclass
 class BackboneConfig:
-    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | efficientnet_lite0
-    # None | path to an ImageNet state dict | "torchvision" (ResNets) | "efficientnet_lite0" (the `light` extra's)
+    name: str = "resnet101"  # resnet50 | resnet101 | resnext101_32x4d | resnet_tiny | timm:<model> (docs/BACKBONES.md)
+    # None | path to an ImageNet state dict | "torchvision" (ResNets) | "timm" (timm's download) |
+    # "efficientnet_lite0" (the `light` extra's checkpoint, for timm:tf_efficientnet_lite0)
     weights: Optional[str] = None
     norm: str = "frozen_bn"  # frozen_bn | group_norm | batch_norm
     freeze_stem_and_conv2: bool = True  # freeze stem + layer1 (use with ImageNet weights)
@@ -38,33 +39,34 @@ class BackboneConfig:
 
 @dataclass
 class RPNConfig:
-    anchor_sizes: tuple[int, ...] = (64, 128, 256, 512)
-    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
-    pre_nms_top_n_train: int = 6000
-    pre_nms_top_n_test: int = 6000
-    post_nms_top_n_train: int = 300
-    post_nms_top_n_test: int = 300
-    nms_thresh: float = 0.7
-    fg_iou_thresh: float = 0.7
-    bg_iou_thresh: float = 0.3
-    batch_size_per_image: int = 256
-    positive_fraction: float = 0.5
+    anchor_sizes: tuple[int, ...] = (64, 128, 256, 512)  # anchor sides in input pixels (one RPN level at stride 16)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # anchor height / width ratios
+    pre_nms_top_n_train: int = 6000  # proposals kept per frame before the RPN's NMS, training
+    pre_nms_top_n_test: int = 6000  # proposals kept per frame before the RPN's NMS, inference
+    post_nms_top_n_train: int = 300  # proposals per frame after the RPN's NMS, training (the paper's 300)
+    post_nms_top_n_test: int = 300  # proposals per frame after the RPN's NMS, inference (the paper's 300)
+    nms_thresh: float = 0.7  # IoU threshold of the RPN's NMS
+    fg_iou_thresh: float = 0.7  # anchors with IoU >= this with a ground-truth box are RPN positives
+    bg_iou_thresh: float = 0.3  # anchors with IoU < this with every ground-truth box are RPN negatives
+    batch_size_per_image: int = 256  # anchors sampled per key frame for the RPN losses
+    positive_fraction: float = 0.5  # largest share of positives among the sampled anchors
 
 
 @dataclass
 class RoIHeadConfig:
     reduced_channels: int = 256  # 1x1 conv on conv5 before RoIAlign
-    pool_size: int = 7
-    sampling_ratio: int = 2
+    pool_size: int = 7  # RoIAlign output size (pool_size x pool_size)
+    sampling_ratio: int = 2  # RoIAlign sampling points per bin side
     representation_size: int = 1024  # fc6 / fc7 width
-    batch_size_per_image: int = 512
-    positive_fraction: float = 0.25
-    fg_iou_thresh: float = 0.5
-    bg_iou_thresh: float = 0.5
+    batch_size_per_image: int = 512  # RoIs sampled per key frame for the Fast R-CNN losses
+    positive_fraction: float = 0.25  # largest share of foreground among the sampled RoIs
+    fg_iou_thresh: float = 0.5  # RoIs with IoU >= this with a ground-truth box are foreground
+    bg_iou_thresh: float = 0.5  # RoIs with IoU < this with every ground-truth box are background
+    # box coder weights (x, y, w, h) of the RoI head's regression
     bbox_reg_weights: tuple[float, ...] = (10.0, 10.0, 5.0, 5.0)
-    score_thresh: float = 0.001
-    nms_thresh: float = 0.5
-    detections_per_img: int = 300
+    score_thresh: float = 0.001  # detections scoring below this are dropped before NMS
+    nms_thresh: float = 0.5  # IoU threshold of the per-class NMS of the detections
+    detections_per_img: int = 300  # most detections kept per frame
 
 
 @dataclass
@@ -76,14 +78,14 @@ class FrameFusionConfig:
 
 @dataclass
 class InstanceFusionConfig:
-    num_heads: int = 16
+    num_heads: int = 16  # attention heads of each instance-level fusion (divides key_dim and roi.representation_size)
     key_dim: int = 1024  # total width of the xi / zeta projections (split across heads)
     geometry: bool = True  # add the geometric term r (eq. 7)
     embed_freqs: int = 8  # wave lengths of the sinusoidal embedding (16 dims per scalar at 8)
     eps: float = 1e-3  # inside log|w_k/h_k - w_l/h_l| + eps
     support_proposals: int = 300  # proposals per support frame used as keys (training and inference)
     chunk_size: int = 64  # queries attended at once (bounds memory: heads x chunk x all instances); 0 = all
-    # The sharpness of the attention (not in the paper; README design section): eq. 6's dot product of raw RoI
+    # The sharpness of the attention (not in the paper; docs/design.md): eq. 6's dot product of raw RoI
     # features is unbounded, and their scale grows during training.
     logits: str = "dot"  # dot: <xi(Q_k), zeta(Q_l)> / sqrt(d_k) (eq. 6) | cosine: their cosine x a learned scale
     layer_norm: bool = False  # LayerNorm of the RoI features before xi / zeta (the values, gamma, see raw features)
@@ -99,8 +101,9 @@ class ModelConfig:
     roi: RoIHeadConfig = field(default_factory=RoIHeadConfig)
     frame_fusion: FrameFusionConfig = field(default_factory=FrameFusionConfig)
     instance_fusion: InstanceFusionConfig = field(default_factory=InstanceFusionConfig)
+    # per-channel mean subtracted from frames in [0, 1] (the model normalises)
     pixel_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    pixel_std: tuple[float, ...] = (0.229, 0.224, 0.225)  # per-channel standard deviation frames are divided by
 
     @property
     def uses_frame_fusion(self) -> bool:
@@ -123,41 +126,51 @@ class AugmentConfig:
 @dataclass
 class DataConfig:
     format: str = "vid"  # vid (ImageNet VID layout) | cocovid (mmtracking JSON)
-    root: str = "data/ILSVRC2015"
+    # vid: the ILSVRC2015 folder (None = data/ILSVRC2015); cocovid: the folder file_name entries are relative to
+    # (None = each JSON file's own folder, as `dsfnet convert` writes them)
+    root: Optional[str] = None
+    # vid: ImageSets files of the training set (DET images are repeated into clips)
     train_splits: tuple[str, ...] = ("VID_train_15frames", "DET_train_30classes")
-    val_split: str = "VID_val_videos"
+    val_split: str = "VID_val_videos"  # vid: ImageSets file of the validation split
     train_json: Optional[str] = None  # cocovid: annotation file of the training set
     val_json: Optional[str] = None  # cocovid: annotation file of the validation set
-    class_names: Optional[tuple[str, ...]] = None  # None = the 30 VID classes
+    # None = the 30 VID classes (vid); cocovid: matched by name to the JSON's categories (any order), and
+    # model.num_classes follows from it unless given
+    class_names: Optional[tuple[str, ...]] = None
     num_support: int = 2  # support frames per training clip
     min_size: int = 600  # shorter side after resize
     max_size: int = 1000  # cap on the longer side
-    flip_prob: float = 0.5
-    num_workers: int = 4
+    flip_prob: float = 0.5  # probability of a horizontal flip of a training clip (one draw per clip)
+    num_workers: int = 4  # data-loader worker processes (results do not depend on it)
     skip_bad_samples: bool = False  # log and skip unreadable samples instead of raising
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # one draw per clip, before resize / flip
 
 
 @dataclass
 class TrainConfig:
-    iterations: int = 247_000
-    lr: float = 0.002  # total batch 8 in PyTorch terms = the paper's 2.5e-4 with MXNet's summed gradients (README)
-    lr_steps: tuple[int, ...] = (109_000, 219_000)
-    lr_gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    iterations: int = 247_000  # SGD steps (the paper's 247k)
+    # total batch 8 in PyTorch terms = the paper's 2.5e-4 with MXNet's summed gradients (docs/training.md)
+    lr: float = 0.002
+    lr_steps: tuple[int, ...] = (109_000, 219_000)  # iterations where the learning rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1  # learning-rate factor at each of lr_steps
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 1e-4  # SGD weight decay
     frame_fusion_lr_mult: float = 1.0  # learning-rate multiplier of frame-level fusion (1 = the paper's single lr)
     instance_fusion_lr_mult: float = 1.0  # learning-rate multiplier of instance-level fusion
-    warmup_iterations: int = 0
-    warmup_factor: float = 1.0 / 3
+    warmup_iterations: int = 0  # linear warm-up iterations from warmup_factor x lr (vid_* configs: 500)
+    warmup_factor: float = 1.0 / 3  # learning-rate factor at the first warm-up iteration
     clips_per_step: int = 1  # clips per process per forward pass
     accumulation_steps: int = 1  # forward/backward passes per optimiser step
     clip_grad_norm: float = 0.0  # 0 = off
     amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    # seed of weights, data order and sampling (every random choice of clip i comes from (seed, epoch, i))
     seed: int = 0
-    deterministic: bool = False
-    checkpoint_interval: int = 5000
-    log_interval: int = 20
+    deterministic: bool = False  # deterministic kernels (bit-identical resume on a CPU)
+    # A checkpoint whose model weights start this run (not its optimiser or iteration): e.g. a fused variant
+    # fine-tuned from a trained baseline; modules the checkpoint lacks (the fusions) keep their fresh init.
+    init_from: Optional[str] = None
+    checkpoint_interval: int = 5000  # iterations between last.pth writes
+    log_interval: int = 20  # iterations between metrics.jsonl lines
     eval_interval: int = 0  # 0 = no periodic evaluation
     eval_max_videos: int = 0  # 0 = the whole validation split
 
@@ -173,9 +186,9 @@ class TestConfig:
     num_frames: int = 21  # n: test frame + n-1 support frames
     sampling: str = "shuffled"  # shuffled | stride | causal | shuffled_window
     memory: str = "recent"  # causal support memory: recent (the n-1 latest frames) | spread (reservoir of the past)
-    stride: int = 1
+    stride: int = 1  # stride sampling: support frames are the test frame's neighbours at this step
     mode: str = "cached"  # cached | exact
-    seed: int = 0
+    seed: int = 0  # seed of the shuffled order and of the spread reservoir
     precision: str = "fp32"  # fp32 | bf16 (bf16 autocast: GPUs, and CPUs with AMX / AVX512-BF16)
 
 
@@ -306,7 +319,10 @@ def validate(config: Config) -> Config:
         (config.data.format in ("vid", "cocovid"), f"data.format must be vid or cocovid, got '{config.data.format}'"),
         (config.train.accumulation_steps >= 1, "train.accumulation_steps must be >= 1"),
         (config.data.class_names is None or len(config.data.class_names) == config.model.num_classes,
-         "data.class_names must have model.num_classes entries"),
+         f"data.class_names has {len(config.data.class_names or ())} entries but model.num_classes is "
+         f"{config.model.num_classes} (leave model.num_classes out: it follows from data.class_names)"),
+        (config.data.class_names is None or len(set(config.data.class_names)) == len(config.data.class_names),
+         f"data.class_names lists a class twice: {list(config.data.class_names or ())}"),
     ]
     _raise_first(checks)
     check_test(config.test)
@@ -336,7 +352,7 @@ def _raise_first(checks: list[tuple[bool, str]]) -> None:
 
 
 # (dotted key, test, what the test means); written so that NaN fails every test
-_RANGES = (
+RANGES = (
     ("train.iterations", lambda v: v >= 1, ">= 1"),
     ("train.lr", lambda v: 0 < v < math.inf, "a finite number > 0"),
     ("train.lr_gamma", lambda v: 0 < v < math.inf, "a finite number > 0"),
@@ -365,7 +381,7 @@ _RANGES = (
 
 
 def _check_ranges(config: Config) -> None:
-    for dotted, ok, meaning in _RANGES:
+    for dotted, ok, meaning in RANGES:
         section, *rest = dotted.split(".")
         value = getattr(config, section)
         for name in rest:
@@ -375,7 +391,10 @@ def _check_ranges(config: Config) -> None:
 
 
 def config_from_dict(values: dict) -> Config:
-    return validate(_build(Config, values, ""))
+    config = _build(Config, values, "")
+    if config.data.class_names is not None and "num_classes" not in values.get("model", {}):
+        config.model.num_classes = len(config.data.class_names)  # one list to keep, not two in step
+    return validate(config)
 
 
 def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Config:

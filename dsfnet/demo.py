@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from dsfnet.atomic import atomic_write_text, discard
+from dsfnet.bundled import BUNDLED, DEFAULT_BACKBONE
 from dsfnet.data.images import load_frame
 from dsfnet.data.synth import HELD_OUT_SEED, generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
@@ -28,15 +29,6 @@ from dsfnet.evaluation.vid_map import evaluate
 from dsfnet.inference.evaluate import predict_dataset
 from dsfnet.inference.video_io import VideoWriter, draw_detections
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-#: The bundled checkpoint pairs by backbone, trained on ``dsfnet synth`` data (seed 0): ``light``, the
-#: ImageNet-initialised EfficientNet-Lite0 of ``configs/synth_light_*.yaml`` (the demo's default), and ``tiny``,
-#: the tiny ResNet trained from scratch of ``configs/synth_*.yaml``.
-BUNDLED = {
-    "light": {"baseline": ASSETS / "synth_light_baseline.pt", "dsfnet": ASSETS / "synth_light_dsfnet.pt"},
-    "tiny": {"baseline": ASSETS / "synth_baseline.pt", "dsfnet": ASSETS / "synth_dsfnet.pt"},
-}
-DEFAULT_BACKBONE = "light"
 DRAW_SCORE = 0.5
 
 

@@ -62,7 +62,7 @@ def test_demo_rejects_incompatible_checkpoints(tmp_path, checkpoints, capsys):
 
 def test_bundled_checkpoints_load_with_their_variants_and_backbones():
     assert BACKBONES == (DEFAULT_BACKBONE, *sorted(set(BUNDLED) - {DEFAULT_BACKBONE}))  # the CLI's choices
-    for backbone, expected in (("light", "efficientnet_lite0"), ("tiny", "resnet_tiny")):
+    for backbone, expected in (("light", "timm:tf_efficientnet_lite0"), ("tiny", "resnet_tiny")):
         for name, path in BUNDLED[backbone].items():
             assert path.stat().st_size <= 20 * 2**20
             model, config = load_model(path)  # the light pair needs no `light` extra: the file holds every weight

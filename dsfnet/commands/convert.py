@@ -1,32 +1,78 @@
-"""``dsfnet convert ROOT --split S --out FILE.json``: an ImageNet VID split as mmtracking CocoVID JSON."""
+"""``dsfnet convert``: annotations of a labelling tool, or an ImageNet VID split, as CocoVID JSON (mmtracking).
+
+    dsfnet convert ANNOTATIONS [ANNOTATIONS ...] --out FILE.json [--format cvat|mot|coco] [--media PATH]
+                   [--classes a,b] [--overwrite]
+    dsfnet convert ROOT --split S --out FILE.json           (an ImageNet VID/DET tree)
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-HELP = "convert a split of an ImageNet VID/DET tree to CocoVID JSON (mmtracking format)"
+HELP = "convert annotations (CVAT for video XML, MOTChallenge gt.txt, COCO JSON) or an ImageNet VID split to " \
+       "CocoVID JSON, extracting the frames of annotated video files"
+
+FORMATS = ("cvat", "mot", "coco", "vid")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", help="dataset root holding Data/, Annotations/ and ImageSets/")
-    parser.add_argument("--split", required=True,
-                        help="split-file stem in ImageSets/, e.g. VID_val_videos or VID_train_15frames")
-    parser.add_argument("--out", required=True, help="output JSON file")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="annotation files (CVAT for video 1.1 .xml, MOTChallenge gt.txt, COCO .json; one "
+                             "format per call), or with --split an ImageNet VID root holding Data/, Annotations/ "
+                             "and ImageSets/")
+    parser.add_argument("--out", required=True,
+                        help="output CocoVID JSON file; frames extracted from video files go to <stem>_frames/ "
+                             "next to it; file_name entries are relative to the JSON file's folder")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="annotation format (default: by suffix: .xml cvat, .txt mot, .json coco; vid with "
+                             "--split)")
+    parser.add_argument("--media", default=None, metavar="PATH",
+                        help="the video file or folder of frames the annotations are of (default: the file the "
+                             "annotation names, e.g. CVAT's <source>, relative to the annotation file; MOT: "
+                             "SEQ/img1; COCO: the JSON's folder); with several inputs a folder holding their media")
+    parser.add_argument("--classes", default=None, metavar="A,B",
+                        help="comma-separated class list of the output, in label order; boxes of other classes "
+                             "are left out (counted in one line); default: every class the files declare")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output JSON and frames folder (default: refuse)")
+    parser.add_argument("--split", default=None,
+                        help="ImageNet VID: split-file stem in ImageSets/, e.g. VID_val_videos or "
+                             "VID_train_15frames")
     parser.add_argument("--image-root", default=None,
-                        help="folder that file_name entries are relative to (default: the JSON file's folder)")
+                        help="ImageNet VID: folder that file_name entries are relative to (default: the JSON "
+                             "file's folder)")
     parser.add_argument("--skip-bad", action="store_true",
-                        help="log and leave out unreadable snippets instead of stopping")
+                        help="ImageNet VID: log and leave out unreadable snippets instead of stopping")
 
 
 def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. {out / 'val.json'}")
+    if args.split is not None or args.format == "vid":
+        return _convert_vid(args)
+    from dsfnet.data.importers import read_annotations
+    from dsfnet.data.importers.writer import write_imported
+
+    classes = [name.strip() for name in args.classes.split(",") if name.strip()] if args.classes else None
+    videos = read_annotations([Path(path) for path in args.inputs], args.format,
+                              Path(args.media) if args.media else None)
+    dataset = write_imported(videos, out, classes=classes, overwrite=args.overwrite)
+    frames = sum(len(video) for video in dataset.videos)
+    boxes = sum(len(frame.boxes) for frame in dataset.frames())
+    print(f"wrote {len(dataset.videos)} videos, {frames} frames, {boxes} boxes of {len(dataset.class_names)} "
+          f"classes ({', '.join(dataset.class_names)}) to {out}")
+    return 0
+
+
+def _convert_vid(args: argparse.Namespace) -> int:
     from dsfnet.data.cocovid import write_cocovid
     from dsfnet.data.vid import read_vid_split
 
-    if Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. "
-                         f"{Path(args.out) / 'val.json'}")
-    dataset = read_vid_split(args.root, args.split, skip_bad=args.skip_bad)
+    if args.split is None or len(args.inputs) != 1:
+        raise ValueError("an ImageNet VID tree converts with exactly one ROOT and --split")
+    dataset = read_vid_split(args.inputs[0], args.split, skip_bad=args.skip_bad)
     write_cocovid(dataset, args.out, image_root=args.image_root)
     frames = sum(len(video) for video in dataset.videos)
     print(f"wrote {len(dataset.videos)} videos, {frames} frames of {args.split} to {args.out}")

@@ -6,8 +6,10 @@ import argparse
 
 from dsfnet.data.synth import HELD_OUT_SEED
 
-# dsfnet.demo.BUNDLED's keys, the default first (not imported from there: that module pulls in torch)
-BACKBONES = ("light", "tiny")
+from dsfnet.bundled import BUNDLED, DEFAULT_BACKBONE
+
+# the bundled backbones, the default first
+BACKBONES = (DEFAULT_BACKBONE, *sorted(set(BUNDLED) - {DEFAULT_BACKBONE}))
 
 HELP = ("run a bundled DSFNet and baseline on freshly generated held-out synthetic videos; print mAP "
         "(all / slow / medium / fast) and speed, write detections, reports and a side-by-side video")

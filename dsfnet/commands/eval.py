@@ -55,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="output folder for report.json / report.txt / pr_curves.png / per_class_ap.png "
                              "(default: <detection file stem>_eval next to the detection file)")
+    parser.add_argument("--strict", action="store_true",
+                        help="with --detections: a detection frame that the ground truth does not cover is an "
+                             "error (default: left out and counted in one line, for ground truth of part of a "
+                             "video)")
+    parser.add_argument("--opts", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides as in train (with CONFIG), e.g. --opts data.val_json=val.json "
+                             "test.num_frames=9")
     parser.add_argument("--no-motion", action="store_true", help="skip the motion-group (slow/medium/fast) mAP")
     parser.add_argument("--title", default=None, help="title of the report (default: the input's name)")
     add_metrics_argument(parser)
@@ -104,7 +111,7 @@ def _run_detection_file(args: argparse.Namespace) -> int:
     if not det_path.is_file():
         raise FileNotFoundError(f"detection file not found: {det_path}")
     dataset = load_ground_truth(args.data, args.split, args.gt_json)
-    detections = read_detections(det_path, dataset)     # ValueError names file and line
+    detections = read_detections(det_path, dataset, strict=args.strict)  # ValueError names file and line
     out_dir = Path(args.out) if args.out else det_path.with_name(det_path.stem + "_eval")
     title = args.title or f"{det_path.name}"
     extra = {"detections_file": str(det_path),
@@ -127,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is None and args.detections is None:
         raise ValueError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
     if args.detections is not None:
+        if args.opts:
+            raise ValueError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
         return _run_detection_file(args)
     if args.weights is None:
         raise ValueError("evaluating a model needs --weights CKPT")
@@ -138,7 +147,7 @@ def _model_and_config(args: argparse.Namespace, device):
     inference options applied, and the checkpoint's own model section (refused when the architectures differ)."""
     from dsfnet.engine.checkpoint import architecture_differences, load_model
 
-    config = load_config(args.config)
+    config = load_config(args.config, args.opts)
     if args.data:
         config.data.root = args.data
     config.test = inference_settings(args, config.test)

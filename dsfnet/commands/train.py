@@ -1,6 +1,7 @@
 """``dsfnet train``: train a model from a config (one process, or one rank under ``torchrun``).
 
-    dsfnet train CONFIG [--opts key=value ...] [--out DIR] [--resume] [--device auto|cpu|cuda]
+    dsfnet train CONFIG [--opts key=value ...] [--out DIR] [--resume] [--init-from CKPT|bundled:light]
+                 [--device auto|cpu|cuda]
     torchrun --nproc_per_node 8 -m dsfnet train CONFIG --out DIR
 """
 
@@ -20,13 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="config overrides, e.g. --opts train.lr=0.001 train.accumulation_steps=8 "
                              "model.variant=frame data.root=/data/ILSVRC2015")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="run folder for config.yaml, metrics.jsonl, TensorBoard files tb/, last.pth and "
-                             "final.pth (default: runs/<config name>); must not hold checkpoints unless --resume")
+                        help="run folder for config.yaml, metrics.jsonl, TensorBoard files tb/, curves.png, last.pth "
+                             "and final.pth (default: runs/<config name>); must not hold checkpoints unless --resume")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its last.pth (same weights as an uninterrupted run "
                              "in deterministic CPU mode)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA if available), cpu or cuda; under torchrun each rank uses cuda:LOCAL_RANK")
+    parser.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                        help="start from a dsfnet checkpoint's weights (a file, or bundled:light for the shipped "
+                             "EfficientNet-Lite0 DSFNet); with another class list its classifier and box "
+                             "regressor are re-initialised (rows of classes with the same name kept); shortcut for "
+                             "--opts train.init_from=CHECKPOINT")
     parser.add_argument("--seed", type=int, default=None, help="shortcut for --opts train.seed=N")
     parser.add_argument("--stop-after", type=int, default=None, metavar="N",
                         help="stop after iteration N (last.pth is written), e.g. to fit a job's time limit; "
@@ -43,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.opts)
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
+    if args.init_from is not None:
+        overrides.append(f"train.init_from={args.init_from}")
     config = load_config(args.config, overrides)
     if args.stop_after is not None and args.stop_after < 1:
         raise ValueError("--stop-after must be >= 1")

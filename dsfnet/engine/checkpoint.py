@@ -15,18 +15,22 @@ untrusted source cannot run code.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-import dsfnet
 from dsfnet.atomic import atomic_open
-from dsfnet.config import Config, ConfigError, config_from_dict
+from dsfnet.config import Config, ConfigError, class_names, config_from_dict
+from dsfnet.engine.legacy import upgrade_checkpoint
 from dsfnet.models.build import build_model
+from dsfnet.version import __version__
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -111,6 +115,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a readable torch checkpoint, is not a DSFNet checkpoint, or has an
             unsupported ``format_version``.
+
+    Checkpoints of retired backbone modules come back under today's names (:mod:`dsfnet.engine.legacy`).
     """
     path = Path(path)
     if path.is_dir():
@@ -127,6 +133,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise ValueError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
     check_format_version(checkpoint, f"checkpoint {path}")
+    upgrade_checkpoint(checkpoint, f"checkpoint {path}")
     return checkpoint
 
 
@@ -134,7 +141,7 @@ def check_format_version(checkpoint: dict, name: str = "checkpoint") -> None:
     """``ValueError`` naming ``name`` unless the checkpoint has the :data:`FORMAT_VERSION` this dsfnet reads."""
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({dsfnet.__version__}) reads "
+        raise ValueError(f"{name} has format_version {version!r}; this dsfnet ({__version__}) reads "
                          f"format_version {FORMAT_VERSION}")
 
 
@@ -205,6 +212,98 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     return model.to(device).eval(), config
 
 
+#: top-level modules that a fused variant adds to the baseline's (their value projections start at zero)
+FUSION_MODULES = ("frame_fusion", "instance_fusions")
+
+
+#: ``train.init_from: bundled:NAME``: the checkpoints shipped in ``dsfnet/assets`` (trained on ``dsfnet synth``
+#: data, the 30 VID classes): ``light`` (EfficientNet-Lite0 DSFNet, the start of ``configs/own_videos_light.yaml``)
+BUNDLED_CHECKPOINTS = {"light": "synth_light_dsfnet.pt", "light_baseline": "synth_light_baseline.pt",
+                       "tiny": "synth_dsfnet.pt", "tiny_baseline": "synth_baseline.pt"}
+#: the parameters whose rows are classes (background first): re-initialised when the class list changes
+CLASS_LAYERS = ("box_head.cls_score", "box_head.bbox_pred")
+
+
+def checkpoint_path(spec: str | os.PathLike) -> Path:
+    """The file ``spec`` names: a path, or ``bundled:NAME`` (:data:`BUNDLED_CHECKPOINTS`)."""
+    spec = str(spec)
+    if not spec.startswith("bundled:"):
+        return Path(spec)
+    name = spec.removeprefix("bundled:")
+    if name not in BUNDLED_CHECKPOINTS:
+        raise ValueError(f"train.init_from: unknown bundled checkpoint {name!r} (known: "
+                         f"{', '.join('bundled:' + known for known in BUNDLED_CHECKPOINTS)})")
+    return Path(dsfnet.__file__).resolve().parent / "assets" / BUNDLED_CHECKPOINTS[name]
+
+
+def initialise_from(model: torch.nn.Module, path: str | os.PathLike,
+                    classes: Optional[Sequence[str]] = None) -> list[str]:
+    """Load a checkpoint's model weights into ``model`` to start a run from them (``train.init_from``).
+
+    Only fusion modules may be absent from the checkpoint (a fused variant started from a trained baseline: its
+    zero-initialised value projections keep the baseline's function at step 0); fusion weights the model lacks
+    are ignored. When ``classes`` (the run's class names) differ from the checkpoint's, the classifier and box
+    regressor (:data:`CLASS_LAYERS`) keep their fresh initialisation except the background row and the rows of
+    classes both lists name (matched by name). Every other parameter must be present with the same shape. One
+    log line says what was loaded, re-initialised and new.
+
+    Args:
+        path: a checkpoint file or ``bundled:NAME`` (:func:`checkpoint_path`).
+    Returns:
+        The names of ``model``'s parameters that kept their fresh initialisation (fusions absent from the
+        checkpoint, class layers of another class list).
+    Raises:
+        ValueError: naming the checkpoint and the first mismatching key.
+    """
+    path = checkpoint_path(path)
+    checkpoint = load_checkpoint(path)
+    state, own = dict(checkpoint["model"]), model.state_dict()
+    reinitialised = _match_classes(state, own, _checkpoint_classes(checkpoint), classes)
+    fresh = [name for name in own if name not in state]
+    for name in fresh:
+        if name.split(".")[0] not in FUSION_MODULES:
+            raise ValueError(f"train.init_from: checkpoint {path} has no weights for {name}")
+    for name, value in state.items():
+        if name in own and own[name].shape != value.shape:
+            raise ValueError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
+                             f"the model {tuple(own[name].shape)}")
+        if name not in own and name.split(".")[0] not in FUSION_MODULES:
+            raise ValueError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
+    model.load_state_dict({name: value.float() if value.is_floating_point() else value
+                           for name, value in state.items() if name in own}, strict=False)
+    new = sorted({name.split(".")[0] for name in fresh})
+    logger.info("init_from %s: loaded %d of %d tensors; re-initialised: %s; new: %s", path,
+                len(own) - len(fresh), len(own), reinitialised or "nothing", ", ".join(new) or "nothing")
+    return fresh + [name for name in own if name.rsplit(".", 1)[0] in CLASS_LAYERS and reinitialised]
+
+
+def _checkpoint_classes(checkpoint: dict) -> tuple[str, ...]:
+    return class_names(config_from_checkpoint(checkpoint))
+
+
+def _match_classes(state: dict, own: dict, old: Sequence[str], new: Optional[Sequence[str]]) -> str:
+    """Give ``state``'s class layers ``new``'s class rows (shared names copied, the others fresh from ``own``);
+    returns what was re-initialised, in words ("" when the class lists are equal)."""
+    if new is None or tuple(new) == tuple(old):
+        return ""
+    rows = [0] + [old.index(name) + 1 if name in old else -1 for name in new]  # background, then each class
+    for layer in CLASS_LAYERS:
+        for kind in ("weight", "bias"):
+            name = f"{layer}.{kind}"
+            if name not in state or name not in own:
+                continue
+            per_class = own[name].shape[0] // (len(new) + 1)  # 1 (scores) or 4 (box deltas)
+            old_rows = state[name].reshape(len(old) + 1, per_class, *state[name].shape[1:])
+            merged = own[name].clone().reshape(len(new) + 1, per_class, *own[name].shape[1:])
+            for position, row in enumerate(rows):
+                if row >= 0:
+                    merged[position] = old_rows[row]
+            state[name] = merged.reshape(own[name].shape)
+    kept = [name for name in new if name in old]
+    return (f"{', '.join(CLASS_LAYERS)} for {len(new)} classes ({len(kept)} kept by name: "
+            f"{', '.join(kept) or 'none'})")
+
+
 def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLike, half: bool = False) -> Path:
     """Write an inference-only checkpoint (config + model weights, no optimiser / RNG state).
 
@@ -215,7 +314,7 @@ def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLi
     model = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["model"].items()}
     state = {
         "format_version": FORMAT_VERSION,
-        "dsfnet_version": dsfnet.__version__,
+        "dsfnet_version": __version__,
         "config": checkpoint["config"],
         "model": model,
         "iteration": checkpoint.get("iteration"),
@@ -268,7 +367,7 @@ def training_checkpoint(
     module = model.module if hasattr(model, "module") else model
     state = {
         "format_version": FORMAT_VERSION,
-        "dsfnet_version": dsfnet.__version__,
+        "dsfnet_version": __version__,
         "config": config.to_dict(),
         "model": module.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from dsfnet.atomic import append_line
 from dsfnet.engine import distributed as dist_utils
+from dsfnet.engine.curves import plot_curves
 
 logger = logging.getLogger(__name__)
 
@@ -148,17 +149,32 @@ class PeriodicEvaluation(Hook):
         if trainer.context.is_main:
             self.run_log.log(trainer.iteration, values, prefix="eval")
             score = values.get("mAP")
+            # text in percent with one decimal, like the reports; metrics.jsonl and TensorBoard keep fractions
             logger.info("iteration %d: validation mAP %s", trainer.iteration,
-                        "n/a" if score is None else f"{score:.4f}")
+                        "n/a" if score is None else f"{100 * score:.1f} %")
         dist_utils.barrier(trainer.context)
 
 
+class TrainingCurves(Hook):
+    """Rank 0 writes ``curves.png`` (:func:`~dsfnet.engine.curves.plot_curves`) into the run folder after the
+    loop, however it ended (also SIGTERM and Ctrl-C)."""
+
+    def after_train(self, trainer: "Trainer") -> None:
+        if not trainer.context.is_main:
+            return
+        try:
+            plot_curves(trainer.out_dir / "metrics.jsonl", trainer.out_dir / "curves.png")
+        except (OSError, ValueError) as error:  # a plot must not hide the error that ended training
+            logger.warning("could not write %s: %s", trainer.out_dir / "curves.png", error)
+
+
 def default_hooks(trainer: "Trainer", progress: bool, evaluation: Optional[Evaluation]) -> list[Hook]:
-    """Progress bar (rank 0, when ``progress``), metrics log, checkpoints and, when given, periodic evaluation."""
+    """Progress bar (rank 0, when ``progress``), metrics log, checkpoints, when given periodic evaluation, and
+    ``curves.png`` at the end."""
     run_log = RunLog(trainer.out_dir, trainer.context.is_main, trainer.iteration)
     show_bar = progress and trainer.context.is_main
     hooks: list[Hook] = [ProgressBar(trainer.iteration, trainer.config.train.iterations)] if show_bar else []
     hooks += [MetricsLog(run_log, log_lines=not show_bar and trainer.context.is_main), PeriodicCheckpoint()]
     if evaluation is not None and trainer.config.train.eval_interval > 0:
         hooks.append(PeriodicEvaluation(evaluation, run_log))
-    return hooks
+    return hooks + [TrainingCurves()]

@@ -30,14 +30,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from dsfnet.config import Config
+from dsfnet.config import Config, class_names
 from dsfnet.data.augment import ClipAugment
 from dsfnet.data.dataset import TrainClipDataset, collate_clips, worker_init_fn
 from dsfnet.data.split import training_splits
 from dsfnet.data.transforms import ClipTransform
 from dsfnet.engine import distributed as dist_utils
-from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                      training_checkpoint)
+from dsfnet.engine.checkpoint import (check_compatible, initialise_from, load_checkpoint, rng_state, save_checkpoint,
+                                      set_rng_state, training_checkpoint)
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
@@ -185,7 +185,8 @@ class Trainer:
         tc = config.train
         self.config, self.out_dir, self.context = config, out_dir, context
         # every check that can fail comes before the first write into out_dir
-        check_trainable_from(config.model.backbone)
+        if not tc.init_from:  # a checkpoint to start from brings trained weights of its own
+            check_trainable_from(config.model.backbone)
         resume_path = check_run_dir(out_dir, resume)
         checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
         if checkpoint is not None:
@@ -193,7 +194,10 @@ class Trainer:
         if dataset is None:
             dataset, collate_fn = build_train_dataset(config)
         seed_everything(tc.seed, tc.deterministic)  # same initial weights on every rank
-        self.model = build_model(config.model).to(context.device).train()
+        self.model = build_model(config.model)
+        if tc.init_from and checkpoint is None:
+            initialise_from(self.model, tc.init_from, class_names(config))
+        self.model = self.model.to(context.device).train()
         self.optimizer = build_optimizer(self.model, tc)
         self.scheduler = build_scheduler(self.optimizer, tc)
         self.iteration = self._restore(checkpoint) if checkpoint is not None else 0

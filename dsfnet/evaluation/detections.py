@@ -5,6 +5,9 @@ JSON-lines (what ``dsfnet detect`` / ``dsfnet eval`` write): one JSON object per
     {"video": str, "frame_index": int,
      "detections": [{"box": [x1, y1, x2, y2], "label": int, "class": str, "score": float}, ...]}
 
+A detection's ``class`` name, when given, decides its class (``label`` is read only without one): the model's
+label numbers need not be those of a ground-truth file.
+
 Devkit text (the official ImageNet VID format): one detection per line::
 
     frame_index class_index score x1 y1 x2 y2
@@ -21,7 +24,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -102,10 +105,12 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def read_detections(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
+def read_detections(path: str | os.PathLike, dataset: DatasetRecord, strict: bool = True) -> Detections:
     """Read a detection file, auto-detecting JSON-lines (first non-blank character ``{``) or devkit text.
 
-    An empty (or whitespace-only) file is read as no detections, with a warning naming it.
+    An empty (or whitespace-only) file is read as no detections, with a warning naming it. Without ``strict``,
+    JSON-lines records of frames that the ground truth does not cover (of a video it has: ground truth of part of
+    a video) are left out, counted in one warning; with it they are errors.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -120,7 +125,7 @@ def read_detections(path: str | os.PathLike, dataset: DatasetRecord) -> Detectio
         logger.warning("%s: the detection file is empty: every class gets AP 0", path)
         return Detections()
     if head.startswith("{"):
-        return read_jsonl(path, dataset)
+        return read_jsonl(path, dataset, strict)
     return read_devkit_txt(path, dataset)
 
 
@@ -134,10 +139,13 @@ def _text_lines(path: Path):
                 raise ValueError(f"{path}:{line_no}: not a text detection file (bytes that are not UTF-8)") from None
 
 
-def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
-    """Read the JSON-lines format (one object per frame); see the module docstring."""
+def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord, strict: bool = True) -> Detections:
+    """Read the JSON-lines format (one object per frame); see the module docstring and :func:`read_detections`
+    for ``strict``. A video named with a file suffix (``vtest.avi``) matches ground truth named without it."""
     path = Path(path)
     lookup = _frame_lookup(dataset)
+    partial = None if strict else {name for name, _ in lookup}
+    uncovered = 0
     name_to_label = {name: i + 1 for i, name in enumerate(dataset.class_names)}
     rows: list[tuple[int, int, float, list[float]]] = []  # (frame position, label, score, box)
     first_line: dict[int, int] = {}  # frame position -> line that listed it
@@ -145,12 +153,17 @@ def read_jsonl(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:
         if not line.strip():
             continue
         where = f"{path}:{line_no}"
-        position, frame_rows = _jsonl_record(line, where, lookup, name_to_label, len(dataset.class_names))
+        position, frame_rows = _jsonl_record(line, where, lookup, name_to_label, len(dataset.class_names), partial)
+        if position is None:
+            uncovered += 1
+            continue
         if position in first_line:  # a repeated record would count its detections twice
             raise ValueError(f"{where}: frame {_frame_name(dataset, position)} is listed again (first on line "
                              f"{first_line[position]}); give each frame one record")
         first_line[position] = line_no
         rows.extend(frame_rows)
+    if uncovered:
+        logger.warning("%s: left out %d detection frames that the ground truth does not cover", path, uncovered)
     if not rows:
         return Detections()
     frame_ids, labels, scores, boxes = zip(*rows)
@@ -166,10 +179,11 @@ def _frame_name(dataset: DatasetRecord, position: int) -> str:
     return f"at position {position}"
 
 
-def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_classes: int
-                  ) -> tuple[int, list[tuple]]:
+def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_classes: int,
+                  partial: Optional[set] = None) -> tuple[Optional[int], list[tuple]]:
     """One JSON-lines record: its frame position and its detections as ``(frame position, label, score, box)``;
-    ``ValueError`` naming ``where`` (file:line) for anything malformed."""
+    ``ValueError`` naming ``where`` (file:line) for anything malformed. ``(None, [])`` for a frame the ground
+    truth lacks of a video in ``partial`` (the names of the videos that may be covered in part)."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -179,7 +193,10 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
     video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
     if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
         raise ValueError(f'{where}: expected {{"video": str, "frame_index": int, "detections": [...]}}')
-    position = lookup.get((video, frame_index))
+    stem = os.path.splitext(video)[0]  # `dsfnet detect vtest.avi` names the video with its suffix
+    position = lookup.get((video, frame_index), lookup.get((stem, frame_index)))
+    if position is None and partial is not None and (video in partial or stem in partial):
+        return None, []
     if position is None:
         raise ValueError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
     return position, [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
@@ -199,11 +216,9 @@ def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> 
     label, name = det.get("label"), det.get("class")
     if label is None and name is None:
         raise ValueError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
-    if name is not None:
+    if name is not None:  # the name wins: a model's label numbers need not be the ground truth file's
         if name not in name_to_label:
             raise ValueError(f"{where}: class {name!r} is not a class of the dataset")
-        if label is not None and label != name_to_label[name]:
-            raise ValueError(f"{where}: label {label!r} does not match class {name!r} (label {name_to_label[name]})")
         label = name_to_label[name]
     if not _is_int(label) or not 1 <= label <= num_classes:
         raise ValueError(f"{where}: label {label!r} out of range 1..{num_classes}")

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -57,7 +58,7 @@ def format_coco_table(coco: dict[str, Optional[float]]) -> str:
             + "  ".join(_pct(coco[name]).rjust(w) for name, w in zip(names, widths)) + "\n")
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     """Lay out, write atomically as PNG and close ``fig`` (closed even when writing fails)."""
     import matplotlib.pyplot as plt
 
@@ -93,8 +94,9 @@ def plot_pr_curves(result: EvalResult, path: str | os.PathLike, title: str = "")
         ax.tick_params(labelsize=6)
         ax.set_xlabel("recall", fontsize=7)
         ax.set_ylabel("precision", fontsize=7)
-    fig.suptitle(title or "precision-recall", fontsize=10)
-    _save_figure(fig, Path(path))
+    # wrapped to the figure's width (~36 characters of 10 pt per 2.6-inch panel): a long title stays inside
+    fig.suptitle(textwrap.fill(title or "precision-recall", width=36 * cols), fontsize=10)
+    save_figure(fig, Path(path))
 
 
 def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = "") -> None:
@@ -115,7 +117,7 @@ def plot_per_class_ap(result: EvalResult, path: str | os.PathLike, title: str = 
     ax.set_ylim(0, 100)
     ax.set_ylabel("AP (%)")
     ax.set_title(title or "AP per class", fontsize=10)
-    _save_figure(fig, Path(path))
+    save_figure(fig, Path(path))
 
 
 def write_report(result: EvalResult, out_dir: str | os.PathLike, title: str = "", extra: Optional[dict] = None,

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -46,6 +47,7 @@ import torch
 from torch import Tensor
 
 from dsfnet.config import Config, check_test, class_names as config_class_names
+from dsfnet.engine.checkpoint import load_model
 from dsfnet.inference.causal import Step, causal_steps, make_memory, shuffled_window_steps
 from dsfnet.inference.geometry import Geometry
 from dsfnet.inference.plan import SupportPlan, plan_support
@@ -130,6 +132,17 @@ class VideoPredictor:
         #: counters of the last ``predict`` run: frames, backbone_frames (frames through conv1..conv4),
         #: max_stored (most conv4 maps held at once), support_memories (support memories built)
         self.stats: dict[str, int] = {}
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, "os.PathLike[str]"], device: Union[str, torch.device] = "cpu",
+                        **options) -> "VideoPredictor":
+        """A predictor for the checkpoint at ``path`` (``final.pth``, an export, :func:`dsfnet.bundled_checkpoint`).
+
+        The model is built from the checkpoint's own config and moved to ``device``; ``options`` are the
+        constructor's keyword arguments (``score_thresh``, ``classes``, ``num_frames``, ``sampling``, ...).
+        """
+        model, config = load_model(path, device)
+        return cls(model, config, device=device, **options)
 
     def _labels(self, classes: Optional[Iterable[str]]) -> Optional[set[int]]:
         if classes is None:

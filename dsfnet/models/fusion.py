@@ -157,7 +157,7 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
         normalize_tokens: rescale every ϕ and φ token to unit root-mean-square before the dot product, so that
             with ``scale_by_sqrt_hw`` a logit is sqrt(h·w)·cos(ϕ_i, φ_j) whatever the features' magnitude
             (not in the paper: the 1/sqrt(h·w) scale assumes unit-scale entries, and ImageNet features of
-            root-mean-square 5-15 make the softmax one-hot; README "Ablation with the light backbone").
+            root-mean-square 5-15 make the softmax one-hot; docs/results.md, "Ablation with the light backbone").
     """
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,

@@ -111,7 +111,7 @@ def test_rng_state_round_trip():
 
 def test_load_model_needs_no_imagenet_weights_file(tmp_path, tiny_config):
     """A checkpoint trained from an ImageNet file loads where that file does not exist: it holds every weight."""
-    config = tiny_config("model.backbone.name=efficientnet_lite0", "model.backbone.norm=frozen_bn")
+    config = tiny_config("model.backbone.name=timm:tf_efficientnet_lite0", "model.backbone.norm=frozen_bn")
     torch.manual_seed(0)
     model = build_model(config.model)  # random weights stand in for trained ones
     config.model.backbone.weights = str(tmp_path / "imagenet_lite0_on_the_cluster.pth")  # never written

@@ -167,7 +167,7 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(run_copy, synth_r
     assert len(failed) == 1
     assert ((run_copy / "last.pth").read_bytes(), (run_copy / "config.yaml").read_bytes()) == before
     assert not (run_copy / "final.pth").exists()
-    assert sorted(p.name for p in run_copy.iterdir()) == ["config.yaml", "last.pth", "metrics.jsonl",
+    assert sorted(p.name for p in run_copy.iterdir()) == ["config.yaml", "curves.png", "last.pth", "metrics.jsonl",
                                                            "resumes.jsonl", "tb"]
 
 

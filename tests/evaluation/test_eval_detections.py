@@ -74,8 +74,6 @@ JSON_ERRORS = [
     ('{"video": "val/v0", "frame_index": 5, "detections": []}', "not in the dataset"),
     ('{"video": "val/v0", "frame_index": 0, "detections": [{"box": [0,0,9], "label": 1, "score": 1}]}', "box"),
     ('{"video": "val/v0", "frame_index": 0, "detections": [{"box": [0,0,9,9], "label": 1}]}', "score"),
-    ('{"video": "val/v0", "frame_index": 0, "detections": [{"box": [0,0,9,9], "label": 2, "class": "a", '
-     '"score": 1}]}', "does not match"),
     ('{"video": "val/v0", "frame_index": 0, "detections": [', "malformed JSON"),
 ]
 
@@ -89,6 +87,14 @@ def test_jsonl_errors_name_file_and_line(ds, tmp_path, bad, message):
         read_detections(path, ds)
     assert f"{path}:2:" in str(info.value)
     assert message in str(info.value)
+
+
+def test_class_name_decides_over_label(ds, tmp_path):
+    path = tmp_path / "named.jsonl"
+    name = ds.class_names[0]
+    path.write_text(json.dumps({"video": "val/v0", "frame_index": 0, "detections": [
+        {"box": [0, 0, 9, 9], "label": 2, "class": name, "score": 1}]}) + "\n")
+    assert read_detections(path, ds).labels.tolist() == [1]
 
 
 TXT_ERRORS = [
