@@ -5,15 +5,20 @@ as ``dsfnet demo``), run the model over them (``cached``, the checkpoint's n), e
 VID devkit protocol (mAP all / slow / medium / fast) and the COCO protocol (pycocotools), then the same after
 Seq-NMS (average and max rescoring). Times are per frame, measured in the same run, Seq-NMS right after the
 model, as CPU time of the process with the model on ``--threads`` threads (default 1, like single-threaded numpy
-Seq-NMS), so that their ratio holds on a shared machine; wall times are recorded too. Usage::
+Seq-NMS), so that their ratio holds on a shared machine; wall times are recorded too. The crowded case of issue 26
+(5,000 boxes per frame over 200 frames, 30 classes: ``--crowded``) runs in a process of its own, measuring its wall
+time and peak memory (``ru_maxrss``). Usage::
 
     python benchmarks/seqnms.py [--out runs/seqnms_bench] [--videos 30] [--frames 40] [--repeats 3] [--threads 1]
+    python benchmarks/seqnms.py --crowded-only [--crowded 5000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -87,6 +92,32 @@ def time_dense() -> dict:
     return {"boxes_per_frame": len(frames) / num_frames, "seqnms_ms_per_frame": 1000 * cpu / num_frames}
 
 
+def _crowded_child(boxes_per_frame: int, frames: int, classes: int, queue) -> None:
+    detections = dense_video(np.random.default_rng(0), frames=frames, classes=classes, objects=30,
+                             clutter=boxes_per_frame - 60)  # 30 objects with 1-3 boxes each: ~60 per frame
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start, cpu = time.perf_counter(), time.process_time()
+    keep, _ = seq_nms(*detections)
+    queue.put({"boxes": len(detections[0]), "boxes_per_frame": len(detections[0]) / frames, "frames": frames,
+               "classes": classes, "kept": len(keep), "seconds": time.perf_counter() - start,
+               "cpu_seconds": time.process_time() - cpu,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "rss_before_mb": before / 1024})
+
+
+def time_crowded(boxes_per_frame: int = 5000, frames: int = 200, classes: int = 30) -> dict:
+    """Seq-NMS on one crowded video (``dense_video``: moving objects and clutter, ``boxes_per_frame`` boxes per
+    frame) in a fresh process: wall and CPU seconds, and peak resident memory of that process (MB; ``rss_before_mb``:
+    with the data built, before Seq-NMS)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_crowded_child, args=(boxes_per_frame, frames, classes, queue))
+    child.start()
+    result = queue.get()
+    child.join()
+    return result
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
@@ -113,7 +144,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="frames per video (default 40, as the demo)")
     parser.add_argument("--repeats", type=int, default=3, help="Seq-NMS runs timed; the median counts (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the model (default 1)")
+    parser.add_argument("--crowded", type=int, default=5000, metavar="BOXES",
+                        help="boxes per frame of the crowded case (200 frames, 30 classes; default 5000)")
+    parser.add_argument("--crowded-only", action="store_true", help="only the crowded case (no model, no data)")
     args = parser.parse_args()
+    crowded = time_crowded(args.crowded)
+    print(f"crowded video: {crowded['boxes_per_frame']:.0f} boxes per frame x {crowded['frames']} frames, "
+          f"{crowded['classes']} classes: Seq-NMS {crowded['seconds']:.1f} s ({crowded['cpu_seconds']:.1f} s CPU), peak "
+          f"memory {crowded['peak_rss_mb']:.0f} MB ({crowded['rss_before_mb']:.0f} MB before Seq-NMS)")
+    if args.crowded_only:
+        return
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dsfnet_seqnms_bench_"))
     root = generate_synthetic_vid(out / "data", 0, HELD_OUT_SEED, num_val_videos=args.videos,
@@ -121,7 +161,8 @@ def main() -> None:
     dataset = read_vid_split(root, "VID_val_videos", cache_dir=out / "data" / ".cache")
     results = {name: run_model(name, dataset, out, args.repeats) for name in BUNDLED["tiny"]}
     dense = time_dense()
-    (out / "seqnms_bench.json").write_text(json.dumps({**results, "dense": dense}, indent=2) + "\n")
+    (out / "seqnms_bench.json").write_text(json.dumps({**results, "dense": dense, "crowded": crowded}, indent=2)
+                                           + "\n")
     print_tables(results)
     print(f"\ndense video: {dense['boxes_per_frame']:.0f} boxes per frame, Seq-NMS {dense['seqnms_ms_per_frame']:.2f} "
           "CPU ms per frame")

@@ -344,6 +344,7 @@ def check_test(test: TestConfig) -> TestConfig:
         (test.mode in ("cached", "exact"), f"test.mode must be cached or exact, got {test.mode!r}"),
         (test.num_frames >= 1, f"test.num_frames must be >= 1, got {test.num_frames}"),
         (test.stride >= 1, f"test.stride must be >= 1, got {test.stride}"),
+        (test.seed >= 0, f"test.seed must be >= 0, got {test.seed}"),  # also where no sampling draws from it
     ])
     return test
 

@@ -32,13 +32,13 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
 from tqdm import tqdm
 
 from dsfnet.atomic import atomic_open, discard
+from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
 from dsfnet.errors import InputError
@@ -91,14 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_postprocess_arguments(parser)  # with --post, --score-thr applies to the post-processed scores
 
 
-def _warn_to_stderr(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"dsfnet detect: warning: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = _warn_to_stderr
+    with warnings_as_lines("detect"):
         return _run(args)
 
 
@@ -214,9 +208,12 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
 
     with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context:
         predictor = _predictor(args, context.device)
+        post = postprocess_params(args)  # every option that changes the outputs: a resume cannot mix them
         identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
                     "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
-                    "fps": args.fps, "inputs": [[item.source, item.name] for item in inputs]}
+                    "fps": args.fps, "post": args.post,
+                    **(flatten({"seqnms": dataclasses.asdict(post)}) if post is not None else {}),
+                    "inputs": [[item.source, item.name] for item in inputs]}
         bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
         run_batch(inputs, Path(args.out),
                   lambda source, folder: _detect_into(predictor, args, source, folder, progress=bars),

@@ -20,8 +20,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
-from dsfnet.commands.postprocess_options import add_metrics_argument, add_postprocess_arguments, postprocess_split
+from dsfnet.commands.postprocess_options import (add_metrics_argument, add_postprocess_arguments, postprocess_split,
+                                                 remove_outputs_not_asked)
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.split import read_split
 from dsfnet.errors import InputError, InputNotFound
@@ -122,6 +124,7 @@ def _run_detection_file(args: argparse.Namespace) -> int:
     title = args.title or f"{det_path.name}"
     extra = {"detections_file": str(det_path),
              "ground_truth": str(args.gt_json) if args.gt_json else f"{args.data}:{args.split or DEFAULT_VID_SPLIT}"}
+    remove_outputs_not_asked(args, out_dir)
     detections, post = postprocess_split(args, dataset, detections, out_dir)
     evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
                         metrics=args.metrics)
@@ -129,6 +132,11 @@ def _run_detection_file(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    with warnings_as_lines("eval"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.config is not None and args.detections is not None:
         raise InputError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
     if args.config is None and args.detections is None:
@@ -196,6 +204,7 @@ def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
              "detections_file": "detections.jsonl"}
     title = args.title or f"{Path(args.config).stem} ({config.model.variant}, {test.mode}, n={test.num_frames}, " \
                           f"{test.sampling})"
+    remove_outputs_not_asked(args, out_dir)
     detections, post = postprocess_split(args, dataset, detections, out_dir)
     evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
                         metrics=args.metrics)

@@ -12,10 +12,26 @@ INFERENCE_OPTIONS = {"n": "num_frames", "sampling": "sampling", "memory": "memor
                      "seed": "seed", "precision": "precision"}
 
 
+def _integer_at_least(minimum: int):
+    """An argparse ``type``: an integer >= ``minimum`` (argparse names the option in its refusal, at parse time,
+    before anything is written)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
     """``--n --sampling --memory --stride --mode --seed --precision``: each overrides ``test.*`` of the model's
     config."""
-    parser.add_argument("--n", type=int, default=None,
+    parser.add_argument("--n", type=_integer_at_least(1), default=None,
                         help="frames per clip: test frame + n-1 support frames; None = the config's test.num_frames")
     parser.add_argument("--sampling", choices=TEST_SAMPLINGS, default=None,
                         help="support frames: shuffled global set (paper default), fixed stride around the test "
@@ -25,12 +41,12 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", choices=TEST_MEMORIES, default=None,
                         help="causal support memory: recent (the n-1 latest frames) or spread (a uniform random "
                              "sample of the whole past, fixed size n-1, seeded by --seed); None = test.memory")
-    parser.add_argument("--stride", type=int, default=None,
+    parser.add_argument("--stride", type=_integer_at_least(1), default=None,
                         help="stride between support frames with --sampling stride; None = test.stride")
     parser.add_argument("--mode", choices=("cached", "exact"), default=None,
                         help="cached: support features computed once per video; exact: the full network on "
                              "every test frame's clip; None = test.mode")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled support order; None = test.seed")
+    parser.add_argument("--seed", type=_integer_at_least(0), default=None, help="seed of the shuffled support order; None = test.seed")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None,
                         help="bf16: run the model under bfloat16 autocast (fast on GPUs and on CPUs with AMX or "
                              "AVX512-BF16, slower on other CPUs); None = test.precision (fp32 by default)")

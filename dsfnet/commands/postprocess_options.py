@@ -11,7 +11,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
+from dsfnet.atomic import discard
 from dsfnet.data.records import DatasetRecord
+from dsfnet.evaluation.coco_metrics import GROUND_TRUTH_FILE, RESULTS_FILE
 from dsfnet.evaluation.detections import Detections, write_jsonl
 from dsfnet.postprocess.apply import postprocess_dataset
 from dsfnet.postprocess.base import PostProcessor
@@ -58,11 +60,26 @@ def postprocess_split(args: argparse.Namespace, dataset: DatasetRecord, detectio
         return detections, {"post": "none"}
     processed = postprocess_dataset(post.processor.run, dataset, detections, post.settings, progress=True,
                                     label=post.processor.label)
-    path = Path(out_dir) / f"detections_{post.name}.jsonl"
+    path = Path(out_dir) / post_file(post.name)
     write_jsonl(path, dataset, processed)
     return processed, {"post": post.name, post.name: {**dataclasses.asdict(post.settings), "detections_file": str(path),
                                                       "detections_before": len(detections),
                                                       "detections_after": len(processed)}}
+
+
+def post_file(name: str) -> str:
+    """The detections file that post-processor ``name`` writes beside the report."""
+    return f"detections_{name}.jsonl"
+
+
+def remove_outputs_not_asked(args: argparse.Namespace, out_dir: Path) -> None:
+    """Remove an earlier run's optional outputs that this run's ``--post`` / ``--metrics`` do not write, so that
+    no stale file stays beside the new report (printing each one removed)."""
+    stale = [post_file(name) for name in POSTPROCESSORS.names() if name != args.post] + \
+        ([GROUND_TRUTH_FILE, RESULTS_FILE] if "coco" not in args.metrics else [])
+    for name in stale:
+        if discard(Path(out_dir) / name):
+            print(f"removed {Path(out_dir) / name} of an earlier run (not asked for now)")
 
 
 def parse_metrics(text: str) -> tuple[str, ...]:

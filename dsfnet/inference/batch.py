@@ -146,6 +146,8 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, *, identit
     if not context.is_main:
         return None
     summary = _summary(inputs, out, seconds, context.world_size, pending)
+    # the settings every input was detected with (a resume is refused unless they are the same)
+    summary["settings"] = {key: value for key, value in identity.items() if key != "inputs"}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1) + "\n")
     write_manifest(out, identity, finished=True)
     print(format_summary(summary), end="")

@@ -43,7 +43,10 @@ def predict_split_resumable(predictor: VideoPredictor, dataset: DatasetRecord, o
 
     def prepare() -> list[int]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        store.clear(finished=not start_run(out_dir, identity, resume))
+        continuing = start_run(out_dir, identity, resume)
+        store.clear(finished=not continuing)
+        if continuing:  # checked now, not when merging after every other video's inference
+            store.drop_unreadable(dataset)
         done = store.finished()
         return [index for index in range(len(dataset.videos)) if index not in done]
 

@@ -10,6 +10,8 @@ identical whether a video was detected in this run, by another rank or before a 
 from __future__ import annotations
 
 import io
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Mapping
 
@@ -41,7 +43,7 @@ class VideoResultStore:
 
     def load(self, index: int, name: str) -> Detections:
         path = self.path(index)
-        with np.load(path) as arrays:
+        with open(path, "rb") as handle, np.load(handle) as arrays:  # the file is closed also when unreadable
             if str(arrays["name"]) != name:
                 raise InputError(f"{path} holds video {str(arrays['name'])!r}, not {name!r} (a file of another run)")
             return Detections(arrays["frame_ids"], arrays["labels"], arrays["scores"], arrays["boxes"])
@@ -51,6 +53,22 @@ class VideoResultStore:
         if not self.folder.is_dir():
             return set()
         return {int(path.stem) for path in self.folder.glob("[0-9]*.npz")}
+
+    def drop_unreadable(self, dataset: DatasetRecord) -> list[Path]:
+        """Remove the finished videos' files that cannot be read back (a disk fault, a copy cut short), with a
+        warning naming each, so that a resume detects those videos again instead of failing after all the others;
+        returns their paths."""
+        dropped = []
+        for index in sorted(self.finished()):
+            name = dataset.videos[index].name if index < len(dataset.videos) else "?"
+            try:
+                self.load(index, name)
+            except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as error:
+                warnings.warn(f"{self.path(index)} is unreadable ({type(error).__name__}: {error}); video {name} "
+                              "is detected again")
+                self.path(index).unlink()
+                dropped.append(self.path(index))
+        return dropped
 
     def clear(self, finished: bool = True) -> None:
         """Remove the temporary files of writes a killed run left behind and, with ``finished``, the files of the

@@ -16,8 +16,9 @@ Every box ends up either in a sequence (a box linked to nothing is a one-frame s
 suppressed. It needs the whole video before the first frame is final, so it is offline only.
 
 Implementation: the boxes of all classes of a video form one graph whose links join boxes of the same class (so
-the classes stay independent); links are boolean matrices between consecutive frames, and the dynamic programme
-is one masked max / arg-max per frame. Each round takes the best sequence of every class at once (a class's
+the classes stay independent); the links are an edge list, and the dynamic programme is one grouped max / arg-max
+over the edges into a frame. Pairs of boxes are compared in blocks of at most ``PAIR_BLOCK`` pairs and only the
+links (and overlaps) kept, so that memory follows the links, not the square of the boxes per frame. Each round takes the best sequence of every class at once (a class's
 sequences are still taken in the paper's order, one at a time, as no other class can change them). After a
 round, the programme is re-run only in the frames of boxes that were linked to a removed box, and in the frame
 after any frame whose values changed: nothing else reads a changed value. Boxes linked to nothing that overlap
@@ -40,6 +41,8 @@ from dsfnet.postprocess.base import PostProcessor
 from dsfnet.registry import POSTPROCESSORS
 
 RESCORE_METHODS = ("avg", "max")
+#: candidate box pairs compared at once (about 100 MB of temporaries): bounds memory whatever the boxes per frame
+PAIR_BLOCK = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,9 @@ class _VideoGraph:
     Boxes are stored flat (``[N]`` arrays) with ``starts [K + 1]`` the offsets of the K frames that have boxes.
     ``own [N]`` is a box's score while it is in the graph and ``-inf`` after; ``best [N]`` the largest score sum
     of a sequence ending at the box (``-inf`` out of the graph) and ``back [N]`` the flat index of its predecessor
-    in that sequence (``-1``: the sequence starts there). The links are kept twice: as ``linked[k]``, bool
-    ``[n_{k-1}, n_k]`` matrices between frame slots k-1 and k (None when the frames are not adjacent), and as an
-    edge list ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets.
+    in that sequence (``-1``: the sequence starts there). The links are kept twice: as an edge list
+    ``(link_from [E], link_to [E])`` sorted by source with ``out_start [N + 1]`` its offsets, and sorted by target
+    (then source) as ``(in_from [E], in_to [E])`` with ``in_start [N + 1]``.
     """
 
     def __init__(self, frames: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
@@ -110,31 +113,39 @@ class _VideoGraph:
         # key = label * K + frame slot: sorted by it, the boxes of one class in one frame are contiguous
         self.key = labels * len(frame_values) + self.segment
         self.adjacent = np.append(np.diff(frame_values) == 1, False)  # [K] slot k + 1 is the next frame
-        pairs, iou = self._same_class_pairs(1)
-        self.link_from, self.link_to = pairs[:, iou > params.link_iou]
+        self.link_from, self.link_to = self._same_class_pairs(1, lambda iou: iou > params.link_iou)
         self.out_start = np.searchsorted(self.link_from, np.arange(len(frames) + 1))
-        self.linked: list = [None] * len(frame_values)
-        for k in np.nonzero(self.adjacent)[0] + 1:
-            edges = slice(self.out_start[self.starts[k - 1]], self.out_start[self.starts[k]])
-            self.linked[k] = np.zeros((self.starts[k] - self.starts[k - 1], self.starts[k + 1] - self.starts[k]), bool)
-            self.linked[k][self.link_from[edges] - self.starts[k - 1], self.link_to[edges] - self.starts[k]] = True
+        by_target = np.argsort(self.link_to, kind="stable")  # stable: a target's sources stay ascending
+        self.in_from, self.in_to = self.link_from[by_target], self.link_to[by_target]
+        self.in_start = np.searchsorted(self.in_to, np.arange(len(frames) + 1))
         self.own = scores.copy()
         self.best = np.full(len(frames), -np.inf)
         self.back = np.full(len(frames), -1, np.int64)
 
-    def _same_class_pairs(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every pair of boxes of one class in frame slots ``s`` and ``s + step`` (step 1: only where those are
-        adjacent frames) as flat indices ``int64 [2, P]`` (sorted by the first), with their IoU ``[P]``."""
+    def _same_class_pairs(self, step: int, keep) -> np.ndarray:
+        """The pairs of boxes of one class in frame slots ``s`` and ``s + step`` (step 1: only where those are
+        adjacent frames) whose IoU passes ``keep(iou [P]) -> bool [P]``, as flat indices ``int64 [2, P']`` sorted by
+        the first. The candidates (quadratic in the boxes of a class per frame) are compared in blocks of about
+        ``PAIR_BLOCK`` pairs, so that only the kept pairs take memory."""
         order = np.argsort(self.key, kind="stable")
         sorted_key = self.key[order]
         lo = np.searchsorted(sorted_key, self.key + step)
         hi = np.searchsorted(sorted_key, self.key + step, side="right")
         if step:
             hi = np.where(self.adjacent[self.segment], hi, lo)
-        first = np.repeat(np.arange(len(self.key)), hi - lo)
-        second = order[_concatenated_ranges(lo, hi)]
-        iou = box_iou(self.boxes[first], self.boxes[second], self.area[first], self.area[second])
-        return np.stack([first, second]), iou
+        total = np.append(0, np.cumsum(hi - lo))  # [N + 1] candidates before each box
+        kept, start = [np.zeros((2, 0), np.int64)], 0
+        while start < len(self.key):
+            stop = max(start + 1, int(np.searchsorted(total, total[start] + PAIR_BLOCK, side="right")) - 1)
+            counts = (hi - lo)[start:stop]
+            first = np.repeat(np.arange(start, stop), counts)
+            second = order[_concatenated_ranges(lo[start:stop], hi[start:stop])]
+            # repeat, not a gather, for the first box of each pair: the cheaper half of the comparison
+            passed = keep(box_iou(np.repeat(self.boxes[start:stop], counts, axis=0), self.boxes[second],
+                                  np.repeat(self.area[start:stop], counts), self.area[second]))
+            kept.append(np.stack([first[passed], second[passed]]))
+            start = stop
+        return np.concatenate(kept, axis=1)
 
     def _index_classes(self, members: np.ndarray) -> None:
         """Group the boxes ``members`` by class: ``by_class [M]`` (frame order within a class), ``class_starts``
@@ -148,24 +159,29 @@ class _VideoGraph:
         """``bool [N]``: boxes linked to nothing that overlap (IoU >= nms_iou) no other box of their class in their
         frame. Each is a one-frame sequence that suppresses nothing and that nothing suppresses, whenever it is
         taken, so it is kept as it is before the first round instead of costing a round of its own."""
-        (first, second), iou = self._same_class_pairs(0)
-        crowded = first[(iou >= self.params.nms_iou) & (first != second)]
+        first, second = self._same_class_pairs(0, lambda iou: iou >= self.params.nms_iou)
+        crowded = first[first != second]
         linked = np.concatenate([self.link_from, self.link_to])
         return np.bincount(np.concatenate([crowded, linked]), minlength=len(self.key)) == 0
 
     def forward(self, k: int) -> bool:
         """Recompute ``best`` / ``back`` of frame slot ``k`` from slot ``k - 1``; True when ``best`` changed."""
         lo, hi = self.starts[k], self.starts[k + 1]
-        if self.linked[k] is None:
-            best, back = self.own[lo:hi], -1
-        else:
-            previous = self.starts[k - 1]
-            candidates = np.where(self.linked[k], self.best[previous:lo, None], -np.inf)  # [n_{k-1}, n_k]
-            top = candidates.max(0)  # -inf: no linked predecessor in the graph
+        best, back = self.own[lo:hi].copy(), np.full(hi - lo, -1, np.int64)
+        edges = slice(self.in_start[lo], self.in_start[hi])  # the links into slot k, by target then source
+        sources, targets = self.in_from[edges], self.in_to[edges]
+        if len(targets):
+            heads = np.flatnonzero(np.append(True, targets[1:] != targets[:-1]))  # each linked box's first edge
+            values = self.best[sources]
+            top = np.maximum.reduceat(values, heads)  # -inf: no linked predecessor in the graph
+            # the first maximum wins a tie (lowest source index)
+            at_top = np.flatnonzero(values == np.repeat(top, np.diff(np.append(heads, len(values)))))
+            winner = sources[at_top[np.searchsorted(at_top, heads)]]
             # extend the best predecessor's sequence when that adds something (all scores are >= 0 in practice);
-            # the first maximum wins a tie (lowest index); boxes out of the graph stay at -inf
-            best = self.own[lo:hi] + np.maximum(top, 0.0)
-            back = np.where(top > 0, previous + candidates.argmax(0), -1)
+            # boxes out of the graph stay at -inf
+            rows = targets[heads] - lo
+            best[rows] += np.maximum(top, 0.0)
+            back[rows] = np.where(top > 0, winner, -1)
         changed = bool((best != self.best[lo:hi]).any())
         self.best[lo:hi] = best
         self.back[lo:hi] = back
@@ -213,7 +229,7 @@ class _VideoGraph:
         todo = sorted(set(self.segment[successors[self.own[successors] > -np.inf]].tolist()))
         while todo:
             k = todo.pop(0)
-            if self.forward(k) and k + 1 < len(self.linked) and self.linked[k + 1] is not None:
+            if self.forward(k) and self.adjacent[k]:
                 if not todo or todo[0] != k + 1:
                     todo.insert(0, k + 1)
 

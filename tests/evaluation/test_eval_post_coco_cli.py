@@ -66,3 +66,21 @@ def test_help_says_seqnms_is_offline(capsys):
         parse(["--help"])
     out = capsys.readouterr().out
     assert "offline only" in out and "--seqnms-nms-iou" in out and "--metrics" in out
+
+
+def test_a_run_without_post_or_coco_removes_the_earlier_runs_files(vid_root, tmp_path, capsys):
+    """Issue 26, case 2: no Seq-NMS or COCO file of an earlier run stays beside a report that has neither."""
+    det = tmp_path / "dets.txt"
+    det.write_text(DETECTIONS)
+    out = tmp_path / "out"
+    base = ["--detections", str(det), "--data", str(vid_root), "--out", str(out)]
+    assert eval_cmd.run(parse(base + ["--post", "seqnms", "--metrics", "vid,coco"])) == 0
+    stale = ["detections_seqnms.jsonl", "results.json", "ground_truth_cocovid.json"]
+    assert all((out / name).is_file() for name in stale)
+    capsys.readouterr()
+    assert eval_cmd.run(parse(base)) == 0
+    printed = capsys.readouterr().out
+    assert [name for name in stale if (out / name).exists()] == []
+    assert all(f"removed {out / name} of an earlier run" in printed for name in stale)
+    report = json.loads((out / "report.json").read_text())
+    assert report["post"] == "none" and "coco" not in report

@@ -150,3 +150,22 @@ def test_training_validates_on_every_rank(vid_root, tmp_path):
     model, checkpoint_config = load_model(tmp_path / "run" / "final.pth")
     result = evaluate_model(model, read_vid_split(vid_root, "VID_val_videos"), config)
     assert len(logged) == 1 and logged[0]["mAP"] == result.map and logged[0]["mAP_fast"] == result.motion_map["fast"]
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: b"not a zip file"])
+def test_resume_redoes_an_unreadable_video_file_with_a_warning(checkpoint, vid_root, reference, tmp_path, capsys,
+                                                               damage):
+    """Issue 26, case 5: a truncated ``videos/000001.npz`` is found when the resume starts (not after the
+    inference of every other video), named in one warning line, and that video is detected again."""
+    out = tmp_path / "eval"
+    shutil.copytree(reference, out)
+    broken = out / "videos" / "000001.npz"
+    broken.write_bytes(damage(broken.read_bytes()))
+    others = {path.name: path.read_bytes() for path in (out / "videos").glob("*.npz") if path != broken}
+    assert cli.main(eval_args(checkpoint, vid_root, out, "--resume")) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and f"dsfnet eval: warning: {broken} is unreadable" in warning[0], captured.err
+    assert f"{NUM_VIDEOS - 1} videos done before the resume" in captured.out
+    assert {path.name: path.read_bytes() for path in (out / "videos").glob("*.npz") if path != broken} == others
+    assert (out / "detections.jsonl").read_bytes() == (reference / "detections.jsonl").read_bytes()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from dsfnet.postprocess import seqnms
 from dsfnet.postprocess.seqnms import SeqNMSParams, seq_nms
 
 
@@ -90,7 +92,9 @@ def random_video(rng, num_frames=12, num_tracks=4, num_classes=3, clutter=6, tie
 
 @pytest.mark.parametrize("rescore", ["avg", "max"])
 @pytest.mark.parametrize("tie_scores", [False, True])
-def test_equals_the_direct_loop_implementation_on_random_videos(rescore, tie_scores):
+@pytest.mark.parametrize("pair_block", [seqnms.PAIR_BLOCK, 50])  # 50: box pairs compared a few boxes at a time
+def test_equals_the_direct_loop_implementation_on_random_videos(rescore, tie_scores, pair_block, monkeypatch):
+    monkeypatch.setattr(seqnms, "PAIR_BLOCK", pair_block)
     rng = np.random.default_rng(16)
     compared = 0
     for _ in range(25):
@@ -104,6 +108,25 @@ def test_equals_the_direct_loop_implementation_on_random_videos(rescore, tie_sco
         compared += len(keep)
         assert len(keep) < len(frames)  # something was suppressed
     assert compared > 500
+
+
+def test_memory_follows_the_links_not_the_square_of_the_boxes_per_frame(monkeypatch):
+    """Issue 26, case 4: 1,000 boxes of one class per frame make a million candidate pairs per frame pair (the old
+    dense link matrices and pair lists: hundreds of MB); compared in blocks, the peak stays small."""
+    monkeypatch.setattr(seqnms, "PAIR_BLOCK", 1 << 16)
+    rng = np.random.default_rng(0)
+    per_frame, num_frames = 1000, 5
+    corner = rng.uniform(0, 2000, (per_frame * num_frames, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(5, 40, corner.shape)], 1)
+    frames = np.repeat(np.arange(num_frames), per_frame)
+    tracemalloc.start()
+    try:
+        keep, _ = seq_nms(frames, boxes, np.ones(len(frames), np.int64), rng.random(len(frames)))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(keep) > 0.9 * len(frames)  # sparse clutter: hardly anything overlaps
+    assert peak < 40e6, f"{peak / 1e6:.0f} MB"
 
 
 # ------------------------------------------------------------------------------------------- hand-built videos
