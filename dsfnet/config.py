@@ -156,6 +156,9 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on GPU; ignored on CPU
     seed: int = 0
     deterministic: bool = False
+    # A checkpoint whose model weights start this run (not its optimiser or iteration): e.g. a fused variant
+    # fine-tuned from a trained baseline; modules the checkpoint lacks (the fusions) keep their fresh init.
+    init_from: Optional[str] = None
     checkpoint_interval: int = 5000
     log_interval: int = 20
     eval_interval: int = 0  # 0 = no periodic evaluation

@@ -205,6 +205,39 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     return model.to(device).eval(), config
 
 
+#: top-level modules that a fused variant adds to the baseline's (their value projections start at zero)
+FUSION_MODULES = ("frame_fusion", "instance_fusions")
+
+
+def initialise_from(model: torch.nn.Module, path: str | os.PathLike) -> list[str]:
+    """Load a checkpoint's model weights into ``model`` to start a run from them (``train.init_from``).
+
+    Only fusion modules may be absent from the checkpoint (a fused variant started from a trained baseline: its
+    zero-initialised value projections keep the baseline's function at step 0); fusion weights the model lacks
+    are ignored. Every other parameter must be present with the same shape.
+
+    Returns:
+        The names of ``model``'s parameters that kept their fresh initialisation.
+    Raises:
+        ValueError: naming the checkpoint and the first mismatching key.
+    """
+    state = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    fresh = [name for name in own if name not in state]
+    for name in fresh:
+        if name.split(".")[0] not in FUSION_MODULES:
+            raise ValueError(f"train.init_from: checkpoint {path} has no weights for {name}")
+    for name, value in state.items():
+        if name in own and own[name].shape != value.shape:
+            raise ValueError(f"train.init_from: checkpoint {path} has {name} of shape {tuple(value.shape)}, "
+                             f"the model {tuple(own[name].shape)}")
+        if name not in own and name.split(".")[0] not in FUSION_MODULES:
+            raise ValueError(f"train.init_from: checkpoint {path} has {name}, which the model does not have")
+    model.load_state_dict({name: value.float() if value.is_floating_point() else value
+                           for name, value in state.items() if name in own}, strict=False)
+    return fresh
+
+
 def export_weights(checkpoint_path: str | os.PathLike, out_path: str | os.PathLike, half: bool = False) -> Path:
     """Write an inference-only checkpoint (config + model weights, no optimiser / RNG state).
 

@@ -38,8 +38,8 @@ from dsfnet.data.dataset import TrainClipDataset, collate_clips, worker_init_fn
 from dsfnet.data.split import training_splits
 from dsfnet.data.transforms import ClipTransform
 from dsfnet.engine import distributed as dist_utils
-from dsfnet.engine.checkpoint import (check_compatible, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                      training_checkpoint)
+from dsfnet.engine.checkpoint import (check_compatible, initialise_from, load_checkpoint, rng_state, save_checkpoint,
+                                      set_rng_state, training_checkpoint)
 from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSampler
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
@@ -190,7 +190,10 @@ def build_trainer(
     if dataset is None:
         dataset, collate_fn = build_train_dataset(config)
     seed_everything(tc.seed, tc.deterministic)  # same initial weights on every rank
-    model = build_model(config.model).to(context.device).train()
+    model = build_model(config.model)
+    if tc.init_from and checkpoint is None:
+        initialise_from(model, tc.init_from)
+    model = model.to(context.device).train()
     optimizer = build_optimizer(model, tc)
     schedule = build_scheduler(optimizer, tc)
     start = 0

@@ -278,6 +278,57 @@ def evaluate(dataset: DatasetRecord, detections: Detections, motion: bool = True
     return result
 
 
+@dataclass
+class MatchTable:
+    """Every detection's TP / FP weight in one evaluation, in global score order, with the GT it is scored
+    against: enough to re-score a weighted subset of the frames (e.g. a bootstrap over videos) without matching
+    again. A frame drawn twice counts its detections and its GT twice."""
+
+    labels: np.ndarray      # int64 [N] class of each detection, in descending score order
+    frames: np.ndarray      # int64 [N] split position of each detection's frame
+    tp: np.ndarray          # float64 [N] true-positive weight
+    fp: np.ndarray          # float64 [N] false-positive weight (0 for a detection of an ignored GT)
+    gt_labels: np.ndarray   # int64 [G'] classes of the GT in the evaluated group
+    gt_frames: np.ndarray   # int64 [G'] their frames
+    num_classes: int
+
+    def mean_ap(self, frame_weights: Optional[np.ndarray] = None) -> Optional[float]:
+        """mAP with each frame counted ``frame_weights[frame]`` times (``None``: once; equals :func:`evaluate`'s
+        ``map`` or group mAP); classes without GT weight are left out, as in :func:`evaluate`.
+
+        For all objects this equals evaluating the split with its frames repeated. For a group it is close but
+        not equal: a detection in a frame without GT is weighted by the whole split's in-group fraction (DESIGN
+        §6), which the table keeps from the unweighted split."""
+        det_weight = 1.0 if frame_weights is None else frame_weights[self.frames]
+        gt_weight = None if frame_weights is None else frame_weights[self.gt_frames]
+        npos = np.bincount(self.gt_labels, weights=gt_weight, minlength=self.num_classes + 1)
+        order = np.arange(len(self.labels))
+        aps, _ = _class_curves(self.labels, order, self.tp * det_weight, self.fp * det_weight, npos, self.num_classes)
+        return _mean(aps)
+
+
+def match_table(dataset: DatasetRecord, detections: Detections, group: Optional[str] = None,
+                extra_groups: Optional[dict[str, np.ndarray]] = None) -> MatchTable:
+    """The :class:`MatchTable` of :func:`evaluate` for all objects (``group=None``), a motion group
+    (``slow`` / ``medium`` / ``fast``) or one of ``extra_groups``."""
+    gt = _gather_gt(dataset, group in MOTION_GROUPS)
+    _check_detections(detections, len(gt.start) - 1, len(dataset.class_names))
+    rank_order = np.argsort(-detections.scores, kind="stable")
+    rank = np.empty(len(detections), np.int64)
+    rank[rank_order] = np.arange(len(detections))
+    groups = {} if group is None else {group: _groups(gt, group in MOTION_GROUPS, extra_groups)[group]}
+    matched, overlaps = _match(gt, detections, rank, groups)
+    if group is None:
+        in_group = np.ones(len(gt.labels), bool)
+        tp = (matched >= 0).astype(np.float64)
+        fp = 1.0 - tp
+    else:
+        in_group = groups[group]
+        tp, fp = _group_weights(gt, detections, in_group, matched, overlaps[group])
+    return MatchTable(detections.labels[rank_order], detections.frame_ids[rank_order], tp[rank_order],
+                      fp[rank_order], gt.labels[in_group], gt.frame[in_group], len(dataset.class_names))
+
+
 def _check_detections(detections: Detections, num_frames: int, num_classes: int) -> None:
     if len(detections):
         if detections.frame_ids.min() < 0 or detections.frame_ids.max() >= num_frames:
