@@ -9,8 +9,8 @@ Frame-level fusion: the entropy of each channel token's attention (against log o
 attention), the share of its mass on tokens of its own frame (against 1/n) and on the same channel of any
 frame (against 1/d).
 
-The weights are recomputed from each module's own projections on exactly the inputs of its ``fuse`` call in the
-``exact`` path (captured by wrappers that call it unchanged), so the model's detections are not touched.
+The weights are recomputed from each module's own projections on exactly the inputs of its call in the ``exact``
+path (captured by forward hooks), so the model's detections are not touched.
 
     report = attention_report(model, dataset, config, num_frames=5, frames_per_video=4)
     print(format_report(report))
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -97,59 +97,40 @@ def frame_attention_stats(weights: Tensor, query_frames: Tensor, num_frames: int
 class _Capture:
     """Inputs of one clip's fusion calls, recorded by :func:`capture_fusion_inputs`."""
 
-    frame: list[tuple[Tensor, Optional[Tensor]]] = field(default_factory=list)  # (feats, query_frames)
+    frame: list[tuple[tuple, dict]] = field(default_factory=list)  # (args, kwargs) of frame fusion's calls
     instance: list[tuple[Tensor, Tensor, Optional[Tensor]]] = field(default_factory=list)  # (feats, boxes, index)
     proposals: list[list[Tensor]] = field(default_factory=list)  # boxes per frame given to the RoI head
-
-
-def _shadow(module, name: str, record: Callable) -> Callable[[], None]:
-    """Shadow ``module.name`` (a method) with a wrapper that calls ``record`` with the same arguments first;
-    returns the function that removes the wrapper."""
-    original = getattr(module, name)
-
-    def wrapper(*args, **kwargs):
-        record(*args, **kwargs)
-        return original(*args, **kwargs)
-
-    setattr(module, name, wrapper)
-    return lambda: delattr(module, name)
 
 
 @contextmanager
 def capture_fusion_inputs(model) -> Iterator[_Capture]:
     """Record what the fusion modules and the RoI head receive while the block runs; outputs are unchanged.
 
-    The fusions' ``fuse`` and the RoI head's ``fc6_features`` are shadowed by wrappers that record their inputs
-    and call them unchanged. Frame fusion in the ``exact`` path either enhances all frames among themselves
-    (with instance fusion: recorded as the clip, ``query_frames=None``) or the key frame against a memory of the
-    other frames' raw conv4 (``frame`` variant: recorded as ``[support frames..., key frame]`` with the key frame
-    last), which :meth:`FrameFusion.attention_weights` reads the same way.
+    Forward hooks on the fusions and the RoI box head record their inputs. Frame fusion's calls are kept whole,
+    for :meth:`FrameFusion.attention_weights` to read the same way: in the ``exact`` path it either enhances all
+    frames among themselves (with instance fusion) or the key frame against a memory of the other frames' raw
+    conv4 (``frame`` variant: the key frame's column block comes last). Instance fusion's calls are kept when
+    they read no memory (the ``exact`` path: the clip's instances among themselves).
     """
     capture = _Capture()
-    supports: list[Tensor] = []
 
-    def frame_call(query_feats, memory=None, exclude=None, own=None):
-        if memory is None:
-            capture.frame.append((query_feats, None))
-        elif supports:
-            clip = torch.cat([supports.pop(), query_feats])
-            capture.frame.append((clip, list(range(len(clip) - len(query_feats), len(clip)))))
+    def instance_call(module, args, kwargs, output):
+        feats, boxes, *memory = args
+        if (memory[0] if memory else kwargs.get("memory")) is None:
+            capture.instance.append((feats, boxes, kwargs.get("query_index")))
 
-    def instance_call(feats, boxes, memory=None, exclude=None, query_index=None, *rest, **kwargs):
-        if memory is None:
-            capture.instance.append((feats, boxes, query_index))
-
-    undo = [_shadow(model.box_head, "fc6_features", lambda conv5, boxes: capture.proposals.append(list(boxes)))]
+    handles = [model.box_head.register_forward_hook(
+        lambda module, args, output: capture.proposals.append(list(args[1])))]
     if model.frame_fusion is not None:
-        undo.append(_shadow(model, "support_memory", lambda conv4, *args: supports.append(conv4)))
-        undo.append(_shadow(model.frame_fusion, "fuse", frame_call))
+        handles.append(model.frame_fusion.register_forward_hook(
+            lambda module, args, kwargs, output: capture.frame.append((args, kwargs)), with_kwargs=True))
     for fusion in model.instance_fusions or []:
-        undo.append(_shadow(fusion, "fuse", instance_call))
+        handles.append(fusion.register_forward_hook(instance_call, with_kwargs=True))
     try:
         yield capture
     finally:
-        for remove in reversed(undo):
-            remove()
+        for handle in handles:
+            handle.remove()
 
 
 def _clip(frames: list[FrameRecord], config: Config) -> tuple[Tensor, float]:
@@ -190,6 +171,15 @@ def _instance_stage_sums(model, capture: _Capture, frames: list[FrameRecord], sc
     return sums
 
 
+def _frame_stage_sums(model, capture: _Capture, num_frames: int) -> dict:
+    """:func:`frame_attention_stats` of frame fusion's first call on a clip: its queries are the clip's last
+    frames in the order of the attention's columns (all of them, or the key frame after its support frames)."""
+    args, kwargs = capture.frame[0]
+    weights = model.frame_fusion.attention_weights(*args, **kwargs).cpu()
+    rows = torch.arange(num_frames - len(args[0]), num_frames)
+    return frame_attention_stats(weights, rows, num_frames)
+
+
 @torch.no_grad()
 def attention_report(model, dataset: DatasetRecord, config: Config, num_frames: int = 5,
                      frames_per_video: int = 4, max_videos: int = 0, progress: bool = False) -> dict:
@@ -224,10 +214,7 @@ def attention_report(model, dataset: DatasetRecord, config: Config, num_frames: 
             if model.instance_fusions is not None:
                 _accumulate(instance_sums, _instance_stage_sums(model, capture, frames, scale))
             if model.frame_fusion is not None:
-                feats, query_frames = capture.frame[0]
-                rows = torch.arange(len(frames)) if query_frames is None else torch.as_tensor(query_frames)
-                weights = model.frame_fusion.attention_weights(feats, rows).cpu()
-                _accumulate(frame_sums, [frame_attention_stats(weights, rows, len(frames))])
+                _accumulate(frame_sums, [_frame_stage_sums(model, capture, len(frames))])
     return {"instance": [_instance_means(stage) for stage in instance_sums],
             "frame": _frame_means(frame_sums[0], model, num_frames) if frame_sums else None, "clips": clips}
 

@@ -54,15 +54,15 @@ def test_attention_weights_are_the_ones_the_modules_apply():
     weights = fusion.attention_weights(feats[3:], boxes[3:], feats, boxes)  # [2, 2, 5]
     values = fusion.gamma(feats).view(5, 2, 4).transpose(0, 1)  # head h: channels [4h, 4h + 4)
     expected = feats[3:] + (weights @ values).transpose(0, 1).flatten(1)
-    assert torch.allclose(fusion(feats, boxes, torch.tensor([3, 4])), expected, atol=1e-6)
+    assert torch.allclose(fusion(feats, boxes, query_index=torch.tensor([3, 4])), expected, atol=1e-6)
     assert torch.allclose(weights.sum(-1), torch.ones(2, 2))
 
     frame = FrameFusion(channels=3)
     torch.nn.init.normal_(frame.theta.weight)
     maps = torch.randn(2, 3, 4, 5)
-    weights = frame.attention_weights(maps, [1])  # [3, 6]
+    weights = frame.attention_weights(maps, query_frames=[1])  # [3, 6]
     tokens = frame.theta(maps).flatten(0, 1).flatten(1)  # [6, 20]
-    assert torch.allclose(frame(maps, [1]), maps[1:] + (weights @ tokens).view(1, 3, 4, 5), atol=1e-5)
+    assert torch.allclose(frame(maps, query_frames=[1]), maps[1:] + (weights @ tokens).view(1, 3, 4, 5), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,8 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
             captured = model(clip)[0][0]
     assert all(torch.equal(plain[key], captured[key]) for key in plain)
     assert len(capture.instance) == 2 and len(capture.frame) == 1 and len(capture.proposals) == 1
-    assert "fc6_features" not in vars(model.box_head)  # the recording wrapper is gone
+    hooked = [model.box_head, model.frame_fusion, *model.instance_fusions]
+    assert not any(module._forward_hooks for module in hooked)  # the recording hooks are gone
     with torch.no_grad():  # no query / key projection and no geometry: every softmax is uniform
         for module in [model.frame_fusion.phi, *(f.xi for f in model.instance_fusions)]:
             module.weight.zero_()
@@ -102,13 +103,18 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
     assert "| 0 |" in format_report(report) and "ratio" in format_report(report)
 
 
-def test_frame_variant_capture_is_the_clip_with_the_key_frame_last(tiny_config):
+def test_frame_variant_capture_is_the_key_frame_after_its_support_frames(tiny_config):
     torch.manual_seed(0)
     model = build_model(tiny_config("model.variant=frame").model).eval()
     clip = torch.rand(3, 3, 96, 128)
     with torch.no_grad(), capture_fusion_inputs(model) as capture:
         model(clip, key=1)
         conv4 = model.conv4(clip)
-    (feats, query_frames), = capture.frame
-    assert query_frames == [2] and torch.equal(feats, conv4[[0, 2, 1]])  # support frames, then the key frame
-    assert capture.instance == [] and "fuse" not in vars(model.frame_fusion)  # the wrapper is gone
+    (args, kwargs), = capture.frame
+    feats, memory = args
+    assert torch.equal(feats, conv4[[1]]) and len(memory.blocks()) == 2  # the key frame against its support frames
+    # the columns of its attention: the support frames, then the key frame, as for the clip in that order
+    weights = model.frame_fusion.attention_weights(*args, **kwargs)
+    expected = model.frame_fusion.attention_weights(conv4[[0, 2, 1]], query_frames=[2])
+    assert torch.allclose(weights, expected, atol=1e-6)
+    assert capture.instance == [] and not model.frame_fusion._forward_hooks  # the hook is gone

@@ -1,9 +1,10 @@
 """What the training loop does around its steps: progress bar, metrics log, checkpoints, periodic evaluation.
 
-Each is a :class:`Hook` that :class:`~dsfnet.engine.trainer.Trainer` calls after every optimiser step (in the
-order given) and once when the loop ends; a test or a user adds behaviour by passing hooks of its own.
-Evaluation is a callable handed in from outside (``(model, context) -> {metric: value}``), so the engine does not
-depend on the inference code.
+Each is a :class:`Hook` that :class:`~dsfnet.engine.trainer.Trainer` calls (in the order given) before the
+loop, before and after every optimiser step, and once when the loop ends; a test or a user adds behaviour by
+passing hooks of its own. A hook is given the intervals it works at when it is built (:func:`default_hooks`
+reads them from the config). Evaluation is a callable handed in from outside (``(model, context) -> {metric:
+value}``), so the engine does not depend on the inference code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dsfnet.atomic import append_line
+from dsfnet.config import TrainConfig
 from dsfnet.engine import distributed as dist_utils
 from dsfnet.engine.curves import plot_curves
 
@@ -30,12 +32,19 @@ Evaluation = Callable[[nn.Module, dist_utils.DistributedContext], dict]
 
 
 class Hook:
-    """Called by the trainer after each optimiser step and after the loop (also when it ends by an error).
+    """Called by the trainer before the loop, before and after each optimiser step, and after the loop (also
+    when it ends by an error).
 
     ``trainer`` is the :class:`~dsfnet.engine.trainer.Trainer` (named as a string: the trainer imports this
-    module); hooks read its ``config``, ``out_dir``, ``context``, ``model``, ``iteration``, ``end`` and
-    ``last_step`` and may call its ``save(path)``.
+    module); hooks read its ``context``, ``model``, ``iteration`` (steps done), ``end`` and ``last_step`` and may
+    call its ``save(path)``.
     """
+
+    def before_train(self, trainer: "Trainer") -> None:
+        pass
+
+    def before_step(self, trainer: "Trainer") -> None:
+        pass
 
     def after_step(self, trainer: "Trainer") -> None:
         pass
@@ -75,10 +84,12 @@ class RunLog:
 
 
 class ProgressBar(Hook):
-    """A tqdm bar over all iterations of the run (rank 0), showing the running loss and the learning rate."""
+    """A tqdm bar over all ``total`` iterations of the run (rank 0), showing the loss averaged since the last
+    multiple of ``interval`` and the learning rate."""
 
-    def __init__(self, start: int, total: int):
+    def __init__(self, start: int, total: int, interval: int):
         self.bar = tqdm(total=total, initial=start, desc="train", unit="it", dynamic_ncols=True)
+        self.interval = interval
         self.loss, self.steps = 0.0, 0
 
     def after_step(self, trainer: "Trainer") -> None:
@@ -86,7 +97,7 @@ class ProgressBar(Hook):
         self.loss, self.steps = self.loss + step["loss"], self.steps + 1
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{self.loss / self.steps:.3f}", lr=f"{step['lr']:.2e}", refresh=False)
-        if trainer.iteration % trainer.config.train.log_interval == 0:
+        if trainer.iteration % self.interval == 0:
             self.loss, self.steps = 0.0, 0
 
     def after_train(self, trainer: "Trainer") -> None:
@@ -94,11 +105,12 @@ class ProgressBar(Hook):
 
 
 class MetricsLog(Hook):
-    """Every ``train.log_interval`` steps (and at the last): the window's mean losses, averaged over ranks, with
-    ``lr``, ``epoch``, ``time_per_iter`` (training steps only) and the peak CUDA memory, into the run log."""
+    """Every ``interval`` steps (and at the run's last): the window's mean losses and attention statistics,
+    averaged over ranks, with ``lr``, ``epoch``, ``time_per_iter`` (training steps only) and the peak CUDA memory,
+    into the run log; with ``log_lines`` also a log line (``iter i/iterations``)."""
 
-    def __init__(self, run_log: RunLog, log_lines: bool):
-        self.run_log, self.log_lines = run_log, log_lines
+    def __init__(self, run_log: RunLog, *, interval: int, iterations: int, log_lines: bool):
+        self.run_log, self.interval, self.iterations, self.log_lines = run_log, interval, iterations, log_lines
         self.window: dict[str, float] = {}
         self.steps = 0
         self.last: dict = {}
@@ -108,7 +120,7 @@ class MetricsLog(Hook):
         for name in ("step_time", *[name for name in step if name not in ("lr", "epoch", "step_time")]):
             self.window[name] = self.window.get(name, 0.0) + step[name]
         self.steps += 1
-        if trainer.iteration % trainer.config.train.log_interval and trainer.iteration != trainer.end:
+        if trainer.iteration % self.interval and trainer.iteration != trainer.end:
             return
         step_time = self.window.pop("step_time")
         values = dist_utils.reduce_mean({k: v / self.steps for k, v in self.window.items()}, trainer.context)
@@ -117,7 +129,7 @@ class MetricsLog(Hook):
             values["max_memory_mb"] = torch.cuda.max_memory_allocated(trainer.context.device) / 2**20
         self.run_log.log(trainer.iteration, values)
         if self.log_lines:
-            logger.info("iter %d/%d loss %.4f lr %.2e %.3f s/it", trainer.iteration, trainer.config.train.iterations,
+            logger.info("iter %d/%d loss %.4f lr %.2e %.3f s/it", trainer.iteration, self.iterations,
                         values["loss"], step["lr"], values["time_per_iter"])
         self.last, self.window, self.steps = values, {}, 0
 
@@ -126,24 +138,26 @@ class MetricsLog(Hook):
 
 
 class PeriodicCheckpoint(Hook):
-    """``last.pth`` every ``train.checkpoint_interval`` steps and at the last step of the run."""
+    """The training checkpoint ``path`` every ``interval`` steps and at the last step of the run."""
+
+    def __init__(self, path: Path, interval: int):
+        self.path, self.interval = path, interval
 
     def after_step(self, trainer: "Trainer") -> None:
-        if trainer.iteration % trainer.config.train.checkpoint_interval == 0 or trainer.iteration == trainer.end:
-            trainer.save(trainer.out_dir / "last.pth")
+        if trainer.iteration % self.interval == 0 or trainer.iteration == trainer.end:
+            trainer.save(self.path)
 
 
 class PeriodicEvaluation(Hook):
-    """Every ``train.eval_interval`` steps and at the end of training: ``evaluation(model, context)`` on every
-    rank (each validates its share of the videos, not rank 0 alone while the others wait), logged by rank 0
-    under ``eval``."""
+    """Every ``interval`` steps and at the end of training (step ``iterations``): ``evaluation(model, context)``
+    on every rank (each validates its share of the videos, not rank 0 alone while the others wait), logged by
+    rank 0 under ``eval``."""
 
-    def __init__(self, evaluation: Evaluation, run_log: RunLog):
-        self.evaluation, self.run_log = evaluation, run_log
+    def __init__(self, evaluation: Evaluation, run_log: RunLog, *, interval: int, iterations: int):
+        self.evaluation, self.run_log, self.interval, self.iterations = evaluation, run_log, interval, iterations
 
     def after_step(self, trainer: "Trainer") -> None:
-        interval = trainer.config.train.eval_interval
-        if trainer.iteration % interval and trainer.iteration != trainer.config.train.iterations:
+        if trainer.iteration % self.interval and trainer.iteration != self.iterations:
             return
         values = self.evaluation(trainer.model, trainer.context)
         if trainer.context.is_main:
@@ -168,13 +182,17 @@ class TrainingCurves(Hook):
             logger.warning("could not write %s: %s", trainer.out_dir / "curves.png", error)
 
 
-def default_hooks(trainer: "Trainer", progress: bool, evaluation: Optional[Evaluation]) -> list[Hook]:
-    """Progress bar (rank 0, when ``progress``), metrics log, checkpoints, when given periodic evaluation, and
-    ``curves.png`` at the end."""
-    run_log = RunLog(trainer.out_dir, trainer.context.is_main, trainer.iteration)
-    show_bar = progress and trainer.context.is_main
-    hooks: list[Hook] = [ProgressBar(trainer.iteration, trainer.config.train.iterations)] if show_bar else []
-    hooks += [MetricsLog(run_log, log_lines=not show_bar and trainer.context.is_main), PeriodicCheckpoint()]
-    if evaluation is not None and trainer.config.train.eval_interval > 0:
-        hooks.append(PeriodicEvaluation(evaluation, run_log))
+def default_hooks(*, out_dir: Path, context: dist_utils.DistributedContext, train: TrainConfig, start: int,
+                  progress: bool, evaluation: Optional[Evaluation]) -> list[Hook]:
+    """Progress bar (rank 0, when ``progress``), metrics log, ``last.pth`` checkpoints, when given periodic
+    evaluation, at ``train``'s intervals, for a run that starts at iteration ``start``; ``curves.png`` at the end."""
+    run_log = RunLog(out_dir, context.is_main, start)
+    show_bar = progress and context.is_main
+    hooks: list[Hook] = [ProgressBar(start, train.iterations, train.log_interval)] if show_bar else []
+    hooks += [MetricsLog(run_log, interval=train.log_interval, iterations=train.iterations,
+                         log_lines=not show_bar and context.is_main),
+              PeriodicCheckpoint(out_dir / "last.pth", train.checkpoint_interval)]
+    if evaluation is not None and train.eval_interval > 0:
+        hooks.append(PeriodicEvaluation(evaluation, run_log, interval=train.eval_interval,
+                                        iterations=train.iterations))
     return hooks + [TrainingCurves()]

@@ -1,11 +1,13 @@
 """The training loop (DESIGN §3): iteration-based SGD, accumulation, bf16 autocast, DDP, exact resume.
 
-``train(config, out_dir)`` sets a :class:`Trainer` up (run folder, model, optimiser, data stream, resumed state)
-and runs it: :meth:`Trainer.run_step` is one optimiser step (gradient accumulation, bf16 autocast), and the
-hooks of ``dsfnet.engine.hooks`` log, checkpoint and evaluate around the steps. It writes into ``out_dir``:
-``config.yaml`` (resolved config), ``metrics.jsonl`` (one JSON object per log / eval step), TensorBoard event
-files under ``tb/``, ``last.pth`` (full training state, every ``train.checkpoint_interval`` iterations and at
-the end) and ``final.pth`` (config + weights only).
+:class:`Trainer` is built from its parts (model, optimiser, schedule, batch stream, hooks): :meth:`Trainer.run`
+steps from the start iteration to the end, :meth:`Trainer.run_step` is one optimiser step (gradient
+accumulation, bf16 autocast), and hooks (``dsfnet.engine.hooks``) log, checkpoint and evaluate around the steps
+(``before_train``, ``before_step``, ``after_step``, ``after_train``). :func:`build_trainer` builds those parts
+from a config (run folder, model, optimiser, data stream, resumed state) and :func:`train` runs it. A run writes
+into ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one JSON object per log / eval step),
+TensorBoard event files under ``tb/``, ``last.pth`` (full training state, every ``train.checkpoint_interval``
+iterations and at the end) and ``final.pth`` (config + weights only).
 
 Exact resume: the clips seen at optimiser step ``i`` are a function of ``(seed, i)`` (a resumable sampler,
 re-seeded per epoch), and the checkpoint holds every RNG state, so in deterministic CPU mode a run killed and
@@ -162,73 +164,107 @@ def train(
         # one run per folder (rank 0 holds the lock); SIGTERM stops after the current iteration
         with dist_utils.process_group(device) as context, \
                 locked_run_dir(Path(out_dir), enabled=context.is_main), stop_on_sigterm():
-            trainer = Trainer(config, Path(out_dir), context, resume, dataset, collate_fn, stop_after)
-            trainer.hooks = default_hooks(trainer, progress, evaluation) + list(hooks)
-            return trainer.run()
+            return build_trainer(config, Path(out_dir), context, resume=resume, dataset=dataset,
+                                 collate_fn=collate_fn, stop_after=stop_after, progress=progress,
+                                 evaluation=evaluation, hooks=hooks).run()
     finally:
         # train.deterministic is process-wide state: give the caller back its own settings
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = deterministic[2:]
 
 
-class Trainer:
-    """One training run: set up in the constructor, :meth:`run` steps until the end, calling ``hooks``.
+def build_trainer(
+    config: Config, out_dir: Path, context: DistributedContext, *, resume: bool = False,
+    dataset: Optional[Dataset] = None, collate_fn: Optional[Callable] = None, stop_after: Optional[int] = None,
+    progress: bool = True, evaluation: Optional[Evaluation] = None, hooks: Sequence[Hook] = (),
+) -> "Trainer":
+    """The :class:`Trainer` of ``config`` (arguments as :func:`train`'s): model, optimiser and schedule (with a
+    resumed run's state), this rank's batch stream from the resumed iteration on, the built-in hooks, then
+    ``hooks``. Every check that can fail comes before the first write into ``out_dir``."""
+    tc = config.train
+    if not tc.init_from:  # a checkpoint to start from brings trained weights of its own
+        check_trainable_from(config.model.backbone)
+    resume_path = check_run_dir(out_dir, resume)
+    checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
+    if checkpoint is not None:
+        check_compatible(checkpoint, config)
+    if dataset is None:
+        dataset, collate_fn = build_train_dataset(config)
+    seed_everything(tc.seed, tc.deterministic)  # same initial weights on every rank
+    model = build_model(config.model)
+    if tc.init_from and checkpoint is None:
+        initialise_from(model, tc.init_from, class_names(config))
+    model = model.to(context.device).train()
+    optimizer = build_optimizer(model, tc)
+    schedule = build_scheduler(optimizer, tc)
+    start = 0
+    if checkpoint is not None:
+        start = _restore(checkpoint, model, optimizer, schedule, config, context)
+    else:
+        seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
+    if context.is_main:  # config.yaml keeps the run's first config; resumes.jsonl what each --resume changed
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record_config(out_dir, config.to_dict(), checkpoint)
+    end = tc.iterations if stop_after is None else min(tc.iterations, stop_after)
+    batches = batch_stream(dataset, collate_fn, tc.clips_per_step, start * tc.accumulation_steps, tc.seed, context,
+                           config.data.num_workers, pin_memory=context.device.type == "cuda")
+    built_in = default_hooks(out_dir=out_dir, context=context, train=tc, start=start, progress=progress,
+                             evaluation=evaluation)
+    return Trainer(model=model, optimizer=optimizer, schedule=schedule, batches=batches,
+                   hooks=built_in + list(hooks), config=config, out_dir=out_dir, context=context, start=start,
+                   end=end)
 
-    Attributes read by hooks: ``config``, ``out_dir``, ``context``, ``model`` (unwrapped), ``iteration``
-    (optimiser steps done), ``end`` (the iteration this run stops at) and ``last_step`` (the last step's losses,
-    ``grad_norm``, ``data_time``, ``step_time``, ``lr`` and ``epoch``).
+
+def _restore(checkpoint: dict, model: nn.Module, optimizer, schedule, config: Config,
+             context: DistributedContext) -> int:
+    """Weights, optimiser, schedule and RNG state of a resumed run; returns its iteration."""
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    schedule.load_state_dict(checkpoint["scheduler"])
+    start = int(checkpoint["iteration"])
+    _apply_resumed_lr(optimizer, schedule, config.train, start, checkpoint, context)
+    _restore_rng(checkpoint, context, config.train.seed)
+    return start
+
+
+class Trainer:
+    """One training run from its parts: :meth:`run` steps from ``start`` to ``end``, calling ``hooks``.
+
+    Args:
+        model: the (unwrapped) detector, in training mode on ``context.device``; wrapped in DDP here when the
+            process group is enabled.
+        optimizer, schedule: its optimiser and learning-rate schedule (stepped once per optimiser step).
+        batches: an endless iterator of ``(epoch, batch)`` for this rank from iteration ``start`` on
+            (:func:`batch_stream`), ``train.accumulation_steps`` batches per step; closed when the run ends.
+        hooks: :class:`~dsfnet.engine.hooks.Hook` s, called in order at each hook point.
+        config: the run's config: ``train``'s step settings (accumulation, amp, gradient clipping, iterations)
+            and what the checkpoints record.
+        out_dir: where ``last.pth`` (on SIGTERM) and ``final.pth`` go.
+        start, end: the iteration the run starts at (a resumed run's) and stops at.
+
+    Attributes read by hooks: ``model`` (unwrapped), ``context``, ``iteration`` (optimiser steps done), ``end``
+    and ``last_step`` (the last step's losses, ``grad_norm``, ``data_time``, ``step_time``, ``lr`` and
+    ``epoch``); hooks may call :meth:`save`.
     """
 
-    def __init__(self, config: Config, out_dir: Path, context: DistributedContext, resume: bool = False,
-                 dataset: Optional[Dataset] = None, collate_fn: Optional[Callable] = None,
-                 stop_after: Optional[int] = None):
-        tc = config.train
+    def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, schedule, batches: Iterator,
+                 hooks: Sequence[Hook] = (), config: Config, out_dir: Path, context: DistributedContext,
+                 start: int = 0, end: Optional[int] = None):
+        self.model, self.optimizer, self.schedule, self.batches = model, optimizer, schedule, batches
+        self.hooks = list(hooks)
         self.config, self.out_dir, self.context = config, out_dir, context
-        # every check that can fail comes before the first write into out_dir
-        if not tc.init_from:  # a checkpoint to start from brings trained weights of its own
-            check_trainable_from(config.model.backbone)
-        resume_path = check_run_dir(out_dir, resume)
-        checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
-        if checkpoint is not None:
-            check_compatible(checkpoint, config)
-        if dataset is None:
-            dataset, collate_fn = build_train_dataset(config)
-        seed_everything(tc.seed, tc.deterministic)  # same initial weights on every rank
-        self.model = build_model(config.model)
-        if tc.init_from and checkpoint is None:
-            initialise_from(self.model, tc.init_from, class_names(config))
-        self.model = self.model.to(context.device).train()
-        self.optimizer = build_optimizer(self.model, tc)
-        self.scheduler = build_scheduler(self.optimizer, tc)
-        self.iteration = self._restore(checkpoint) if checkpoint is not None else 0
-        if checkpoint is None:
-            seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
-        if context.is_main:  # config.yaml keeps the run's first config; resumes.jsonl what each --resume changed
-            out_dir.mkdir(parents=True, exist_ok=True)
-            record_config(out_dir, config.to_dict(), checkpoint)
-        self.net = self.model
+        self.iteration = start
+        self.end = config.train.iterations if end is None else end
+        self.net = model
         if context.enabled:
             device_ids = [context.device.index] if context.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.amp = tc.amp and context.device.type == "cuda"
-        self.end = tc.iterations if stop_after is None else min(tc.iterations, stop_after)
-        self.stream = batch_stream(dataset, collate_fn, tc.clips_per_step, self.iteration * tc.accumulation_steps,
-                                   tc.seed, context, config.data.num_workers, pin_memory=context.device.type == "cuda")
-        self.hooks: list[Hook] = []
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        self.amp = config.train.amp and context.device.type == "cuda"
         self.last_step: dict = {}
-
-    def _restore(self, checkpoint: dict) -> int:
-        """Weights, optimiser, schedule and RNG state of a resumed run; returns its iteration."""
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        start = int(checkpoint["iteration"])
-        _apply_resumed_lr(self.optimizer, self.scheduler, self.config.train, start, checkpoint, self.context)
-        _restore_rng(checkpoint, self.context, self.config.train.seed)
-        return start
+        self._saved: tuple[Optional[Path], int] = (None, -1)  # the last checkpoint written and its iteration
 
     def run(self) -> TrainResult:
-        """Steps from the resumed iteration to ``end``; ``final.pth`` when training is complete."""
+        """Steps from the start iteration to ``end``; ``final.pth`` when training is complete."""
         config, context = self.config, self.context
         if context.is_main:
             logger.info("training %s (%s) from iteration %d to %d on %d x %s, %d clips per step",
@@ -236,16 +272,16 @@ class Trainer:
                         context.world_size, context.device,
                         context.world_size * config.train.clips_per_step * config.train.accumulation_steps)
         try:
+            self._call_hooks("before_train")
             while self.iteration < self.end:
+                self._call_hooks("before_step")
                 self.last_step = self.run_step()
                 self.iteration += 1
-                for hook in self.hooks:
-                    hook.after_step(self)
+                self._call_hooks("after_step")
                 self._stop_if_signalled()
         finally:
-            self.stream.close()  # shuts loader workers down
-            for hook in self.hooks:
-                hook.after_train(self)
+            self.batches.close()  # shuts loader workers down
+            self._call_hooks("after_train")
         finished = self.iteration >= config.train.iterations
         if finished and context.is_main:
             save_checkpoint(self.out_dir / "final.pth", training_checkpoint(self.model, config, self.iteration)
@@ -254,11 +290,16 @@ class Trainer:
         metrics = next((hook.last for hook in self.hooks if isinstance(hook, MetricsLog)), {})
         return TrainResult(self.model, self.iteration, finished, metrics)
 
+    def _call_hooks(self, point: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)(self)
+
     def _stop_if_signalled(self) -> None:
         """After SIGTERM (on any rank): ``last.pth`` of this iteration, then :class:`TrainingStopped`."""
         if self.iteration < self.end and (signum := stop_requested(self.context)) is not None:
-            if self.iteration % self.config.train.checkpoint_interval != 0:  # not just written by its hook
-                self.save(self.out_dir / "last.pth")
+            last = self.out_dir / "last.pth"
+            if self._saved != (last, self.iteration):  # not just written by a hook
+                self.save(last)
             raise TrainingStopped(signum, self.iteration)
 
     def run_step(self) -> dict:
@@ -270,7 +311,7 @@ class Trainer:
         values: dict[str, float] = {"data_time": 0.0}
         for micro in range(tc.accumulation_steps):
             data_tic = time.perf_counter()
-            epoch, batch = next(self.stream)
+            epoch, batch = next(self.batches)
             clips, targets = to_device(batch, context.device)
             values["data_time"] += time.perf_counter() - data_tic
             sync = micro == tc.accumulation_steps - 1 or not context.enabled
@@ -289,7 +330,7 @@ class Trainer:
             values["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad_norm))
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
-        self.scheduler.step()
+        self.schedule.step()
         return values | {"lr": lr, "epoch": epoch, "step_time": time.perf_counter() - started}
 
     def save(self, path: Path) -> None:
@@ -299,20 +340,21 @@ class Trainer:
         states = dist_utils.all_gather_object(rng_state(), context) if context.enabled else None
         if context.is_main:
             save_checkpoint(path, training_checkpoint(
-                self.model, self.config, self.iteration, self.optimizer, self.scheduler,
+                self.model, self.config, self.iteration, self.optimizer, self.schedule,
                 extra={"rng_all_ranks": states, "world_size": context.world_size}))
         dist_utils.barrier(context)
+        self._saved = (path, self.iteration)
 
 
-def _apply_resumed_lr(optimizer, scheduler, tc, start: int, checkpoint: dict, context) -> None:
+def _apply_resumed_lr(optimizer, schedule, tc, start: int, checkpoint: dict, context) -> None:
     """The current config's ``train.lr`` / schedule apply from the resumed iteration on (identical values when
     unchanged); changed training settings are reported."""
     changes = changed_settings({"train": checkpoint["config"].get("train", {})}, {"train": dataclasses.asdict(tc)})
     changed = [f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()]
     if changed and context.is_main:
         logger.warning("resuming with changed training settings: %s", "; ".join(changed))
-    scheduler.base_lrs = [tc.lr * group["lr_mult"] for group in optimizer.param_groups]
-    for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+    schedule.base_lrs = [tc.lr * group["lr_mult"] for group in optimizer.param_groups]
+    for group, base_lr in zip(optimizer.param_groups, schedule.base_lrs):
         group["initial_lr"] = base_lr
         group["lr"] = base_lr * lr_factor(start, tc)
 

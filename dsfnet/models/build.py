@@ -27,8 +27,9 @@ def build_model(config: ModelConfig) -> DSFNet:
         frame_fusion, instance_fusions = _build_fusions(config, backbone.conv4_channels)
     fusion = config.instance_fusion
     return DSFNet(
-        config.num_classes, backbone, rpn, box_head, RoIBoxes(config.roi), frame_fusion, instance_fusions,
-        fusion.support_proposals, config.pixel_mean, config.pixel_std,
+        num_classes=config.num_classes, backbone=backbone, rpn=rpn, box_head=box_head, roi=RoIBoxes(config.roi),
+        frame_fusion=frame_fusion, instance_fusions=instance_fusions, support_proposals=fusion.support_proposals,
+        pixel_mean=config.pixel_mean, pixel_std=config.pixel_std,
     )
 
 

@@ -4,10 +4,11 @@ A clip is ``[n, 3, H, W]`` RGB frames in ``[0, 1]`` (the model normalises them),
 is the key (test) frame, the others are its support frames. The model is permutation-invariant in the support
 frames and processes every clip of a batch on its own, so clips of different sizes need no padding.
 
-One head pipeline serves training, ``exact`` and ``cached`` inference and the building of a support memory
-(:meth:`DSFNet._heads`): frame fusion → RPN → conv5 / RoIAlign / fc6 → first instance fusion → fc7 → second
-instance fusion, where a fusion the variant does not have is a step that is absent. The passes differ only in
-which frames are queries and whether a :class:`SupportMemory` is read:
+One head pipeline, :meth:`DSFNet._run`, serves training, ``exact``, ``cached`` and causal inference and the
+building of a support memory, read top to bottom: frame fusion → RPN → RoIs → conv5 / RoIAlign / fc6 → first
+instance fusion → fc7 → second instance fusion (→ losses). A :class:`PassSpec`, fixed before the pass, says
+which query frames run, which is the key frame, which :class:`SupportMemory` they read and what the pass is
+for (its ``mode``); the pass returns a :class:`PassState`. The passes differ only in their specification:
 
 - with instance fusion (``instance``, ``dsfnet``), training and ``exact`` run all n frames of the clip through
   the pipeline together (support frames are re-enhanced with the key frame, as the equations say);
@@ -15,14 +16,17 @@ which frames are queries and whether a :class:`SupportMemory` is read:
   a memory built from the clip;
 - ``cached`` runs the test frame alone against a memory built once per support set (:meth:`support_memory`):
   support frames enhanced among themselves, the one approximation of ``cached`` mode. For the ``frame`` variant
-  the memory is the same in both modes, so ``cached`` equals ``exact`` bit for bit.
+  the memory is the same in both modes, so ``cached`` equals ``exact`` bit for bit;
+- causal inference (``remember``) is ``cached`` that also keeps what the test frame contributes as a support
+  frame of later ones.
+
+The fusions and the RoI box head are called as modules, so forward hooks see their inputs (``dsfnet.diagnostics``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -79,29 +83,64 @@ class SupportMemory:
         return cls(sum(memory.num_frames for memory in memories), frames, instances)
 
 
-@dataclass
-class _Pass:
-    """One run of the head pipeline over ``q`` query frames; each step reads and extends it.
+#: What a pass is for: ``train`` (the key frame's losses), ``detect`` (its detections), ``remember`` (its
+#: detections and what it contributes as a support frame of later test frames), ``memory`` (every query is a
+#: support frame: build their :class:`SupportMemory`)
+Mode = Literal["train", "detect", "remember", "memory"]
 
-    ``key`` is the row of the key frame among the queries (``None`` while building a memory: every query is a
-    support frame); ``record`` collects the instance memories being built; ``own`` (a test frame alone) collects
-    what the test frame contributes as a support frame of later ones (:meth:`DSFNet.detect_and_remember`).
+
+@dataclass(frozen=True)
+class PassSpec:
+    """What one run of the head pipeline over ``q`` query frames computes, fixed before it starts.
+
+    Attributes:
+        mode: see :data:`Mode`.
+        key: the row of the key frame among the queries (``None`` exactly in ``memory`` mode).
+        memory: support frames the queries read besides themselves (``None``: they attend among themselves).
+        exclude: a frame of ``memory`` left out (the test frame is itself one of its frames).
+        target: the key frame's ground truth (exactly in ``train`` mode).
     """
 
-    feats: Tensor  # [q, d, h, w]: conv4, then enhanced conv4
-    image_size: tuple[int, int]
-    key: Optional[int]
+    mode: Mode
+    key: Optional[int] = 0
     memory: Optional[SupportMemory] = None
     exclude: Optional[int] = None
     target: Optional[dict] = None
-    record: Optional[list] = None
-    boxes: list[Tensor] = field(default_factory=list)  # RoIs per query frame (with instance fusion: the keys)
-    sampled: Optional[Tensor] = None  # training with instance fusion: the key frame's sampled RoIs [r, 4]
-    features: Optional[Tensor] = None  # [sum of boxes (+ r), D]
-    losses: dict = field(default_factory=dict)
-    samples: tuple = ()  # (labels, regression targets) of the key frame's RoIs in training
-    pairs: Optional[BoxPairs] = None  # the geometric term, shared by both instance fusions of one test frame
-    own: Optional[SupportMemory] = None
+
+    def __post_init__(self):
+        if (self.key is None) != (self.mode == "memory") or (self.target is not None) != (self.mode == "train"):
+            raise ValueError(f"inconsistent pass specification: {self.mode} with key={self.key}, "
+                             f"target {'given' if self.target is not None else 'missing'}")
+
+
+@dataclass
+class PassState:
+    """What a pass produces.
+
+    Attributes:
+        key_boxes: the key frame's RoIs ``[k, 4]`` (``None`` in ``memory`` mode).
+        features: RoI features ``[m, D]`` after the last step: outside ``memory`` mode the rows of ``key_boxes``
+            (in training with instance fusion: of the sampled RoIs), the RoIs the predictor reads.
+        losses: the RPN's and the box head's losses (``train`` mode).
+        contributed: ``memory`` / ``remember`` mode: what the query frames give later test frames as support
+            frames (their raw conv4 tokens; per instance fusion their instances as the pass projected them).
+    """
+
+    key_boxes: Optional[Tensor]
+    features: Tensor
+    losses: dict[str, Tensor]
+    contributed: Optional[SupportMemory] = None
+
+
+@dataclass
+class _RoIs:
+    """The RoIs both instance fusions of one pass read: ``boxes`` per query frame (the keys), in training the key
+    frame's sampled RoIs ``[r, 4]`` (extra queries, never keys), and the geometric term of a test frame alone,
+    computed once for both fusions (same boxes)."""
+
+    boxes: list[Tensor]
+    sampled: Optional[Tensor] = None
+    pairs: Optional[BoxPairs] = None
 
 
 class DSFNet(nn.Module):
@@ -112,7 +151,7 @@ class DSFNet(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, backbone: Backbone, rpn: ClipRPN, box_head: RoIBoxHead, roi: RoIBoxes,
+        self, *, num_classes: int, backbone: Backbone, rpn: ClipRPN, box_head: RoIBoxHead, roi: RoIBoxes,
         frame_fusion: Optional[FrameFusion], instance_fusions: Optional[tuple[InstanceFusion, InstanceFusion]],
         support_proposals: int, pixel_mean: Sequence[float], pixel_std: Sequence[float],
     ):
@@ -160,12 +199,11 @@ class DSFNet(nn.Module):
             if targets is None:
                 raise ValueError("targets are required in training mode")
             targets = check_targets(targets, clips, self.num_classes)
-            per_clip = [self._heads(self._clip_pass(clip, key, target)).losses
-                        for clip, target, key in zip(clips, targets, keys)]
+            per_clip = [self._clip(clip, key, target).losses for clip, target, key in zip(clips, targets, keys)]
             return [], {name: sum(losses[name] for losses in per_clip) / len(per_clip) for name in per_clip[0]}
         if targets is not None:
             check_targets(targets, clips, self.num_classes)
-        return [self._detections(self._heads(self._clip_pass(clip, key))) for clip, key in zip(clips, keys)], {}
+        return [self._detections(self._clip(clip, key), tuple(clip.shape[-2:])) for clip, key in zip(clips, keys)], {}
 
     def pop_attention_statistics(self) -> dict[str, float]:
         """What the fusions recorded in training since the last call, averaged over their queries:
@@ -182,7 +220,7 @@ class DSFNet(nn.Module):
 
     def detect_exact(self, conv4: Tensor, image_size: tuple[int, int], key: int = 0) -> dict[str, Tensor]:
         """The network exactly as the equations state, on the conv4 maps ``[n, d, h, w]`` of one clip."""
-        return self._detections(self._heads(self._conv4_pass(conv4, image_size, key % conv4.shape[0])))
+        return self._detections(self._exact(conv4, image_size, key % conv4.shape[0]), image_size)
 
     def support_memory(self, support_conv4: Tensor, image_size: tuple[int, int]) -> SupportMemory:
         """What test frames need from support frames (raw conv4 ``[s, d, h, w]``), computed once per set.
@@ -190,22 +228,16 @@ class DSFNet(nn.Module):
         Frame fusion keeps the frames' raw tokens; instance fusion runs the support frames through the head
         pipeline among themselves (the ``cached`` approximation) and keeps each fusion's projected instances.
         """
-        memory = SupportMemory(len(support_conv4))
-        if self.frame_fusion is not None:
-            memory.frames = self.frame_fusion.memory(support_conv4)
-        if self.instance_fusions is not None and len(support_conv4):
-            record: list[InstanceMemory] = []
-            self._heads(_Pass(support_conv4, image_size, key=None, record=record))
-            memory.instances = tuple(record)
-        return memory
+        if self.instance_fusions is None or not len(support_conv4):
+            return self._raw_memory(support_conv4)
+        return self._run(PassSpec("memory", key=None), support_conv4, image_size).contributed
 
     def detect_cached(self, conv4: Tensor, image_size: tuple[int, int], memory: Optional[SupportMemory] = None,
                       exclude: Optional[int] = None) -> dict[str, Tensor]:
         """Detections of one test frame (raw conv4 ``[1, d, h, w]``) fused with a :class:`SupportMemory`, read
         without its support frame ``exclude`` (``None``: all of them)."""
-        if memory is not None and not memory.num_frames:
-            memory = None
-        return self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, exclude=exclude)))
+        spec = PassSpec("detect", memory=_non_empty(memory), exclude=exclude)
+        return self._detections(self._run(spec, conv4, image_size), image_size)
 
     def detect_and_remember(self, conv4: Tensor, image_size: tuple[int, int],
                             memory: Optional[SupportMemory] = None) -> tuple[dict[str, Tensor], SupportMemory]:
@@ -213,118 +245,139 @@ class DSFNet(nn.Module):
         frame of later test frames (causal inference): a one-frame :class:`SupportMemory` of its raw conv4
         tokens and, per instance fusion, its top ``support_proposals`` instances' keys as this pass projected them
         (enhanced with ``memory`` and itself). Nothing is computed twice."""
-        own = SupportMemory(1)
-        if self.frame_fusion is not None:
-            own.frames = self.frame_fusion.memory(conv4)
-        if memory is not None and not memory.num_frames:
-            memory = None
-        detections = self._detections(self._heads(_Pass(conv4, image_size, key=0, memory=memory, own=own)))
-        return detections, own
+        state = self._run(PassSpec("remember", memory=_non_empty(memory)), conv4, image_size)
+        return self._detections(state, image_size), state.contributed
 
-    # ------------------------------------------------------------------ the head pipeline
-    def _clip_pass(self, clip: Tensor, key: int, target: Optional[dict] = None) -> _Pass:
+    # ------------------------------------------------------------------ the passes
+    def _clip(self, clip: Tensor, key: int, target: Optional[dict] = None) -> PassState:
         """The pass of a clip of frames (the backbone runs only on the frames the key frame's output reads)."""
-        frames = clip if self.uses_support else clip[key : key + 1]
-        return self._conv4_pass(self.conv4(frames), tuple(clip.shape[-2:]), key if self.uses_support else 0,
-                                target)
+        if not self.uses_support:
+            clip, key = clip[key : key + 1], 0
+        return self._exact(self.conv4(clip), tuple(clip.shape[-2:]), key, target)
 
-    def _conv4_pass(self, conv4: Tensor, image_size: tuple[int, int], key: int,
-                    target: Optional[dict] = None) -> _Pass:
-        """With instance fusion all frames are queries; otherwise the key frame alone, reading the others' raw
-        conv4 tokens from a memory (the same memory ``cached`` mode builds)."""
+    def _exact(self, conv4: Tensor, image_size: tuple[int, int], key: int, target: Optional[dict] = None
+               ) -> PassState:
+        """The pass of a clip's conv4 maps ``[n, d, h, w]``: with instance fusion all frames are queries;
+        otherwise the key frame alone, reading the others' raw conv4 tokens from a memory (the memory ``cached``
+        mode builds)."""
+        mode = "train" if target is not None else "detect"
         if self.instance_fusions is not None:
-            return _Pass(conv4, image_size, key, target=target)
+            return self._run(PassSpec(mode, key, target=target), conv4, image_size)
         memory = None
         if self.frame_fusion is not None and conv4.shape[0] > 1:
             memory = self.support_memory(torch.cat([conv4[:key], conv4[key + 1 :]]), image_size)
-        return _Pass(conv4[key : key + 1], image_size, 0, memory=memory, target=target)
+        return self._run(PassSpec(mode, memory=memory, target=target), conv4[key : key + 1], image_size)
 
-    def _heads(self, flow: _Pass) -> _Pass:
-        """Run the pipeline's steps on ``flow``; a fusion the variant lacks is a step that is not there."""
-        steps = [self._enhance] if self.frame_fusion is not None else []
-        steps += [self._propose, self._roi_features]
+    # ------------------------------------------------------------------ the head pipeline
+    def _run(self, spec: PassSpec, conv4: Tensor, image_size: tuple[int, int]) -> PassState:
+        """The head pipeline on the raw conv4 maps ``[q, d, h, w]`` of the query frames, as ``spec`` says."""
+        contributed = self._raw_memory(conv4) if spec.mode in ("memory", "remember") else None
+        feats = conv4
+        if self.frame_fusion is not None:  # eq. 1-3; a remembered frame's own tokens are projected once
+            own = contributed.frames if spec.mode == "remember" else None
+            feats = self.frame_fusion(feats, spec.memory.frames if spec.memory else None, exclude=spec.exclude,
+                                      own=own)
+        proposals, losses = self.rpn(feats, image_size, spec.key, spec.target)
+        rois, samples = self._rois(spec, proposals)
+        features = self._fc6(spec, feats, rois)
         if self.instance_fusions is None:
-            steps.append(self._fc7)
+            features = self.box_head.fc7_features(features)
+        else:  # eq. 4-7 after fc6 and after fc7
+            rois.pairs = self._shared_pairs(spec, rois)
+            features = self._fuse_instances(0, spec, rois, features, contributed)
+            features = self.box_head.fc7_features(features)
+            features = self._fuse_instances(1, spec, rois, features, contributed)
+        if spec.mode == "train":
+            losses.update(self.roi.loss(*self.box_head.predict(features), *samples))
+        key_boxes = rois.boxes[spec.key] if spec.key is not None else None
+        return PassState(key_boxes, features, losses, contributed)
+
+    def _raw_memory(self, conv4: Tensor) -> SupportMemory:
+        """A memory of frames' raw conv4 ``[s, d, h, w]`` alone: frame fusion's tokens, no instances yet."""
+        frames = self.frame_fusion.memory(conv4) if self.frame_fusion is not None else None
+        return SupportMemory(len(conv4), frames)
+
+    def _rois(self, spec: PassSpec, proposals: list[Tensor]) -> tuple[_RoIs, tuple]:
+        """The RoIs of every query frame: the key frame keeps all its proposals, each support frame its top
+        ``support_proposals`` (DESIGN §2.2). In training the key frame's sampled RoIs (ground truth included) are
+        what the losses read: in place of its proposals without instance fusion, and as extra queries that are
+        never keys with it (the keys stay proposals, as at test time). Returns the RoIs and, in training, the
+        sampled RoIs' (labels, regression targets)."""
+        rois = _RoIs([boxes[: self.support_proposals] for boxes in proposals])
+        if spec.key is not None:
+            rois.boxes[spec.key] = proposals[spec.key]
+        if spec.mode != "train":
+            return rois, ()
+        sampled, *samples = self.roi.select_training_samples(proposals[spec.key], spec.target)
+        if self.instance_fusions is None:
+            rois.boxes[spec.key] = sampled
         else:
-            steps += [partial(self._fuse_instances, stage=0), self._fc7, partial(self._fuse_instances, stage=1)]
-        for step in steps:
-            step(flow)
-        if flow.target is not None:
-            class_logits, box_deltas = self.box_head.predict(flow.features)
-            flow.losses.update(self.roi.loss(class_logits, box_deltas, *flow.samples))
-        return flow
+            rois.sampled = sampled
+        return rois, tuple(samples)
 
-    def _enhance(self, flow: _Pass) -> None:
-        frames = flow.memory.frames if flow.memory is not None else None
-        flow.feats = self.frame_fusion.fuse(flow.feats, frames, flow.exclude, flow.own.frames if flow.own else None)
+    def _fc6(self, spec: PassSpec, feats: Tensor, rois: _RoIs) -> Tensor:
+        """fc6 features ``[Σ p_i (+ r), D]`` of every RoI (the sampled RoIs' rows last, after all keys). While
+        building a support memory one frame at a time: conv5 maps and RoI features of a long support set at once
+        would be the peak memory of ``cached`` inference."""
+        if spec.mode == "memory":
+            return torch.cat([self.box_head(self.backbone.conv5(feats[i : i + 1]), [boxes])
+                              for i, boxes in enumerate(rois.boxes)])
+        conv5 = self.backbone.conv5(feats)
+        features = self.box_head(conv5, rois.boxes)
+        if rois.sampled is None:
+            return features
+        return torch.cat([features, self.box_head(conv5[spec.key : spec.key + 1], [rois.sampled])])
 
-    def _propose(self, flow: _Pass) -> None:
-        """Proposals of every query frame (RPN losses of the key frame in training); the key frame keeps all its
-        proposals, each support frame its top ``support_proposals`` (DESIGN §2.2). In training the key frame's
-        sampled RoIs (ground truth included) are what the losses read: in place of its proposals without
-        instance fusion, and as extra queries that are never keys with it (the keys stay proposals, as at test
-        time)."""
-        proposals, flow.losses = self.rpn(flow.feats, flow.image_size, flow.key, flow.target)
-        flow.boxes = [boxes[: self.support_proposals] for boxes in proposals]
-        if flow.key is not None:
-            flow.boxes[flow.key] = proposals[flow.key]
-        if flow.target is not None:
-            sampled, *flow.samples = self.roi.select_training_samples(proposals[flow.key], flow.target)
-            if self.instance_fusions is None:
-                flow.boxes[flow.key] = sampled
-            else:
-                flow.sampled = sampled
+    def _shared_pairs(self, spec: PassSpec, rois: _RoIs) -> Optional[BoxPairs]:
+        """The geometric term of a test frame alone against a memory, shared by both instance fusions (their
+        keys have the same boxes); ``None`` where each fusion computes its own."""
+        fusion = self.instance_fusions[0]
+        if len(rois.boxes) != 1 or spec.memory is None or fusion.psi is None:
+            return None
+        boxes = torch.cat(rois.boxes)
+        return fusion.box_pairs(boxes, spec.memory.instances[0].key_boxes(boxes, spec.exclude), keep=True)
 
-    def _roi_features(self, flow: _Pass) -> None:
-        """fc6 features of every RoI. While building a support memory one frame at a time: conv5 maps and RoI
-        features of a long support set at once would be the peak memory of ``cached`` inference."""
-        if flow.record is None:
-            conv5 = self.backbone.conv5(flow.feats)
-            flow.features = self.box_head.fc6_features(conv5, flow.boxes)
-            if flow.sampled is not None:  # the sampled RoIs' rows last, after all keys
-                sampled = self.box_head.fc6_features(conv5[flow.key : flow.key + 1], [flow.sampled])
-                flow.features = torch.cat([flow.features, sampled])
-            return
-        flow.features = torch.cat([self.box_head.fc6_features(self.backbone.conv5(flow.feats[i : i + 1]), [boxes])
-                                   for i, boxes in enumerate(flow.boxes)])
-
-    def _fc7(self, flow: _Pass) -> None:
-        flow.features = self.box_head.fc7_features(flow.features)
-
-    def _fuse_instances(self, flow: _Pass, stage: int) -> None:
-        """Instance fusion ``stage`` (0: after fc6, 1: after fc7). The last stage enhances only the key frame's
-        instances; a test frame alone shares one geometric term between both stages (same boxes)."""
+    def _fuse_instances(self, stage: int, spec: PassSpec, rois: _RoIs, features: Tensor,
+                        contributed: Optional[SupportMemory]) -> Tensor:
+        """Instance fusion ``stage`` (0: after fc6, 1: after fc7) of ``features [m, D]``. The last stage enhances
+        only the key frame's instances (in training: the sampled RoIs). What the queries contribute as support
+        frames is added to ``contributed`` as this stage projects them."""
         fusion = self.instance_fusions[stage]
-        boxes = torch.cat(flow.boxes)
+        boxes = torch.cat(rois.boxes)
         last = stage == len(self.instance_fusions) - 1
-        if flow.record is not None:  # building a support memory: the last stage's keys are all it needs
-            flow.record.append(fusion.memory(flow.features, boxes, FrameRows.of_counts(map(len, flow.boxes))))
+        if spec.mode == "memory":  # building a support memory: the last stage's keys are all it needs
+            contributed.instances += (fusion.memory(features, boxes, FrameRows.of_counts(map(len, rois.boxes))),)
             if last:
-                return
-        memory = flow.memory.instances[stage] if flow.memory is not None else None
-        if len(flow.boxes) == 1 and memory is not None and fusion.psi is not None and flow.pairs is None:
-            flow.pairs = fusion.box_pairs(boxes, memory.key_boxes(boxes, flow.exclude), keep=True)
-        query = self._key_rows(flow) if last and (len(flow.boxes) > 1 or flow.sampled is not None) else None
+                return features
         own = None
-        if flow.own is not None:  # a test frame kept as a support frame: its top proposals, as projected here
-            own = fusion.memory(flow.features, boxes, FrameRows.of_counts([len(boxes)]))
-            flow.own.instances += (own.head(self.support_proposals),)
+        if spec.mode == "remember":  # a test frame kept as a support frame: its top proposals, as projected here
+            own = fusion.memory(features, boxes, FrameRows.of_counts([len(boxes)]))
+            contributed.instances += (own.head(self.support_proposals),)
+        query = self._key_rows(spec, rois) if last and (len(rois.boxes) > 1 or rois.sampled is not None) else None
         num_keys = None
-        if flow.sampled is not None:  # training: the sampled RoIs are queries after the keys, never keys
+        if rois.sampled is not None:  # training: the sampled RoIs are queries after the keys, never keys
             num_keys = len(boxes)
-            boxes = torch.cat([boxes, flow.sampled])
-        flow.features = fusion.fuse(flow.features, boxes, memory, flow.exclude, query, flow.pairs, own, num_keys)
+            boxes = torch.cat([boxes, rois.sampled])
+        memory = spec.memory.instances[stage] if spec.memory is not None else None
+        return fusion(features, boxes, memory, exclude=spec.exclude, query_index=query, pairs=rois.pairs, own=own,
+                      num_keys=num_keys)
 
     @staticmethod
-    def _key_rows(flow: _Pass) -> Tensor:
+    def _key_rows(spec: PassSpec, rois: _RoIs) -> Tensor:
         """Indices of the rows whose outputs the last stage keeps: the key frame's RoIs among all RoIs of the
         pass, or in training the sampled RoIs (the last rows)."""
-        if flow.sampled is not None:
-            start = sum(len(boxes) for boxes in flow.boxes)
-            return torch.arange(start, start + len(flow.sampled), device=flow.sampled.device)
-        start = sum(len(boxes) for boxes in flow.boxes[: flow.key])
-        return torch.arange(start, start + len(flow.boxes[flow.key]), device=flow.boxes[flow.key].device)
+        if rois.sampled is not None:
+            start = sum(len(boxes) for boxes in rois.boxes)
+            return torch.arange(start, start + len(rois.sampled), device=rois.sampled.device)
+        start = sum(len(boxes) for boxes in rois.boxes[: spec.key])
+        return torch.arange(start, start + len(rois.boxes[spec.key]), device=rois.boxes[spec.key].device)
 
-    def _detections(self, flow: _Pass) -> dict[str, Tensor]:
-        class_logits, box_deltas = self.box_head.predict(flow.features)
-        return self.roi.postprocess(class_logits, box_deltas, flow.boxes[flow.key], flow.image_size)
+    def _detections(self, state: PassState, image_size: tuple[int, int]) -> dict[str, Tensor]:
+        """The key frame's detections: ``boxes [N, 4]``, ``labels [N]``, ``scores [N]`` in input pixels."""
+        class_logits, box_deltas = self.box_head.predict(state.features)
+        return self.roi.postprocess(class_logits, box_deltas, state.key_boxes, image_size)
+
+
+def _non_empty(memory: Optional[SupportMemory]) -> Optional[SupportMemory]:
+    """``memory``, or ``None`` for a memory of no frames (a test frame without support frames)."""
+    return memory if memory is not None and memory.num_frames else None

@@ -3,8 +3,9 @@
 Both are residual attention blocks whose value projection (θ, γ) starts at zero, so a freshly built module is
 the identity and a freshly built DSFNet equals the single-frame baseline. Each owns the form of its *memory*:
 what a set of support frames contributes as keys and values (:class:`FrameMemory`, :class:`InstanceMemory`),
-projected once per video, so that every test frame only pays for its own queries. ``fuse(queries, memory,
-exclude=frame)`` attends over the memory without one of its frames and over the queries' own keys.
+projected once per video, so that every test frame only pays for its own queries. Calling a module,
+``fusion(queries, memory, exclude=frame)``, attends over the memory without one of its frames and over the
+queries' own keys (without a memory: among the queries alone).
 """
 
 from __future__ import annotations
@@ -205,22 +206,33 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
         keys, values = (torch.cat(parts) for parts in zip(*tokens))
         return FrameMemory(keys, values, FrameRows.of_counts([channels] * frames))
 
-    def fuse(self, query_feats: Tensor, memory: Optional[FrameMemory] = None,
-             exclude: Optional[int] = None, own: Optional[FrameMemory] = None) -> Tensor:
+    def forward(self, feats: Tensor, memory: Optional[FrameMemory] = None, *, exclude: Optional[int] = None,
+                own: Optional[FrameMemory] = None, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """Enhance query frames with attention over a memory's frames (but ``exclude``) and their own tokens.
 
         Args:
-            query_feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance; their own tokens are keys too.
-            memory: support frames' tokens from :meth:`memory` (``None``: the queries attend among themselves).
+            feats: ``[q, d, h, w]`` raw conv4 maps of the frames to enhance; their own tokens are keys too.
+            memory: support frames' tokens from :meth:`memory` (``None``: the frames attend among themselves).
             exclude: a memory frame to leave out (a test frame that is itself one of the memory's frames).
-            own: the queries' own tokens, ``memory(query_feats)``, when the caller keeps them (a test frame that
-                becomes a support frame of later ones): they are then projected once.
+            own: the frames' own tokens, ``memory(feats)``, when the caller keeps them (a test frame that becomes a
+                support frame of later ones): they are then projected once.
+            query_frames: indices of the frames of ``feats`` to enhance (sequence or 1-D tensor; keys and values
+                still come from all of them); ``None`` = all frames. Only ``len(query_frames)·d`` query tokens are
+                scored.
         Returns:
-            ``[q, d, h, w]``: ``F_c + S @ θ`` for the q·d query tokens (one softmax over all keys).
+            ``[q, d, h, w]`` (or ``[len(query_frames), d, h, w]`` in the order given): ``F_c + S @ θ`` for the
+            query tokens, one softmax over all keys.
         """
+        queries = feats if query_frames is None else feats[torch.as_tensor(query_frames, dtype=torch.long,
+                                                                            device=feats.device)]
+        return self._enhance(queries, self._key_blocks(feats, memory, exclude, own))
+
+    def _key_blocks(self, feats: Tensor, memory: Optional[FrameMemory], exclude: Optional[int],
+                    own: Optional[FrameMemory]) -> list[KeyBlock]:
+        """The keys and values of a :meth:`forward` call: the memory's frames (but ``exclude``), then the frames'
+        own tokens."""
         blocks = [] if memory is None else memory.blocks(exclude)
-        own_blocks = [self.keys_values(query_feats)] if own is None else [(own.keys, own.values)]
-        return self._enhance(query_feats, blocks + own_blocks)
+        return blocks + [self.keys_values(feats) if own is None else (own.keys, own.values)]
 
     def _queries(self, query_feats: Tensor) -> Tensor:
         """ϕ tokens ``[q·d, h·w]`` of the query frames ``[q, d, h, w]`` (normalised and) divided by sqrt(h·w) as
@@ -231,32 +243,20 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             queries = queries / math.sqrt(query_feats.shape[-2] * query_feats.shape[-1])
         return queries
 
-    def attention_weights(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
+    def attention_weights(self, feats: Tensor, memory: Optional[FrameMemory] = None, *,
+                          exclude: Optional[int] = None, own: Optional[FrameMemory] = None,
+                          query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
         """S of eq. 2 for the same inputs as :meth:`forward` (for inspecting a model; forward never builds it whole).
 
         Returns:
-            ``[q·d, n·d]``: row f·d + c is channel c of the f-th query frame, column g·d + c' channel c' of frame g;
-            rows sum to 1.
+            ``[q·d, k·d]``: row f·d + c is channel c of the f-th query frame; the columns are the keys in
+            :meth:`forward`'s order, the memory's frames (but ``exclude``) then ``feats``' frames, column g·d + c'
+            channel c' of the g-th of them; rows sum to 1.
         """
-        keys, _ = self.keys_values(feats)
+        keys = torch.cat([block_keys for block_keys, _ in self._key_blocks(feats, memory, exclude, own)])
         if query_frames is not None:
             feats = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
         return torch.softmax(_softmax_precision(self._queries(feats) @ keys.T), dim=-1)
-
-    def forward(self, feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
-        """Fuse a clip.
-
-        Args:
-            feats: ``[n, d, h, w]`` raw conv4 maps of the n frames; keys/values always come from all of them.
-            query_frames: indices of the frames to enhance (sequence or 1-D tensor); ``None`` = all frames.
-        Returns:
-            ``[n, d, h, w]``, or ``[len(query_frames), d, h, w]`` in the order given. Only
-            ``len(query_frames)·d × n·d`` logits are ever built for the latter.
-        """
-        queries = feats
-        if query_frames is not None:
-            queries = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
-        return self._enhance(queries, [self.keys_values(feats)])
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
@@ -383,10 +383,10 @@ class InstanceFusion(nn.Module):
         keys, values = self.project_keys(feats)
         return InstanceMemory(keys, values, boxes, rows)
 
-    def fuse(self, feats: Tensor, boxes: Tensor, memory: Optional[InstanceMemory] = None,
-             exclude: Optional[int] = None, query_index: Optional[Tensor] = None,
-             pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None,
-             num_keys: Optional[int] = None) -> Tensor:
+    def forward(self, feats: Tensor, boxes: Tensor, memory: Optional[InstanceMemory] = None, *,
+                exclude: Optional[int] = None, query_index: Optional[Tensor] = None,
+                pairs: Optional["BoxPairs"] = None, own: Optional[InstanceMemory] = None,
+                num_keys: Optional[int] = None) -> Tensor:
         """Enhance instances with attention over a memory's instances (but frame ``exclude``'s) and their own.
 
         Args:
@@ -493,10 +493,6 @@ class InstanceFusion(nn.Module):
         keys, _ = self.project_keys(key_feats)
         pairs = self.box_pairs(query_boxes, key_boxes) if self.psi is not None else None
         return torch.softmax(self._logits(query_feats, keys, pairs, slice(0, len(query_feats))), dim=-1)
-
-    def forward(self, feats: Tensor, boxes: Tensor, query_index: Optional[Tensor] = None) -> Tensor:
-        """Fuse instances among themselves: :meth:`fuse` without a memory (``[m, dim]``, or ``[q, dim]``)."""
-        return self.fuse(feats, boxes, query_index=query_index)
 
     def geometric_embedding(self, query_boxes: Tensor, key_boxes: Tensor) -> Tensor:
         """ϱ of eq. 7 for every (query, key) pair, written out directly: the readable form of what

@@ -15,8 +15,9 @@ FEATURE_STRIDE = 16
 class RoIBoxHead(nn.Module):
     """conv5 -> 1x1 reduction -> RoIAlign -> fc6 (fc7 and the predictor are applied by the detector).
 
-    The detector calls :meth:`fc6_features`, then the first instance fusion, :meth:`fc7_features`, the
-    second fusion and :meth:`predict`, so that the fusions sit between the fully connected layers (DESIGN §2).
+    The detector calls the module (fc6 features of RoIs, a module call so that forward hooks see the RoIs), then
+    the first instance fusion, :meth:`fc7_features`, the second fusion and :meth:`predict`, so that the fusions
+    sit between the fully connected layers (DESIGN §2).
     """
 
     def __init__(self, config: RoIHeadConfig, in_channels: int, num_classes: int):
@@ -33,7 +34,7 @@ class RoIBoxHead(nn.Module):
         nn.init.zeros_(self.cls_score.bias)
         nn.init.zeros_(self.bbox_pred.bias)
 
-    def fc6_features(self, conv5: Tensor, boxes: list[Tensor]) -> Tensor:
+    def forward(self, conv5: Tensor, boxes: list[Tensor]) -> Tensor:
         """conv5 ``[r, C5, h, w]`` and boxes ``[p_i, 4]`` per frame -> ``[sum p_i, representation_size]``."""
         reduced = F.relu(self.reduce(conv5))
         pooled = roi_align(reduced, boxes, self.pool_size, 1.0 / FEATURE_STRIDE, self.sampling_ratio)

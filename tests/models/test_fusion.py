@@ -164,7 +164,7 @@ def test_frame_fusion_query_frames_order_and_fuse_with_cached_keys():
         assert keys.shape == values.shape == (4 * 6, 5 * 3)
         picked = module(feats, query_frames=[3, 1])
         assert torch.allclose(picked, full[[3, 1]], rtol=0, atol=1e-12)
-        assert torch.allclose(module.fuse(feats[[3, 1]], module.memory(feats[[0, 2]])), picked, rtol=0, atol=1e-12)
+        assert torch.allclose(module(feats[[3, 1]], module.memory(feats[[0, 2]])), picked, rtol=0, atol=1e-12)
         for frames in ((3, 1), torch.tensor([3, 1])):
             assert torch.allclose(module(feats, query_frames=frames), picked, rtol=0, atol=1e-12)
         assert torch.allclose(module(feats, query_frames=range(1, 3)), full[1:3], rtol=0, atol=1e-12)
@@ -181,7 +181,7 @@ def test_normalized_tokens_make_the_attention_independent_of_the_feature_scale()
             module.phi.bias.zero_(), module.varphi.bias.zero_()  # biases do not scale with the features
             weights, scaled = module.attention_weights(feats), module.attention_weights(10 * feats)
             # the memory (cached) path normalises its keys the same way
-            assert torch.allclose(module.fuse(feats[[2]], module.memory(feats[[0, 1]])), module(feats, [2]),
+            assert torch.allclose(module(feats[[2]], module.memory(feats[[0, 1]])), module(feats, query_frames=[2]),
                                   rtol=0, atol=1e-12)
         if normalize:
             assert torch.allclose(weights, scaled, rtol=0, atol=1e-5)  # up to the 1e-6 inside the rms
@@ -343,7 +343,7 @@ def test_frame_fusion_records_entropy_and_logit_spread_in_training():
     module = randomise(FrameFusion(3, chunk_size=2).double(), seed=6, std=0.4)
     feats = torch.randn(3, 3, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     module.train()
-    module.fuse(feats[:1], module.memory(feats[1:]))
+    module(feats[:1], module.memory(feats[1:]))
     stats = module.pop_statistics()
     with torch.no_grad():
         weights = module.attention_weights(torch.cat([feats[1:], feats[:1]]), query_frames=[2])
@@ -484,11 +484,11 @@ def test_memory_without_a_frame_equals_fusion_without_that_frame():
     with torch.no_grad():
         memory = module.memory(feats[1:])  # support frames 1, 2, 3
         assert memory.keys.shape == memory.values.shape == (3 * 4, 3 * 5)
-        excluded = module.fuse(feats[:1], memory, exclude=1)  # frame 2 left out
+        excluded = module(feats[:1], memory, exclude=1)  # frame 2 left out
         expected = module(feats[[0, 1, 3]], query_frames=[0])
         # a memory of frames 1 and 3 alone gives the same bits: what makes cached equal exact
-        alone = module.fuse(feats[:1], module.memory(feats[[1, 3]]))
+        alone = module(feats[:1], module.memory(feats[[1, 3]]))
     assert torch.allclose(excluded, expected, rtol=0, atol=1e-12)
     assert torch.equal(excluded, alone)
     with pytest.raises(ValueError, match="support frame 3 is not in a memory of 3 frames"):
-        module.fuse(feats[:1], memory, exclude=3)
+        module(feats[:1], memory, exclude=3)

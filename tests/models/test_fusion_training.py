@@ -10,24 +10,22 @@ import torch
 
 from dsfnet.config import VARIANTS
 from dsfnet.models.build import build_model
-from dsfnet.models.fusion import InstanceFusion
 
 from tests.models.test_detector import _model, _randomise_fusion_outputs, _scene
 
 
-def _record_fuse_calls(monkeypatch) -> list[dict]:
-    """Every InstanceFusion.fuse call's key boxes (the first ``num_keys`` rows) and query boxes."""
+def _record_fuse_calls(model) -> list[dict]:
+    """Every instance fusion call's key boxes (the first ``num_keys`` rows) and query boxes (forward hooks)."""
     calls = []
-    original = InstanceFusion.fuse
 
-    def recording(self, feats, boxes, memory=None, exclude=None, query_index=None, pairs=None, own=None,
-                  num_keys=None):
+    def recording(module, args, kwargs, output):
+        boxes, num_keys, query_index = args[1], kwargs.get("num_keys"), kwargs.get("query_index")
         keys = boxes if num_keys is None else boxes[:num_keys]
         queries = boxes if query_index is None else boxes[query_index]
         calls.append({"keys": keys.detach().clone(), "queries": queries.detach().clone()})
-        return original(self, feats, boxes, memory, exclude, query_index, pairs, own, num_keys)
 
-    monkeypatch.setattr(InstanceFusion, "fuse", recording)
+    for fusion in model.instance_fusions:
+        fusion.register_forward_hook(recording, with_kwargs=True)
     return calls
 
 
@@ -36,11 +34,11 @@ def _contains_row(boxes: torch.Tensor, row: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize("variant", ["instance", "dsfnet"])
-def test_no_ground_truth_box_is_an_attention_key_in_training(tiny_config, variant, monkeypatch):
+def test_no_ground_truth_box_is_an_attention_key_in_training(tiny_config, variant):
     """Keys are the RPN proposals of every frame, as at test time; the key frame's sampled RoIs, ground truth
     included, are queries whose losses are taken, never keys (the paper; SELSA; DESIGN §2.2)."""
     model = _model(tiny_config, variant).train()
-    calls = _record_fuse_calls(monkeypatch)
+    calls = _record_fuse_calls(model)
     clip, target = _scene()
     target["boxes"] = torch.tensor([[30.25, 20.5, 73.75, 59.25]])  # off the pixel grid: no proposal equals it
     model(clip, target)
@@ -56,12 +54,12 @@ def test_no_ground_truth_box_is_an_attention_key_in_training(tiny_config, varian
     assert len(calls[0]["queries"]) == len(calls[0]["keys"]) + len(sampled)  # stage 1 also enhances the keys
 
 
-def test_the_keys_in_training_are_what_exact_inference_uses(tiny_config, monkeypatch):
+def test_the_keys_in_training_are_what_exact_inference_uses(tiny_config):
     """The same clip gives the same key boxes in training as in ``exact`` inference (same weights, same RPN)."""
     model = _model(tiny_config, "instance")
     _randomise_fusion_outputs(model)
     clip, target = _scene()
-    calls = _record_fuse_calls(monkeypatch)
+    calls = _record_fuse_calls(model)
     model.eval()
     with torch.no_grad():
         model(clip)

@@ -72,7 +72,7 @@ def _train_pass(model, autocast: bool) -> dict:
     """One training forward; returns what the box pipeline produced."""
     proposals = Recorder(model.rpn, "filter_proposals")
     sampled = Recorder(model.roi, "select_training_samples")
-    pooled = Recorder(model.box_head, "fc6_features", arguments=True)
+    pooled = Recorder(model.box_head, "forward", arguments=True)
     clip, target = _clip_and_target()
     torch.manual_seed(5)  # same RPN / RoI sampling draws in both passes
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):

@@ -1,0 +1,49 @@
+"""The detector's losses, gradients, attention statistics and detections are those recorded in
+``data/detector_outputs.pt`` bit for bit (see ``detector_outputs.py``: a refactoring must not change them)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dsfnet.config import VARIANTS
+from tests.models.detector_outputs import RECORDED, build, inference, training_step
+
+
+def _assert_identical(actual, expected, where: str) -> None:
+    """The same nested dicts / lists of tensors and floats, every number bit for bit."""
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), where
+        for key in expected:
+            _assert_identical(actual[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected), where
+        for index, (a, e) in enumerate(zip(actual, expected)):
+            _assert_identical(a, e, f"{where}[{index}]")
+    elif isinstance(expected, torch.Tensor):
+        assert actual.dtype == expected.dtype and torch.equal(actual, expected), where
+    else:
+        assert actual == expected, where
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict:
+    return torch.load(RECORDED)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_step_is_unchanged(recorded, variant):
+    _assert_identical(training_step(build(variant)), recorded[variant]["train"], f"{variant}.train")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_inference_is_unchanged(recorded, variant):
+    _assert_identical(inference(build(variant)), recorded[variant]["inference"], f"{variant}.inference")
+
+
+def test_a_changed_weight_is_detected(recorded):
+    model = build("dsfnet")
+    with torch.no_grad():
+        model.instance_fusions[1].gamma.bias[0] += 1e-3
+    with pytest.raises(AssertionError):
+        _assert_identical(inference(model), recorded["dsfnet"]["inference"], "dsfnet.inference")
