@@ -232,9 +232,9 @@ def checkpoint_path(spec: str | os.PathLike) -> Path:
         return Path(spec)
     name = spec.removeprefix("bundled:")
     if name not in BUNDLED_CHECKPOINTS:
-        raise ValueError(f"train.init_from: unknown bundled checkpoint {name!r} (known: "
+        raise InputError(f"train.init_from: unknown bundled checkpoint {name!r} (known: "
                          f"{', '.join('bundled:' + known for known in BUNDLED_CHECKPOINTS)})")
-    return Path(dsfnet.__file__).resolve().parent / "assets" / BUNDLED_CHECKPOINTS[name]
+    return Path(__file__).resolve().parents[1] / "assets" / BUNDLED_CHECKPOINTS[name]
 
 
 def initialise_from(model: torch.nn.Module, path: str | os.PathLike,
