@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +17,11 @@ from dsfnet.engine.signals import TrainingStopped
 from dsfnet.engine.trainer import train
 from dsfnet.models.build import build_model
 
-from conftest import TINY_CONFIG
 from engine.enginehelpers import FakeClips, collate
 
 BUNDLED = "dsfnet/assets/synth_light_dsfnet.pt"
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 
 
 def bundled_model(num_classes: int = 30):
@@ -69,7 +71,7 @@ class StopAt(Hook):
 
 @pytest.mark.parametrize("stop", [None, 2])
 def test_curves_png_is_written_at_the_end_and_after_sigterm(tmp_path, stop):
-    config = load_config(TINY_CONFIG, ["train.iterations=4", "train.log_interval=1", "model.num_classes=3"])
+    config = load_config(TINY, ["train.iterations=4", "train.log_interval=1", "model.num_classes=3"])
     hooks = [StopAt(stop)] if stop else []
     if stop:
         with pytest.raises(TrainingStopped):
