@@ -18,6 +18,7 @@ class                 also a              raised when
 ``InputChanged``      ``RuntimeError``    an input read a second time gave other frames (changed or decodes unstably)
 ``StreamStalled``     ``RuntimeError``    a live stream delivered no frame within its timeout
 ``RunFolderInUse``    ``RuntimeError``    another process holds a training run folder's lock
+``TrainingDiverged``  ``RuntimeError``    the training loss became NaN / infinite (lower the lr, warm up, clip)
 ====================  ==================  ========================================================================
 """
 
@@ -71,6 +72,10 @@ class StreamStalled(DsfnetError, RuntimeError):
 
 class RunFolderInUse(DsfnetError, RuntimeError):
     """Another process holds the run folder's lock."""
+
+
+class TrainingDiverged(DsfnetError, RuntimeError):
+    """The training loss is no longer finite: a setting to change (learning rate, warm-up, clipping), not a bug."""
 
 
 class WriteError(DsfnetError, OSError):

@@ -45,6 +45,7 @@ from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
 from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
+from dsfnet.errors import InputError, InputNotFound, OutputExists, TrainingDiverged
 from dsfnet.jsonable import changed_settings
 from dsfnet.models.backbone import check_trainable_from
 from dsfnet.models.build import build_model
@@ -72,7 +73,7 @@ def build_train_dataset(config: Config) -> tuple[Dataset, Callable]:
     dataset = TrainClipDataset(training_splits(config.data), config.data.num_support, transform, config.train.seed,
                                skip_bad=config.data.skip_bad_samples, augment=augment)
     if len(dataset) == 0:
-        raise ValueError(f"no training key frames in {', '.join(config.data.train_splits)} of {config.data.root}")
+        raise InputError(f"no training key frames in {', '.join(config.data.train_splits)} of {config.data.root}")
     return dataset, collate_clips
 
 
@@ -87,7 +88,7 @@ def batch_stream(dataset: Dataset, collate_fn: Callable, batch_size: int, start:
     per_rank = math.ceil(len(dataset) / context.world_size)
     per_epoch = per_rank // batch_size
     if per_epoch == 0:
-        raise ValueError(f"the training set has {len(dataset)} clips: too few for {context.world_size} processes "
+        raise InputError(f"the training set has {len(dataset)} clips: too few for {context.world_size} processes "
                          f"x {batch_size} clips per step")
     epoch, offset = divmod(start, per_epoch)
     while True:
@@ -116,10 +117,10 @@ def check_run_dir(out_dir: Path, resume: bool) -> Optional[Path]:
     existing = [name for name in CHECKPOINT_NAMES if (out_dir / name).exists()]
     if resume:
         if not (out_dir / "last.pth").is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from ({out_dir / 'last.pth'} not found)")
+            raise InputNotFound(f"--resume: no checkpoint to resume from ({out_dir / 'last.pth'} not found)")
         return out_dir / "last.pth"
     if existing:
-        raise FileExistsError(f"run directory {out_dir} already holds checkpoints ({', '.join(existing)}): pass "
+        raise OutputExists(f"run directory {out_dir} already holds checkpoints ({', '.join(existing)}): pass "
                               "--resume to continue that run, or choose another --out")
     return None
 
@@ -320,7 +321,7 @@ class Trainer:
                 _, losses = self.net(clips, targets)
                 loss = sum(losses.values())
             if not torch.isfinite(loss):
-                raise RuntimeError(f"loss is {loss.item()} at iteration {self.iteration} (rank {context.rank}): "
+                raise TrainingDiverged(f"loss is {loss.item()} at iteration {self.iteration} (rank {context.rank}): "
                                    "lower train.lr, add train.warmup_iterations or set train.clip_grad_norm")
             (loss / tc.accumulation_steps).backward()
             for name, value in [("loss", loss), *losses.items()]:
