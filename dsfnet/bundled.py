@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dsfnet.errors import InputError
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED = {
     "light": {"baseline": ASSETS / "synth_light_baseline.pt", "dsfnet": ASSETS / "synth_light_dsfnet.pt"},
@@ -25,7 +27,7 @@ def bundled_checkpoint(variant: str = "dsfnet", backbone: str = DEFAULT_BACKBONE
         backbone: ``"light"`` (EfficientNet-Lite0, the default) or ``"tiny"`` (a tiny ResNet).
     """
     if backbone not in BUNDLED:
-        raise ValueError(f"unknown bundled backbone {backbone!r}; choose one of {', '.join(BUNDLED)}")
+        raise InputError(f"unknown bundled backbone {backbone!r}; choose one of {', '.join(BUNDLED)}")
     if variant not in BUNDLED[backbone]:
-        raise ValueError(f"no bundled {variant!r} checkpoint; choose one of {', '.join(BUNDLED[backbone])}")
+        raise InputError(f"no bundled {variant!r} checkpoint; choose one of {', '.join(BUNDLED[backbone])}")
     return BUNDLED[backbone][variant]

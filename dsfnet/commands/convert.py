@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
-        raise ValueError(f"--out {args.out} is a folder: give the JSON file to write, e.g. {out / 'val.json'}")
+        raise InputError(f"--out {args.out} is a folder: give the JSON file to write, e.g. {out / 'val.json'}")
     if args.split is not None or args.format == "vid":
         return _convert_vid(args)
     from dsfnet.data.importers import read_annotations

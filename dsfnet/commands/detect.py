@@ -208,11 +208,11 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
 
     with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context:
         predictor = _predictor(args, context.device)
-        post = postprocess_params(args)  # every option that changes the outputs: a resume cannot mix them
+        post = chosen_post(args)  # every option that changes the outputs: a resume cannot mix them
         identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
                     "score_thr": args.score_thr, "classes": args.classes, "video": not args.no_video,
                     "fps": args.fps, "post": args.post,
-                    **(flatten({"seqnms": dataclasses.asdict(post)}) if post is not None else {}),
+                    **(flatten({post.name: dataclasses.asdict(post.settings)}) if post is not None else {}),
                     "inputs": [[item.source, item.name] for item in inputs]}
         bars = not args.no_progress and context.world_size == 1  # one process: a bar per input too
         run_batch(inputs, Path(args.out),

@@ -84,7 +84,8 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     if gt_json is not None:
         if not Path(gt_json).is_file():
             raise InputNotFound(f"ground-truth JSON not found: {gt_json}")
-        return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val")
+        return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val",
+                          check_frames=False)
     if not Path(data).is_dir():
         raise InputNotFound(f"dataset root not found: {data}")
     return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")
@@ -143,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
     if args.detections is not None:
         if args.opts:
-            raise ValueError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
+            raise InputError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
         return _run_detection_file(args)
     if args.weights is None:
         raise InputError("evaluating a model needs --weights CKPT")

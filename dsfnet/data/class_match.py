@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from dsfnet.data.records import DatasetRecord
+from dsfnet.errors import InputError, InputNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ def match_classes(dataset: DatasetRecord, class_names: Sequence[str], *, source:
     names = tuple(class_names)
     unknown = [name for name in dataset.class_names if name not in names]
     if unknown:
-        raise ValueError(f"{source}: category {unknown[0]!r} is not in data.class_names ({', '.join(names)}); "
+        raise InputError(f"{source}: category {unknown[0]!r} is not in data.class_names ({', '.join(names)}); "
                          "add it there or rename it in the data")
     absent = [name for name in names if name not in dataset.class_names]
     if absent and training:
-        raise ValueError(f"{source}: has no category {absent[0]!r} of data.class_names (its categories: "
+        raise InputError(f"{source}: has no category {absent[0]!r} of data.class_names (its categories: "
                          f"{', '.join(dataset.class_names)}); remove it from data.class_names")
     if absent:
         logger.warning("%s: no category %s of data.class_names: their AP is not defined", source,
@@ -56,6 +57,6 @@ def check_frame_files(dataset: DatasetRecord, source: str) -> None:
     paths = [frame.image_path for frame in dataset.frames()]
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(f"{source}: frame file not found: {missing[0]} ({len(missing)} of {len(paths)} "
+        raise InputNotFound(f"{source}: frame file not found: {missing[0]} ({len(missing)} of {len(paths)} "
                                 "frame files missing; file_name is relative to the JSON's folder, or to "
                                 "data.root when set)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dsfnet.config import DataConfig
-from dsfnet.data.class_match import check_frame_files, match_classes
+from dsfnet.data.class_match import match_classes
 from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.vid import read_vid_split
@@ -65,7 +65,7 @@ class VidReader(DatasetReader):
 class CocoVidReader(DatasetReader):
     """An mmtracking CocoVID JSON file: ``"val"`` is ``data.val_json``, ``"train"`` ``data.train_json`` (images
     below ``data.root``, or the JSON's own folder when it is None); categories matched to ``data.class_names`` by
-    name, frame files checked to exist."""
+    name (``dsfnet.data.split.read_split`` checks the frame files)."""
 
     def read_split(self, data: DataConfig, which: str) -> DatasetRecord:
         if which not in ("val", "train"):
@@ -81,5 +81,4 @@ class CocoVidReader(DatasetReader):
         if data.class_names is not None:
             dataset = match_classes(dataset, data.class_names, source=f"{json_path} ({key})",
                                     training=which == "train")
-        check_frame_files(dataset, f"{json_path} ({key})")
         return dataset

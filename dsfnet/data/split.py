@@ -9,17 +9,24 @@ or class list fails before a model is built.
 from __future__ import annotations
 
 from dsfnet.config import DataConfig
+from dsfnet.data.class_match import check_frame_files
 from dsfnet.data.records import DatasetRecord
 from dsfnet.registry import DATASET_READERS
 
-def read_split(data: DataConfig, which: str) -> DatasetRecord:
+def read_split(data: DataConfig, which: str, *, check_frames: bool = True) -> DatasetRecord:
     """One split of the dataset that ``data`` describes.
 
     Args:
         which: ``"val"`` (``data.val_split`` / ``data.val_json``), ``"train"`` (the first of
             ``data.train_splits`` / ``data.train_json``) or, for ``vid``, any ``ImageSets`` file name.
+        check_frames: check that every frame file exists (one line naming the first missing one), so that a
+            wrong path fails before a model is built; off where only the annotations are read (scoring a
+            detection file).
     """
-    return DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
+    dataset = DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
+    if check_frames and data.format == "cocovid":
+        check_frame_files(dataset, f"{data.val_json if which == 'val' else data.train_json} (data.{which}_json)")
+    return dataset
 
 
 def training_splits(data: DataConfig) -> list[DatasetRecord]:

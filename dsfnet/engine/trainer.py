@@ -156,7 +156,7 @@ def train(
         hooks: more :class:`~dsfnet.engine.hooks.Hook` s, called after the built-in ones at every step.
     """
     if config.train.eval_interval > 0 and evaluation is None:
-        raise ValueError("train.eval_interval > 0 needs an evaluation: pass evaluation="
+        raise InputError("train.eval_interval > 0 needs an evaluation: pass evaluation="
                          "dsfnet.inference.evaluate.periodic_validation(config), or set train.eval_interval=0")
     deterministic = (torch.are_deterministic_algorithms_enabled(),
                      torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from dsfnet.config import BackboneConfig
+from dsfnet.errors import InputError, InputNotFound
 
 PREFIX = "timm:"
 #: ``model.backbone.weights`` value for timm's own download (needs internet access)
@@ -86,7 +87,7 @@ def build_timm_backbone(config: BackboneConfig) -> TimmBackbone:
     name = model_name(config)
     _check_known(timm, name, config.name)
     if config.norm == "group_norm":
-        raise ValueError(f"model.backbone.norm=group_norm: timm backbones keep their own norm layers ({config.name});"
+        raise InputError(f"model.backbone.norm=group_norm: timm backbones keep their own norm layers ({config.name});"
                          " set model.backbone.norm to frozen_bn or batch_norm")
     net = _create(timm, name, config.name, pretrained_state=None)  # checks output stride 16 before any loading
     if config.weights is not None:
@@ -111,7 +112,7 @@ def _import_timm(backbone: str) -> Any:
 def _check_known(timm: Any, name: str, backbone: str) -> None:
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        raise ValueError(f"model.backbone.name={backbone}: timm has no model '{name}'"
+        raise InputError(f"model.backbone.name={backbone}: timm has no model '{name}'"
                          + (f" (did you mean {', '.join(close)}?)" if close else ""))
 
 
@@ -131,7 +132,7 @@ def _create(timm: Any, name: str, backbone: str, pretrained_state: Optional[str 
         if pretrained_state is not None:
             raise
         # timm's own words: "unexpected keyword argument 'output_stride'", "only output_stride==32 is valid", ...
-        raise ValueError(f"model.backbone.name={backbone}: timm model '{name}' cannot run at output stride 16 "
+        raise InputError(f"model.backbone.name={backbone}: timm model '{name}' cannot run at output stride 16 "
                          f"({_first_line(error)})") from None
 
 
@@ -155,11 +156,11 @@ def _pretrained_state(timm: Any, config: BackboneConfig) -> str | dict:
         _check_reachable(timm, model_name(config), config.name)
         return DOWNLOAD
     if weights == "torchvision":
-        raise ValueError(f"model.backbone.weights=torchvision is for the torchvision ResNets; {config.name} takes a "
+        raise InputError(f"model.backbone.weights=torchvision is for the torchvision ResNets; {config.name} takes a "
                          f"state dict file, or weights={DOWNLOAD} to download timm's")
     if weights == PACKAGE_WEIGHTS:
         if model_name(config) != PACKAGE_MODEL:
-            raise ValueError(f"model.backbone.weights={PACKAGE_WEIGHTS} holds {PACKAGE_MODEL}'s weights, not "
+            raise InputError(f"model.backbone.weights={PACKAGE_WEIGHTS} holds {PACKAGE_MODEL}'s weights, not "
                              f"{model_name(config)}'s")
         return package_state_dict(timm)
     return _file_state(Path(weights), timm, model_name(config))
@@ -198,11 +199,11 @@ def rename_by_position(state: dict, reference: dict, what: str) -> dict:
         ValueError: naming ``what``, when the counts or a shape differ.
     """
     if len(state) != len(reference):
-        raise ValueError(f"{what} has {len(state)} tensors, expected {len(reference)}")
+        raise InputError(f"{what} has {len(state)} tensors, expected {len(reference)}")
     renamed = {}
     for (key, value), (new_key, expected) in zip(state.items(), reference.items()):
         if value.shape != expected.shape:
-            raise ValueError(f"{what}: tensor '{key}' has shape {tuple(value.shape)}, expected "
+            raise InputError(f"{what}: tensor '{key}' has shape {tuple(value.shape)}, expected "
                              f"{tuple(expected.shape)} for '{new_key}'")
         renamed[new_key] = value
     return renamed
@@ -211,7 +212,7 @@ def rename_by_position(state: dict, reference: dict, what: str) -> dict:
 def _read_state(path: Path) -> dict:
     """The state dict in a ``.safetensors`` or torch file (unwrapped from ``state_dict`` / ``model``)."""
     if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+        raise InputNotFound(f"backbone weights file not found: {path}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -219,13 +220,13 @@ def _read_state(path: Path) -> dict:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch and safetensors raise several types for corrupt / foreign files
-        raise ValueError(f"backbone weights file {path} could not be read as a state dict ({_first_line(error)})"
+        raise InputError(f"backbone weights file {path} could not be read as a state dict ({_first_line(error)})"
                          ) from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"backbone weights file {path} does not hold a state dict of tensors")
+        raise InputError(f"backbone weights file {path} does not hold a state dict of tensors")
     return state
 
 
@@ -238,7 +239,7 @@ def _file_state(path: Path, timm: Any, name: str) -> dict:
     unexpected = [k for k in state if k not in expected]
     wrong = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     if missing or unexpected or wrong:
-        raise ValueError(f"backbone weights file {path} does not match timm model '{name}': {len(missing)} missing "
+        raise InputError(f"backbone weights file {path} does not match timm model '{name}': {len(missing)} missing "
                          f"keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
                          f"{len(wrong)} of another shape (e.g. {wrong[:2]})")
     return state
@@ -260,7 +261,7 @@ def _parts(net: nn.Module, backbone: str) -> list[tuple[str, nn.Module]]:
     if isinstance(net, (EfficientNetFeatures, MobileNetV3Features)):  # stem (conv, norm, act), then stages
         stem = [(name, getattr(net, name)) for name in ("conv_stem", "bn1", "act1") if hasattr(net, name)]
         return stem + [(f"blocks_{i}", stage) for i, stage in enumerate(net.blocks)]
-    raise ValueError(f"model.backbone.name={backbone}: timm extracts its features with {type(net).__name__}, "
+    raise InputError(f"model.backbone.name={backbone}: timm extracts its features with {type(net).__name__}, "
                      "which cannot be split into conv4 / conv5")
 
 
@@ -269,7 +270,7 @@ def _split(net: nn.Module, backbone: str) -> TimmBackbone:
     info = net.feature_info
     reductions, names = info.reduction(), [n.replace(".", "_") for n in info.module_name()]
     if len(reductions) < 2 or reductions[-2:] != [OUTPUT_STRIDE, OUTPUT_STRIDE]:
-        raise ValueError(f"model.backbone.name={backbone}: its last two stages run at strides {reductions[-2:]}, "
+        raise InputError(f"model.backbone.name={backbone}: its last two stages run at strides {reductions[-2:]}, "
                          f"not at output stride 16")
     parts = _parts(net, backbone)
     positions = {name: i for i, (name, _) in enumerate(parts)}
@@ -316,7 +317,7 @@ def _check_stride(backbone: TimmBackbone, name: str) -> None:
     side = _PROBE_SIZE // OUTPUT_STRIDE
     expected = [(1, backbone.conv4_channels, side, side), (1, backbone.conv5_channels, side, side)]
     if [tuple(conv4.shape), tuple(conv5.shape)] != expected:
-        raise ValueError(f"model.backbone.name={name}: conv4 / conv5 maps {tuple(conv4.shape)} / "
+        raise InputError(f"model.backbone.name={name}: conv4 / conv5 maps {tuple(conv4.shape)} / "
                          f"{tuple(conv5.shape)} from a {_PROBE_SIZE}x{_PROBE_SIZE} frame, expected {expected}")
 
 

@@ -74,8 +74,7 @@ def test_an_input_error_is_one_line_and_exit_2_in_a_real_process(checkpoint, tmp
     (lambda d, v, c: [str(v), "--weights", str(d)], "is a folder"),
     (lambda d, v, c: [str(v), "--weights", str(c), "--score-thr", "2"], "--score-thr must be in [0, 1]"),
     (lambda d, v, c: [str(v), "--weights", str(c), "--classes", "unicorn"], "unknown class name"),
-    (lambda d, v, c: [str(v), "--weights", str(c), "--post", "seqnms", "--seqnms-rescore", "max", "--n", "0"],
-     "must be >= 1"),
+    # --n 0 is refused when the command line is parsed (tests/inference/test_option_refusals.py)
 ])
 def test_documented_input_errors_stay_one_line(cli, checkpoint, video, tmp_path, capsys, make_argv, needle):
     code = cli(["detect", *make_argv(tmp_path, video, checkpoint), "--out", str(tmp_path / "out"), "--no-progress"])

@@ -24,6 +24,7 @@ from dsfnet.data.importers.annotations import ImportedVideo
 from dsfnet.data.importers.coco import read_coco
 from dsfnet.data.importers.cvat import read_cvat
 from dsfnet.data.importers.mot import read_mot
+from dsfnet.errors import InputError, InputNotFound
 
 #: format name -> reader of one annotation file (``media``: the ``--media`` path, or ``None``)
 IMPORTERS: dict[str, Callable[[Path, Optional[Path]], list[ImportedVideo]]] = {
@@ -51,7 +52,7 @@ def format_of(path: Path, fmt: Optional[str]) -> str:
     if fmt is not None:
         return fmt
     if path.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"{path}: cannot tell the annotation format from the suffix; give --format "
+        raise InputError(f"{path}: cannot tell the annotation format from the suffix; give --format "
                          f"({', '.join(IMPORTERS)})")
     return SUFFIXES[path.suffix.lower()]
 
@@ -60,10 +61,10 @@ def read_annotations(paths: Sequence[Path], fmt: Optional[str] = None,
                      media: Optional[Path] = None) -> list[ImportedVideo]:
     """Every video of the annotation files ``paths`` (``fmt``: one of :data:`IMPORTERS`, or by suffix)."""
     if media is not None and len(paths) > 1 and not media.is_dir():
-        raise ValueError(f"--media {media}: with several annotation files give a folder holding their media")
+        raise InputError(f"--media {media}: with several annotation files give a folder holding their media")
     videos = []
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"annotation file not found: {path}")
+            raise InputNotFound(f"annotation file not found: {path}")
         videos.extend(IMPORTERS[format_of(path, fmt)](path, media))
     return videos

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from dsfnet.errors import InputError
+
 
 @dataclass(frozen=True)
 class ImportedBox:
@@ -67,10 +69,10 @@ def checked_box(values: tuple[float, float, float, float], where: str) -> tuple[
     """``values`` as a box, or a one-line ``ValueError`` naming ``where``: non-finite coordinates or a negative
     width / height."""
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{where}: box coordinates must be finite numbers, got {list(values)}")
+        raise InputError(f"{where}: box coordinates must be finite numbers, got {list(values)}")
     x1, y1, x2, y2 = values
     if x2 < x1 or y2 < y1:
-        raise ValueError(f"{where}: negative box size (width {x2 - x1:g}, height {y2 - y1:g})")
+        raise InputError(f"{where}: negative box size (width {x2 - x1:g}, height {y2 - y1:g})")
     return values
 
 
@@ -79,5 +81,5 @@ def number(text: Optional[str], where: str, what: str, kind: type = float) -> fl
     try:
         return kind(text)
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: {what} must be {'an integer' if kind is int else 'a number'}, "
+        raise InputError(f"{where}: {what} must be {'an integer' if kind is int else 'a number'}, "
                          f"got {text!r}") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.errors import InputError
 from dsfnet.inference.video_io import natural_key
 
 
@@ -25,9 +26,9 @@ def read_coco(path: Path, media: Optional[Path] = None) -> list[ImportedVideo]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         line = getattr(error, "lineno", None)
-        raise ValueError(f"{path}{f':{line}' if line else ''}: not valid JSON ({error})") from None
+        raise InputError(f"{path}{f':{line}' if line else ''}: not valid JSON ({error})") from None
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
-        raise ValueError(f"{path}: expected a COCO JSON object with 'images', 'annotations' and 'categories'")
+        raise InputError(f"{path}: expected a COCO JSON object with 'images', 'annotations' and 'categories'")
     categories = {c.get("id"): str(c.get("name")) for c in document.get("categories", [])}
     root = media if media is not None else path.parent
     groups = _groups(document, path)
@@ -47,7 +48,7 @@ def read_coco(path: Path, media: Optional[Path] = None) -> list[ImportedVideo]:
                   number(first.get("height"), f"{path}: image {first.get('id')}", "height", int))))
     if by_image:
         image_id = next(iter(by_image))
-        raise ValueError(f"{path}: annotation {by_image[image_id][0][1].get('id')} refers to unknown image_id "
+        raise InputError(f"{path}: annotation {by_image[image_id][0][1].get('id')} refers to unknown image_id "
                          f"{image_id}")
     return videos
 
@@ -58,7 +59,7 @@ def _groups(document: dict, path: Path) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for image in document["images"]:
         if not isinstance(image, dict) or "file_name" not in image or "id" not in image:
-            raise ValueError(f"{path}: image {image.get('id') if isinstance(image, dict) else image!r} needs "
+            raise InputError(f"{path}: image {image.get('id') if isinstance(image, dict) else image!r} needs "
                              "'id' and 'file_name'")
         folder = Path(str(image["file_name"])).parent
         name = video_names.get(image.get("video_id")) or (folder.name if folder.name else path.stem)
@@ -71,10 +72,10 @@ def _box(ann: dict, frame: int, categories: dict, where: str) -> Optional[Import
     if ann.get("iscrowd"):
         return None
     if ann.get("category_id") not in categories:
-        raise ValueError(f"{where}: unknown category_id {ann.get('category_id')!r}")
+        raise InputError(f"{where}: unknown category_id {ann.get('category_id')!r}")
     bbox = ann.get("bbox")
     if not isinstance(bbox, list) or len(bbox) != 4:
-        raise ValueError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
+        raise InputError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
     x, y, w, h = (number(value, where, "a bbox value") for value in bbox)
     track = ann.get("track_id", ann.get("instance_id", (ann.get("attributes") or {}).get("track_id", ann.get("id"))))
     return ImportedBox(frame, number(track, where, "the track id", int), categories[ann["category_id"]],

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.errors import InputError
 
 #: CVAT shapes other than boxes, which a detector cannot train on
 _OTHER_SHAPES = ("polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton")
@@ -38,11 +39,11 @@ def read_cvat(path: Path) -> list[ImportedVideo]:
         root = ET.parse(path).getroot()
     except ET.ParseError as error:
         line, column = error.position
-        raise ValueError(f"{path}:{line}: malformed XML ({str(error).split(':')[0]}, column {column})") from None
+        raise InputError(f"{path}:{line}: malformed XML ({str(error).split(':')[0]}, column {column})") from None
     if root.tag != "annotations":
-        raise ValueError(f"{path}: not a CVAT export (root element <{root.tag}>, expected <annotations>)")
+        raise InputError(f"{path}: not a CVAT export (root element <{root.tag}>, expected <annotations>)")
     if root.find("image") is not None:
-        raise ValueError(f"{path}: <image> elements: this is 'CVAT for images'; export the task as "
+        raise InputError(f"{path}: <image> elements: this is 'CVAT for images'; export the task as "
                          "'CVAT for video 1.1'")
     meta = root.find("meta/task")
     meta = meta if meta is not None else root.find("meta/job")
@@ -98,10 +99,10 @@ def _track_boxes(track: ET.Element, path: Path, last: int) -> list[ImportedBox]:
     track_id = number(track.get("id"), here, "the track id", int)
     label = track.get("label")
     if not label:
-        raise ValueError(f"{here} has no label")
+        raise InputError(f"{here} has no label")
     shapes = [child.tag for child in track if child.tag in _OTHER_SHAPES]
     if shapes:
-        raise ValueError(f"{here}: <{shapes[0]}> shapes are not boxes; dsfnet trains on <box> tracks only")
+        raise InputError(f"{here}: <{shapes[0]}> shapes are not boxes; dsfnet trains on <box> tracks only")
     keys = sorted((_key_box(element, here, last) for element in track.iter("box")), key=lambda key: key[0])
     boxes = []
     for (frame, outside, occluded, box, where), following in zip(keys, keys[1:] + [None]):
@@ -109,7 +110,7 @@ def _track_boxes(track: ET.Element, path: Path, last: int) -> list[ImportedBox]:
             continue
         end = following[0] if following is not None else last + 1
         if following is not None and following[0] == frame:
-            raise ValueError(f"{where}: the track has two boxes in frame {frame}")
+            raise InputError(f"{where}: the track has two boxes in frame {frame}")
         for f in range(frame, end):
             t = (f - frame) / (end - frame)
             # CVAT interpolates linearly towards the next box unless that one ends the object (outside)
@@ -124,9 +125,9 @@ def _key_box(element: ET.Element, here: str, last: int) -> tuple:
     where = f"{here} <box frame={element.get('frame')}>"
     frame = number(element.get("frame"), where, "frame", int)
     if not 0 <= frame <= last:
-        raise ValueError(f"{where}: frame outside the task's frames 0..{last}")
+        raise InputError(f"{where}: frame outside the task's frames 0..{last}")
     box = checked_box(tuple(number(element.get(key), where, key) for key in ("xtl", "ytl", "xbr", "ybr")), where)
     flags = [element.get(key, "0") for key in ("outside", "occluded")]
     if any(flag not in ("0", "1") for flag in flags):
-        raise ValueError(f"{where}: outside / occluded must be 0 or 1, got {flags}")
+        raise InputError(f"{where}: outside / occluded must be 0 or 1, got {flags}")
     return frame, flags[0] == "1", flags[1] == "1", box, where

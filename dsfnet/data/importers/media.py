@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from dsfnet.data.importers.annotations import ImportedVideo
+from dsfnet.errors import InputError, InputNotFound
 from dsfnet.inference.video_io import FrameListSource, VideoFileSource
 
 #: JPEG quality of extracted frames (visually lossless; PIL's default 75 blurs small objects)
@@ -32,9 +33,9 @@ def resolve_frames(video: ImportedVideo, build: Path, final: Path) -> Frames:
     if video.frame_files is not None:
         return _image_files(video.frame_files)
     if video.media is None:
-        raise FileNotFoundError(f"{video.source}: the file names no video; give it with --media")
+        raise InputNotFound(f"{video.source}: the file names no video; give it with --media")
     if not video.media.exists():
-        raise FileNotFoundError(f"{video.source}: media not found: {video.media} (give it with --media)")
+        raise InputNotFound(f"{video.source}: media not found: {video.media} (give it with --media)")
     if video.media.is_dir():
         return _image_files(FrameListSource.from_folder(video.media).paths)
     return _extract(video, build / video.name, final / video.name)
@@ -44,12 +45,12 @@ def _image_files(paths: list) -> Frames:
     paths = [Path(path) for path in paths]
     missing = [path for path in paths if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"frame file not found: {missing[0]} ({len(missing)} of {len(paths)} missing)")
+        raise InputNotFound(f"frame file not found: {missing[0]} ({len(missing)} of {len(paths)} missing)")
     try:
         with Image.open(paths[0]) as image:
             width, height = image.size
     except (OSError, SyntaxError) as error:
-        raise ValueError(f"cannot decode image {paths[0]}: {error}") from None
+        raise InputError(f"cannot decode image {paths[0]}: {error}") from None
     return Frames(paths, len(paths), width, height)
 
 
@@ -68,5 +69,5 @@ def _extract(video: ImportedVideo, folder: Path, final: Path) -> Frames:
         else:
             paths.append(None)
     if size is None:
-        raise ValueError(f"{video.media}: the video has no decodable frame")
+        raise InputError(f"{video.media}: the video has no decodable frame")
     return Frames(paths, len(paths), *size)

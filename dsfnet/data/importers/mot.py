@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.errors import InputError
 
 #: MOT17 / MOT20 ground-truth classes (column 8)
 MOT_CLASSES = {1: "pedestrian", 2: "person_on_vehicle", 3: "car", 4: "bicycle", 5: "motorbike",
@@ -43,7 +44,7 @@ def read_mot(path: Path, min_visibility: float = 0.0) -> list[ImportedVideo]:
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError:
-                raise ValueError(f"{where}: not a text file (bytes that are not UTF-8)") from None
+                raise InputError(f"{where}: not a text file (bytes that are not UTF-8)") from None
             if line:
                 box = _row(line, where, min_visibility)
                 if box is not None:
@@ -64,7 +65,7 @@ def _seqinfo(sequence: Path) -> dict:
     try:
         parser.read(ini, encoding="utf-8")
     except (configparser.Error, UnicodeDecodeError) as error:
-        raise ValueError(f"{ini}: not a valid seqinfo.ini ({' '.join(str(error).split())})") from None
+        raise InputError(f"{ini}: not a valid seqinfo.ini ({' '.join(str(error).split())})") from None
     return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
 
 
@@ -79,12 +80,12 @@ def _row(line: str, where: str, min_visibility: float) -> Optional[ImportedBox]:
     """One line as a box, or ``None`` for a row MOT ignores (``conf`` 0, or visibility below the minimum)."""
     fields = re.split(r"\s*,\s*|\s+", line)  # comma-separated (MOT), or blank-separated
     if len(fields) < 6:
-        raise ValueError(f"{where}: expected 'frame, id, left, top, width, height[, conf, class, visibility]', "
+        raise InputError(f"{where}: expected 'frame, id, left, top, width, height[, conf, class, visibility]', "
                          f"got {len(fields)} values")
     frame = number(fields[0], where, "the frame (column 1)", int)
     track = number(fields[1], where, "the id (column 2)", int)
     if frame < 1:
-        raise ValueError(f"{where}: frame numbers start at 1, got {frame}")
+        raise InputError(f"{where}: frame numbers start at 1, got {frame}")
     left, top, width, height = (number(value, where, "a box value (columns 3-6)") for value in fields[2:6])
     box = checked_box((left - 1, top - 1, left - 1 + width, top - 1 + height), where)
     if len(fields) > 6 and number(fields[6], where, "conf (column 7)") == 0:
@@ -93,7 +94,7 @@ def _row(line: str, where: str, min_visibility: float) -> Optional[ImportedBox]:
     if len(fields) == 9:
         code = number(fields[7], where, "the class (column 8)", int)
         if code not in MOT_CLASSES:
-            raise ValueError(f"{where}: unknown MOT class {code} (known: 1..{len(MOT_CLASSES)})")
+            raise InputError(f"{where}: unknown MOT class {code} (known: 1..{len(MOT_CLASSES)})")
         label, visibility = MOT_CLASSES[code], number(fields[8], where, "visibility (column 9)")
     if visibility < min_visibility:
         return None

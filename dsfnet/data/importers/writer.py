@@ -24,6 +24,7 @@ from dsfnet.data.cocovid import write_cocovid
 from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo
 from dsfnet.data.importers.media import Frames, resolve_frames
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord
+from dsfnet.errors import InputError, OutputExists
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,11 @@ def write_imported(videos: Sequence[ImportedVideo], out: Path, *, classes: Optio
     """Write ``videos`` as CocoVID ``out`` (+ extracted frames); boxes of labels outside ``classes`` are left out
     (counted in one log line). Returns the dataset written."""
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: pass --overwrite to replace it")
+        raise OutputExists(f"{out} exists: pass --overwrite to replace it")
     names = [video.name for video in videos]
     repeated = next((name for name in names if names.count(name) > 1), None)
     if repeated is not None:
-        raise ValueError(f"two inputs give the video name {repeated!r}; convert them into separate files")
+        raise InputError(f"two inputs give the video name {repeated!r}; convert them into separate files")
     names_tuple = class_list(videos, classes)
     needs_folder = any(v.frame_files is None and v.media is not None and v.media.is_file() for v in videos)
     folder = frames_folder(out)
@@ -67,12 +68,12 @@ def write_imported(videos: Sequence[ImportedVideo], out: Path, *, classes: Optio
 def _video_record(video: ImportedVideo, frames: Frames, classes: tuple[str, ...]) -> VideoRecord:
     """The covered frames of ``video`` with their checked boxes."""
     if video.size is not None and video.size != (frames.width, frames.height):
-        raise ValueError(f"{video.source}: declares {video.size[0]}x{video.size[1]} frames but "
+        raise InputError(f"{video.source}: declares {video.size[0]}x{video.size[1]} frames but "
                          f"{video.media or video.frame_files[0]} has {frames.width}x{frames.height}")
     covered = video.frames if video.frames is not None else list(range(frames.count))
     past = next((f for f in covered if f >= frames.count), None)
     if past is not None:
-        raise ValueError(f"{video.source}: covers frame {past}, past the end of {video.media} ({frames.count} "
+        raise InputError(f"{video.source}: covers frame {past}, past the end of {video.media} ({frames.count} "
                          "frames)")
     by_frame, left_out = _boxes_by_frame(video, frames, set(covered), set(classes))
     if left_out:
@@ -99,20 +100,20 @@ def _boxes_by_frame(video: ImportedVideo, frames: Frames, covered: set, classes:
     left_out = 0
     for box in video.boxes:
         if box.frame >= frames.count:
-            raise ValueError(f"{box.where}: frame {box.frame} is past the end of {video.media} "
+            raise InputError(f"{box.where}: frame {box.frame} is past the end of {video.media} "
                              f"({frames.count} frames)")
         if box.frame not in covered:
-            raise ValueError(f"{box.where}: frame {box.frame} is outside the frames the file covers")
+            raise InputError(f"{box.where}: frame {box.frame} is outside the frames the file covers")
         x1, y1, x2, y2 = box.box
         if x1 >= frames.width or y1 >= frames.height or x2 <= 0 or y2 <= 0:
-            raise ValueError(f"{box.where}: box {[round(v, 2) for v in box.box]} lies outside the "
+            raise InputError(f"{box.where}: box {[round(v, 2) for v in box.box]} lies outside the "
                              f"{frames.width}x{frames.height} frame")
         earlier = first.setdefault(box.track, box)
         if earlier.label != box.label:
-            raise ValueError(f"{box.where}: track {box.track} is labelled {box.label!r} here but "
+            raise InputError(f"{box.where}: track {box.track} is labelled {box.label!r} here but "
                              f"{earlier.label!r} at {earlier.where}")
         if (box.frame, box.track) in seen:
-            raise ValueError(f"{box.where}: track {box.track} has a second box in frame {box.frame}")
+            raise InputError(f"{box.where}: track {box.track} has a second box in frame {box.frame}")
         seen.add((box.frame, box.track))
         if box.label in classes:
             by_frame[box.frame].append(box)
