@@ -13,6 +13,7 @@ from dsfnet.data.class_match import check_frame_files
 from dsfnet.data.records import DatasetRecord
 from dsfnet.registry import DATASET_READERS
 
+
 def read_split(data: DataConfig, which: str, *, check_frames: bool = True) -> DatasetRecord:
     """One split of the dataset that ``data`` describes.
 
@@ -24,11 +25,21 @@ def read_split(data: DataConfig, which: str, *, check_frames: bool = True) -> Da
             detection file).
     """
     dataset = DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
-    if check_frames and data.format == "cocovid":
-        check_frame_files(dataset, f"{data.val_json if which == 'val' else data.train_json} (data.{which}_json)")
+    if check_frames:
+        _check_frames(data, dataset, which)
     return dataset
 
 
 def training_splits(data: DataConfig) -> list[DatasetRecord]:
-    """Every training split: each of ``data.train_splits`` (``vid``), or ``data.train_json`` (``cocovid``)."""
-    return DATASET_READERS.get(data.format, key="data.format")().training_splits(data)
+    """Every training split: each of ``data.train_splits`` (``vid``), or ``data.train_json`` (``cocovid``), its
+    frame files checked as :func:`read_split` checks them."""
+    splits = DATASET_READERS.get(data.format, key="data.format")().training_splits(data)
+    for dataset in splits:
+        _check_frames(data, dataset, "train")
+    return splits
+
+
+def _check_frames(data: DataConfig, dataset: DatasetRecord, which: str) -> None:
+    """A CocoVID split's frame files exist (one line naming its JSON and the first missing file)."""
+    if data.format == "cocovid":
+        check_frame_files(dataset, f"{data.val_json if which == 'val' else data.train_json} (data.{which}_json)")
