@@ -25,6 +25,7 @@ from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import (add_metrics_argument, add_postprocess_arguments, postprocess_split,
                                                  remove_outputs_not_asked)
 from dsfnet.config import DataConfig, load_config
+from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.split import read_split
 from dsfnet.errors import InputError, InputNotFound
 from dsfnet.evaluation.detections import read_detections, write_jsonl
@@ -84,8 +85,8 @@ def load_ground_truth(data: str | None, split: str | None, gt_json: str | None):
     if gt_json is not None:
         if not Path(gt_json).is_file():
             raise InputNotFound(f"ground-truth JSON not found: {gt_json}")
-        return read_split(DataConfig(format="cocovid", root=str(Path(gt_json).parent), val_json=gt_json), "val",
-                          check_frames=False)
+        # Only the annotations are scored: no frame files needed, and the file's own categories are the classes.
+        return read_cocovid(gt_json, image_root=str(Path(gt_json).parent))
     if not Path(data).is_dir():
         raise InputNotFound(f"dataset root not found: {data}")
     return read_split(DataConfig(root=data, val_split=split or DEFAULT_VID_SPLIT), "val")

@@ -25,11 +25,15 @@ from dsfnet.errors import InputError, InputNotFound
 logger = logging.getLogger(__name__)
 
 
-def match_classes(dataset: DatasetRecord, class_names: Sequence[str], *, source: str,
-                  training: bool) -> DatasetRecord:
-    """``dataset`` with labels renumbered to ``class_names``' order (label ``i`` = ``class_names[i - 1]``)."""
+def match_classes(dataset: DatasetRecord, class_names: Sequence[str], *, source: str, training: bool,
+                  default_list: bool = False) -> DatasetRecord:
+    """``dataset`` with labels renumbered to ``class_names``' order (label ``i`` = ``class_names[i - 1]``);
+    ``default_list``: ``class_names`` is the default (the VID classes) because ``data.class_names`` is not set."""
     names = tuple(class_names)
     unknown = [name for name in dataset.class_names if name not in names]
+    if unknown and default_list:
+        raise InputError(f"{source}: category {unknown[0]!r} is not an ImageNet VID class, the default class list; "
+                         "set data.class_names to the data's classes")
     if unknown:
         raise InputError(f"{source}: category {unknown[0]!r} is not in data.class_names ({', '.join(names)}); "
                          "add it there or rename it in the data")
@@ -60,3 +64,29 @@ def check_frame_files(dataset: DatasetRecord, source: str) -> None:
         raise InputNotFound(f"{source}: frame file not found: {missing[0]} ({len(missing)} of {len(paths)} "
                                 "frame files missing; file_name is relative to the JSON's folder, or to "
                                 "data.root when set)")
+
+
+def keep_classes(dataset: DatasetRecord, class_names: Sequence[str], *, source: str) -> tuple[DatasetRecord, int]:
+    """``dataset`` reduced to the boxes of ``class_names``, relabelled in that order, and how many boxes were left
+    out (``source`` names the option or file in the one-line error for a class the dataset does not have)."""
+    names = tuple(class_names)
+    missing = [name for name in names if name not in dataset.class_names]
+    if missing:
+        raise InputError(f"{source}: class {missing[0]!r} is not a class of the data "
+                         f"({', '.join(dataset.class_names)})")
+    to_new = np.asarray([0] + [names.index(name) + 1 if name in names else 0 for name in dataset.class_names],
+                        np.int64)
+    left_out = 0
+
+    def reduced(frame):
+        nonlocal left_out
+        kept = to_new[frame.labels] > 0
+        left_out += int((~kept).sum())
+        flags = {name: None if getattr(frame, name) is None else np.asarray(getattr(frame, name))[kept]
+                 for name in ("occluded", "degraded")}
+        return dataclasses.replace(frame, boxes=frame.boxes[kept], labels=to_new[frame.labels][kept],
+                                   track_ids=frame.track_ids[kept], **flags)
+
+    videos = [dataclasses.replace(video, frames=[reduced(frame) for frame in video.frames])
+              for video in dataset.videos]
+    return dataclasses.replace(dataset, videos=videos, class_names=names), left_out

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dsfnet.config import DataConfig
 from dsfnet.data.class_match import match_classes
+from dsfnet.data.classes import VID_CLASS_NAMES
 from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.records import DatasetRecord
 from dsfnet.data.vid import read_vid_split
@@ -77,8 +78,8 @@ class CocoVidReader(DatasetReader):
             raise ConfigError(f"{key} must name a CocoVID annotation file to read split {which!r}")
         if not Path(json_path).is_file():
             raise InputNotFound(f"annotation file not found: {json_path} ({key})")
-        dataset = read_cocovid(json_path, image_root=data.root)
-        if data.class_names is not None:
-            dataset = match_classes(dataset, data.class_names, source=f"{json_path} ({key})",
-                                    training=which == "train")
-        return dataset
+        # Without data.class_names the model's classes are the VID ones (config.class_names): the file's
+        # categories are matched to those by name, never taken by position.
+        listed = data.class_names if data.class_names is not None else VID_CLASS_NAMES
+        return match_classes(read_cocovid(json_path, image_root=data.root), listed, source=f"{json_path} ({key})",
+                             training=which == "train", default_list=data.class_names is None)

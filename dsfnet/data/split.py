@@ -14,19 +14,16 @@ from dsfnet.data.records import DatasetRecord
 from dsfnet.registry import DATASET_READERS
 
 
-def read_split(data: DataConfig, which: str, *, check_frames: bool = True) -> DatasetRecord:
-    """One split of the dataset that ``data`` describes.
+def read_split(data: DataConfig, which: str) -> DatasetRecord:
+    """One split of the dataset that ``data`` describes, a CocoVID split's frame files checked to exist (one line
+    naming the first missing one) so that a wrong path fails before a model is built.
 
     Args:
         which: ``"val"`` (``data.val_split`` / ``data.val_json``), ``"train"`` (the first of
             ``data.train_splits`` / ``data.train_json``) or, for ``vid``, any ``ImageSets`` file name.
-        check_frames: check that every frame file exists (one line naming the first missing one), so that a
-            wrong path fails before a model is built; off where only the annotations are read (scoring a
-            detection file).
     """
     dataset = DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
-    if check_frames:
-        _check_frames(data, dataset, which)
+    _check_frames(data, dataset, which)
     return dataset
 
 

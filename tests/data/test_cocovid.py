@@ -66,6 +66,32 @@ def test_convert_command_on_synthetic_data(synth_root, tmp_path, capsys):
     assert all(action.help for action in parser._actions[1:])
 
 
+def test_convert_of_a_vid_split_keeps_the_classes_given(synth_root, tmp_path, capsys):
+    """``--classes`` on a VID split: only those classes' boxes, labelled in the order given; a class the data
+    does not have is a one-line error naming the option."""
+    parser = argparse.ArgumentParser()
+    convert_command.add_arguments(parser)
+    out = tmp_path / "val.json"
+    full = read_vid_split(synth_root, "VID_val_videos")
+    assert convert_command.run(parser.parse_args([str(synth_root), "--split", "VID_val_videos", "--classes",
+                                                  "zebra,car", "--out", str(out)])) == 0
+    kept = read_cocovid(out)
+    assert kept.class_names == ("zebra", "car")
+    for before, after in zip(full.frames(), kept.frames()):
+        names = [full.class_names[label - 1] for label in before.labels]
+        chosen = [i for i, name in enumerate(names) if name in ("zebra", "car")]
+        assert after.labels.tolist() == [("zebra", "car").index(names[i]) + 1 for i in chosen]
+        np.testing.assert_allclose(after.boxes, before.boxes[chosen])
+        assert after.track_ids.tolist() == before.track_ids[chosen].tolist()
+    kept_boxes = sum(len(frame.boxes) for frame in kept.frames())
+    left_out = sum(len(frame.boxes) for frame in full.frames()) - kept_boxes
+    assert kept_boxes > 0 and left_out > 0
+    assert f"left out {left_out} boxes" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--classes: class 'person' is not a class of the data"):
+        convert_command.run(parser.parse_args([str(synth_root), "--split", "VID_val_videos", "--classes", "person",
+                                               "--out", str(tmp_path / "other.json")]))
+
+
 def test_reads_mmtracking_style_file(tmp_path):
     document = {
         "categories": [{"id": 7, "name": "cat"}, {"id": 3, "name": "boat"}],

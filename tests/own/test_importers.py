@@ -116,6 +116,21 @@ def test_mot_conf_class_and_visibility(tmp_path):
     assert boxes_of(dataset, 4) == {}
 
 
+def test_mot_min_visibility_leaves_out_rows_below_it_and_is_refused_for_other_formats(tmp_path, capsys):
+    gt = mot_sequence(tmp_path / "SEQ-01", ["1,1,11,21,10,20,1,1,1.0", "2,1,13,21,10,20,1,1,0.3",
+                                            "3,1,15,21,10,20,1,1,0.5"])
+    assert convert(gt, "--out", tmp_path / "mot.json", "--min-visibility", "0.5") == 0
+    dataset = read_cocovid(tmp_path / "mot.json")
+    assert [len(boxes_of(dataset, frame)) for frame in range(3)] == [1, 0, 1]
+    cvat = cvat_with(tmp_path, [(0, "person", [box_element(0, (1, 1, 5, 5))])])
+    assert convert(cvat, "--out", tmp_path / "cvat.json", "--min-visibility", "0.5") == 2
+    assert f"--min-visibility: applies to MOTChallenge gt.txt files only ({cvat} is cvat)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert(gt, "--out", tmp_path / "bad.json", "--min-visibility", "1.5")
+    assert "--min-visibility: expected a number in 0..1, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "cvat.json").exists() and not (tmp_path / "bad.json").exists()
+
+
 # ------------------------------------------------------------------------------------------------------ COCO
 def test_coco_per_image_json(tmp_path):
     frame_folder(tmp_path / "images" / "walk", 3)

@@ -10,6 +10,7 @@ import pytest
 
 from dsfnet import cli
 from dsfnet.config import ConfigError, load_config
+from dsfnet.data.classes import VID_CLASS_NAMES
 from dsfnet.data.split import read_split
 
 from tests.own.test_importers import frame_folder
@@ -76,6 +77,20 @@ def test_a_config_class_the_data_lacks_errs_in_training_and_warns_in_validation(
     with caplog.at_level(logging.WARNING):
         assert read_split(data, "val").class_names == ("person", "car", "dog")
     assert "data.val_json): no category 'dog' of data.class_names" in caplog.text
+
+
+def test_without_class_names_categories_are_matched_to_the_vid_classes_by_name(own_json, tmp_path):
+    """``data.class_names: null`` means the model's VID classes: the file's categories are looked up there by
+    name (never taken by position), and a non-VID category ('person') asks for ``data.class_names``."""
+    with pytest.raises(ValueError, match="category 'person' is not an ImageNet VID class, the default class list; "
+                                         "set data.class_names"):
+        read_split(data_config(own_json, "data.class_names=null"), "train")
+    document = json.loads(own_json.read_text())
+    document["categories"] = [{"id": 1, "name": "zebra"}, {"id": 2, "name": "car"}]
+    vid_named = tmp_path / "data" / "vid_named.json"
+    vid_named.write_text(json.dumps(document))
+    split = read_split(data_config(vid_named, "data.class_names=null"), "val")
+    assert split.frames()[0].labels.tolist() == [VID_CLASS_NAMES.index("car") + 1]
 
 
 def test_a_class_without_boxes_warns(own_json, caplog):

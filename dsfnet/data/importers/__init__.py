@@ -11,7 +11,7 @@ format     file                                        module
 =========  ==========================================  =====================================
 
 A new format is one module with a ``read(path, media) -> list[ImportedVideo]`` function and a line in
-:data:`IMPORTERS`.
+:data:`IMPORTERS`; options of one format only (MOT's ``min_visibility``) are keyword arguments of its reader.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from dsfnet.data.importers.mot import read_mot
 from dsfnet.errors import InputError, InputNotFound
 
 #: format name -> reader of one annotation file (``media``: the ``--media`` path, or ``None``)
-IMPORTERS: dict[str, Callable[[Path, Optional[Path]], list[ImportedVideo]]] = {
+IMPORTERS: dict[str, Callable[..., list[ImportedVideo]]] = {
     "cvat": lambda path, media: [_with_media(video, media) for video in read_cvat(path)],
-    "mot": lambda path, media: [_with_media(video, media) for video in read_mot(path)],
+    "mot": lambda path, media, min_visibility=0.0: [_with_media(video, media)
+                                                    for video in read_mot(path, min_visibility)],
     "coco": lambda path, media: read_coco(path, media),
 }
 
@@ -57,14 +58,21 @@ def format_of(path: Path, fmt: Optional[str]) -> str:
     return SUFFIXES[path.suffix.lower()]
 
 
-def read_annotations(paths: Sequence[Path], fmt: Optional[str] = None,
-                     media: Optional[Path] = None) -> list[ImportedVideo]:
-    """Every video of the annotation files ``paths`` (``fmt``: one of :data:`IMPORTERS`, or by suffix)."""
+def read_annotations(paths: Sequence[Path], fmt: Optional[str] = None, media: Optional[Path] = None,
+                     min_visibility: Optional[float] = None) -> list[ImportedVideo]:
+    """Every video of the annotation files ``paths`` (``fmt``: one of :data:`IMPORTERS`, or by suffix;
+    ``min_visibility``: MOT rows below it are left out, refused for other formats)."""
     if media is not None and len(paths) > 1 and not media.is_dir():
         raise InputError(f"--media {media}: with several annotation files give a folder holding their media")
     videos = []
     for path in paths:
         if not path.is_file():
             raise InputNotFound(f"annotation file not found: {path}")
-        videos.extend(IMPORTERS[format_of(path, fmt)](path, media))
+        name = format_of(path, fmt)
+        options = {}
+        if min_visibility is not None:
+            if name != "mot":
+                raise InputError(f"--min-visibility: applies to MOTChallenge gt.txt files only ({path} is {name})")
+            options["min_visibility"] = min_visibility
+        videos.extend(IMPORTERS[name](path, media, **options))
     return videos
