@@ -71,8 +71,9 @@ def run(out: Path, start: str, seed: int, files: dict[str, Path], iterations: in
 
 
 def mean_ap_columns(report: dict) -> dict[str, float]:
-    """The all / slow / medium / fast mAP of an ``eval`` report, in percent."""
-    return {column: 100 * report["map"][column] for column in COLUMNS}
+    """The all / slow / medium / fast mAP of an ``eval`` report, in percent (NaN for a group without ground truth)."""
+    values = {"all": report["map"], **report["motion_map"]}
+    return {column: float("nan") if values[column] is None else 100 * values[column] for column in COLUMNS}
 
 
 def table(results: dict[str, list[dict[str, float]]], seeds: list[int]) -> str:
