@@ -78,15 +78,18 @@ JSON_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("bad, message", JSON_ERRORS)
-def test_jsonl_errors_name_file_and_line(ds, tmp_path, bad, message):
-    path = tmp_path / "bad.jsonl"
-    good = json.dumps({"video": "val/v0", "frame_index": 0, "detections": []})
-    path.write_text(good + "\n" + bad + "\n")
+def assert_error_names_file_and_line(ds, path, text, line, message):
+    path.write_text(text)
     with pytest.raises(ValueError) as info:
         read_detections(path, ds)
-    assert f"{path}:2:" in str(info.value)
+    assert f"{path}:{line}:" in str(info.value)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("bad, message", JSON_ERRORS)
+def test_jsonl_errors_name_file_and_line(ds, tmp_path, bad, message):
+    good = json.dumps({"video": "val/v0", "frame_index": 0, "detections": []})
+    assert_error_names_file_and_line(ds, tmp_path / "bad.jsonl", good + "\n" + bad + "\n", 2, message)
 
 
 def test_class_name_decides_over_label(ds, tmp_path):
@@ -111,12 +114,8 @@ TXT_ERRORS = [
 
 @pytest.mark.parametrize("bad, message", TXT_ERRORS)
 def test_devkit_errors_name_file_and_line(ds, tmp_path, bad, message):
-    path = tmp_path / "bad.txt"
-    path.write_text("1 1 0.5 0 0 9 9\n\n" + bad + "\n2 1 0.5 0 0 9 9\n")
-    with pytest.raises(ValueError) as info:
-        read_detections(path, ds)
-    assert f"{path}:3:" in str(info.value)
-    assert message in str(info.value)
+    assert_error_names_file_and_line(ds, tmp_path / "bad.txt", "1 1 0.5 0 0 9 9\n\n" + bad + "\n2 1 0.5 0 0 9 9\n",
+                                     3, message)
 
 
 def test_missing_file(ds, tmp_path):
