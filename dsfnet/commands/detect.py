@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -111,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     inputs, batch = expand_inputs(args.input)
+    _warn_unused_input_options(args.input_option, [item.source for item in inputs])
     if batch:
         return _run_batch(args, inputs)
     if args.resume or args.skip_bad:
@@ -243,6 +245,23 @@ def _input_options(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
         options[key.strip()] = value
     return options
+
+
+def _warn_unused_input_options(pairs: list[str], sources: list[str]) -> None:
+    """Check ``--input-option`` before anything is loaded (a pair that is not KEY=VALUE is refused) and warn, in
+    one line, of the options no input will use: all of them when no input is a live stream (files are opened
+    without them), else those FFmpeg has no option for (a typo would otherwise be ignored without a word)."""
+    from dsfnet.inference.ffmpeg_options import unknown_options
+
+    names = list(_input_options(pairs))
+    if not names:
+        return
+    if not any(is_live_input(source) for source in sources):
+        warnings.warn(f"--input-option {', '.join(names)}: not used, the options apply to live streams (a URL, a "
+                      "camera, -) and no input is one")
+    elif unknown := unknown_options(names):
+        warnings.warn(f"--input-option {', '.join(unknown)}: not used, FFmpeg has no option of that name (see "
+                      "ffmpeg -h full)")
 
 
 def _classes(text: Optional[str]) -> Optional[list[str]]:

@@ -384,6 +384,8 @@ class LiveSource(FrameSource):
     def _open(self):
         import av
 
+        if self.path == "-" and _stdin_is_empty(self.timeout):  # FFmpeg would say "Invalid data found ..."
+            raise InputError("-: the stream on standard input is empty (nothing was piped in)")
         url = "pipe:0" if self.path == "-" else self.path
         fmt = "v4l2" if self.path.startswith("/dev/video") else None
         try:
@@ -425,6 +427,30 @@ class LiveSource(FrameSource):
             except queue.Full:
                 continue
         return False
+
+
+def _stdin_is_empty(timeout: float) -> bool:
+    """Whether standard input ends before its first byte, seen without reading it: an empty pipe (closed by the
+    writer), an empty file or ``/dev/null``. Waits up to ``timeout`` seconds for a pipe to have data or end
+    (False if it does neither; the stall is the reader's to report)."""
+    import array
+    import fcntl
+    import select
+    import stat
+    import termios
+
+    status = os.fstat(0)
+    if stat.S_ISREG(status.st_mode):
+        return status.st_size <= os.lseek(0, 0, os.SEEK_CUR)
+    if stat.S_ISCHR(status.st_mode):
+        return status.st_rdev == os.stat(os.devnull).st_rdev
+    if not (stat.S_ISFIFO(status.st_mode) or stat.S_ISSOCK(status.st_mode)):
+        return False
+    if not select.select([0], [], [], timeout)[0]:
+        return False
+    waiting = array.array("i", [0])
+    fcntl.ioctl(0, termios.FIONREAD, waiting)  # readable with no byte waiting: the writer closed it
+    return waiting[0] == 0
 
 
 def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps: Optional[float] = None,
