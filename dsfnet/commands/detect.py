@@ -42,6 +42,7 @@ from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
+from dsfnet.engine.run_dir import locked_run_dir
 from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
-    from dsfnet.device import resolve_device
     from dsfnet.inference.batch import expand_inputs
 
     if not 0 <= args.score_thr <= 1:  # also refuses nan
@@ -118,7 +118,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume or args.skip_bad:
         raise InputError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
-    spec = inputs[0].source
+    with locked_run_dir(out, command="detect"):  # one run per folder
+        return _run_one(args, inputs[0].source, out)
+
+
+def _run_one(args: argparse.Namespace, spec: str, out: Path) -> int:
+    """Detect one input (a file, a folder of frames or a live stream) into ``out``; the exit status."""
+    from dsfnet.device import resolve_device
+
     live = is_live_input(spec)
     if not live:
         open_source(spec, fps=args.fps)  # missing / not a video: error naming the input, before the model
@@ -208,7 +215,9 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
     from dsfnet.jsonable import flatten
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context:
+    # one run per folder (rank 0 holds the lock): a second --resume would detect the same inputs again
+    with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context, \
+            locked_run_dir(Path(args.out), enabled=context.is_main, command="detect"):
         predictor = _predictor(args, context.device)
         post = chosen_post(args)  # every option that changes the outputs: a resume cannot mix them
         identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
