@@ -41,7 +41,7 @@ from tqdm import tqdm
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
-from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post, warn_unused_post_options
 from dsfnet.engine.run_dir import locked_run_dir
 from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
@@ -113,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {out} exists and is not a folder")
     inputs, batch = expand_inputs(args.input)
     _warn_unused_input_options(args.input_option, [item.source for item in inputs])
+    warn_unused_post_options(args)
     if batch:
         return _run_batch(args, inputs)
     if args.resume or args.skip_bad:

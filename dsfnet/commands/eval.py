@@ -23,7 +23,7 @@ from pathlib import Path
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import (add_metrics_argument, add_postprocess_arguments, postprocess_split,
-                                                 remove_outputs_not_asked)
+                                                 remove_outputs_not_asked, warn_unused_post_options)
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.split import read_split
 from dsfnet.engine.run_dir import locked_run_dir
@@ -144,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
     if args.config is None and args.detections is None:
         raise InputError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
+    warn_unused_post_options(args)
     if args.detections is not None:
         if args.opts:
             raise InputError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
