@@ -38,6 +38,7 @@ from dsfnet.io_errors import as_write_error, is_write_failure
 
 logger = logging.getLogger(__name__)
 
+
 def lock_name(command: str) -> str:
     """The lock file of ``dsfnet COMMAND`` in its output folder."""
     return f".dsfnet-{command}.lock"

@@ -236,6 +236,6 @@ def format_summary(summary: dict) -> str:
                      f"{record['detections'] if ok else '-':>10}  {record.get('seconds', 0):>8.1f}  {status}")
     skipped = f", {totals['skipped']} skipped" if totals.get("skipped") else ""
     lines.append(f"{totals['ok']} of {totals['inputs']} inputs done ({totals['failed']} failed{skipped}), "
-                 f"{totals['frames']} frames, {totals['detections']} detections in {totals['seconds']:.1f} s on {totals['world_size']} "
-                 f"rank(s): {totals['frames_per_second']:.2f} frames/s overall")
+                 f"{totals['frames']} frames, {totals['detections']} detections in {totals['seconds']:.1f} s on "
+                 f"{totals['world_size']} rank(s): {totals['frames_per_second']:.2f} frames/s overall")
     return "\n".join(lines) + "\n"

@@ -65,5 +65,6 @@ def test_an_empty_standard_input_is_one_line(checkpoint, tmp_path, kind):
         with open(path, "rb") as stdin:
             done = dsfnet_detect("-", checkpoint, out, stdin=stdin)
     assert done.returncode == 2
-    assert done.stderr.strip() == "dsfnet detect: error: -: the stream on standard input is empty (nothing was piped in)"
+    assert done.stderr.strip() == ("dsfnet detect: error: -: the stream on standard input is empty (nothing was "
+                                   "piped in)")
     assert not out.exists()
