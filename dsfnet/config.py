@@ -279,10 +279,25 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    _check_sections(values, Config, "", path)
     base = values.pop("base", None)
     if base is None:
         return values
     return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), values)
+
+
+def _check_sections(values: dict, cls: type, prefix: str, path: Path) -> None:
+    """``ConfigError`` naming ``path`` and the key if a section of ``cls`` (``model``, ``model.backbone``, ...) holds
+    something else than a mapping in this file (other keys and values are checked when the config is built)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if not dataclasses.is_dataclass(hints.get(key)):
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"config file {path}: key '{prefix}{key}' must be a mapping (of keys such as "
+                              f"{', '.join(f.name for f in dataclasses.fields(hints[key])[:3])}), got "
+                              f"{'nothing' if value is None else type(value).__name__}")
+        _check_sections(value, hints[key], f"{prefix}{key}.", path)
 
 
 def parse_overrides(overrides: list[str]) -> dict:

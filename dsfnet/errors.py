@@ -17,7 +17,7 @@ class                 also a              raised when
 ``Unavailable``       ``RuntimeError``    something the run needs is missing here: a package, a download, a device
 ``InputChanged``      ``RuntimeError``    an input read a second time gave other frames (changed or decodes unstably)
 ``StreamStalled``     ``RuntimeError``    a live stream delivered no frame within its timeout
-``RunFolderInUse``    ``RuntimeError``    another process holds a training run folder's lock
+``RunFolderInUse``    ``RuntimeError``    another process holds a run folder's lock (train, eval, detect)
 ``TrainingDiverged``  ``RuntimeError``    the training loss became NaN / infinite (lower the lr, warm up, clip)
 ====================  ==================  ========================================================================
 """

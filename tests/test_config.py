@@ -34,6 +34,22 @@ def test_unknown_key_is_named(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text, key, got", [("model:\n  - variant: frame\n", "model", "list"),
+                                            ("model:\n  backbone: resnet50\n", "model.backbone", "str"),
+                                            ("train:\n", "train", "nothing")])
+def test_a_section_that_is_not_a_mapping_names_the_file_and_key(tmp_path, monkeypatch, capsys, text, key, got):
+    from dsfnet import cli
+
+    (tmp_path / "bad.yaml").write_text(text)
+    (tmp_path / "child.yaml").write_text("base: bad.yaml\n")  # the file that holds it is named, not the child
+    monkeypatch.setattr(cli, "COMMANDS", ("train",))
+    code = cli.main(["train", str(tmp_path / "child.yaml"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err, err
+    assert err.startswith(f"dsfnet train: error: config file {tmp_path / 'bad.yaml'}: key '{key}' must be a mapping")
+    assert err.endswith(f"got {got}") and not (tmp_path / "run").exists()
+
+
 def test_overrides_and_inheritance(tmp_path):
     (tmp_path / "base.yaml").write_text("train:\n  lr: 0.1\n  lr_steps: [5, 10]\nmodel:\n  variant: frame\n")
     (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain:\n  lr: 0.2\n")

@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -40,7 +41,8 @@ from tqdm import tqdm
 from dsfnet.atomic import atomic_open, discard
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
-from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post
+from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post, warn_unused_post_options
+from dsfnet.engine.run_dir import locked_run_dir
 from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
@@ -98,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # torch-based modules load here, not when ``dsfnet --help`` builds the parser (seconds of start-up)
-    from dsfnet.device import resolve_device
     from dsfnet.inference.batch import expand_inputs
 
     if not 0 <= args.score_thr <= 1:  # also refuses nan
@@ -111,12 +112,21 @@ def _run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     inputs, batch = expand_inputs(args.input)
+    _warn_unused_input_options(args.input_option, [item.source for item in inputs])
+    warn_unused_post_options(args)
     if batch:
         return _run_batch(args, inputs)
     if args.resume or args.skip_bad:
         raise InputError("--resume and --skip-bad apply to a batch (several inputs, a list file or a folder of "
                          "videos)")
-    spec = inputs[0].source
+    with locked_run_dir(out, command="detect"):  # one run per folder
+        return _run_one(args, inputs[0].source, out)
+
+
+def _run_one(args: argparse.Namespace, spec: str, out: Path) -> int:
+    """Detect one input (a file, a folder of frames or a live stream) into ``out``; the exit status."""
+    from dsfnet.device import resolve_device
+
     live = is_live_input(spec)
     if not live:
         open_source(spec, fps=args.fps)  # missing / not a video: error naming the input, before the model
@@ -206,7 +216,9 @@ def _run_batch(args: argparse.Namespace, inputs) -> int:
     from dsfnet.jsonable import flatten
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context:
+    # one run per folder (rank 0 holds the lock): a second --resume would detect the same inputs again
+    with process_group(args.device, timeout=INFERENCE_TIMEOUT) as context, \
+            locked_run_dir(Path(args.out), enabled=context.is_main, command="detect"):
         predictor = _predictor(args, context.device)
         post = chosen_post(args)  # every option that changes the outputs: a resume cannot mix them
         identity = {"checkpoint.sha256": file_sha256(args.weights), **flatten({"test": dataclasses.asdict(predictor.test)}),
@@ -243,6 +255,23 @@ def _input_options(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--input-option {pair!r}: expected KEY=VALUE (an FFmpeg option, e.g. rtsp_transport=tcp)")
         options[key.strip()] = value
     return options
+
+
+def _warn_unused_input_options(pairs: list[str], sources: list[str]) -> None:
+    """Check ``--input-option`` before anything is loaded (a pair that is not KEY=VALUE is refused) and warn, in
+    one line, of the options no input will use: all of them when no input is a live stream (files are opened
+    without them), else those FFmpeg has no option for (a typo would otherwise be ignored without a word)."""
+    from dsfnet.inference.ffmpeg_options import unknown_options
+
+    names = list(_input_options(pairs))
+    if not names:
+        return
+    if not any(is_live_input(source) for source in sources):
+        warnings.warn(f"--input-option {', '.join(names)}: not used, the options apply to live streams (a URL, a "
+                      "camera, -) and no input is one")
+    elif unknown := unknown_options(names):
+        warnings.warn(f"--input-option {', '.join(unknown)}: not used, FFmpeg has no option of that name (see "
+                      "ffmpeg -h full)")
 
 
 def _classes(text: Optional[str]) -> Optional[list[str]]:

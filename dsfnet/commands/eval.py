@@ -23,10 +23,11 @@ from pathlib import Path
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import (add_metrics_argument, add_postprocess_arguments, postprocess_split,
-                                                 remove_outputs_not_asked)
+                                                 remove_outputs_not_asked, warn_unused_post_options)
 from dsfnet.config import DataConfig, load_config
 from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.split import read_split
+from dsfnet.engine.run_dir import locked_run_dir
 from dsfnet.errors import InputError, InputNotFound
 from dsfnet.evaluation.detections import read_detections, write_jsonl
 from dsfnet.evaluation.metrics import VidMetric
@@ -126,10 +127,11 @@ def _run_detection_file(args: argparse.Namespace) -> int:
     title = args.title or f"{det_path.name}"
     extra = {"detections_file": str(det_path),
              "ground_truth": str(args.gt_json) if args.gt_json else f"{args.data}:{args.split or DEFAULT_VID_SPLIT}"}
-    remove_outputs_not_asked(args, out_dir)
-    detections, post = postprocess_split(args, dataset, detections, out_dir)
-    evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title, extra={**extra, **post},
-                        metrics=args.metrics)
+    with locked_run_dir(out_dir, command="eval"):
+        remove_outputs_not_asked(args, out_dir)
+        detections, post = postprocess_split(args, dataset, detections, out_dir)
+        evaluate_and_report(dataset, detections, out_dir, motion=not args.no_motion, title=title,
+                            extra={**extra, **post}, metrics=args.metrics)
     return 0
 
 
@@ -143,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("give either CONFIG (evaluate a model) or --detections FILE (evaluate a file), not both")
     if args.config is None and args.detections is None:
         raise InputError("nothing to evaluate: give CONFIG --weights CKPT (a model) or --detections FILE")
+    warn_unused_post_options(args)
     if args.detections is not None:
         if args.opts:
             raise InputError("--opts changes CONFIG: give it with CONFIG --weights CKPT, not with --detections")
@@ -175,8 +178,15 @@ def _run_model(args: argparse.Namespace) -> int:
     from dsfnet.engine.distributed import process_group
     from dsfnet.inference.sharding import INFERENCE_TIMEOUT
 
-    with process_group(args.device or "auto", timeout=INFERENCE_TIMEOUT) as context:
+    # one run per folder (rank 0 holds the lock): a second --resume would detect the same videos again
+    with process_group(args.device or "auto", timeout=INFERENCE_TIMEOUT) as context, \
+            locked_run_dir(_model_out_dir(args), enabled=context.is_main, command="eval"):
         return _run_model_on_ranks(args, context)
+
+
+def _model_out_dir(args: argparse.Namespace) -> Path:
+    """``--out``, by default ``eval_SPLIT`` beside the checkpoint."""
+    return Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(args.split or 'val')).name}"
 
 
 def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
@@ -189,7 +199,7 @@ def _run_model_on_ranks(args: argparse.Namespace, context) -> int:
     if len(dataset.class_names) != config.model.num_classes:
         raise InputError(f"the split has {len(dataset.class_names)} classes but the model predicts "
                          f"{config.model.num_classes}")
-    out_dir = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(str(split)).name}"
+    out_dir = _model_out_dir(args)
     predictor = VideoPredictor(model, config, keep_images=False, score_thresh=0.0)
     detections = predict_split_resumable(predictor, dataset, out_dir,
                                          identity=eval_identity(args.weights, config, split, dataset),

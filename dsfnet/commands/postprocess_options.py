@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -35,8 +36,32 @@ def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
     described = "; ".join(f"{name}: {POSTPROCESSORS.get(name).help}" for name in POSTPROCESSORS.names())
     group.add_argument("--post", choices=("none", *POSTPROCESSORS.names()), default="none",
                        help=f"{described} (default none)")
+    options = {}
     for name in POSTPROCESSORS.names():
-        POSTPROCESSORS.get(name).add_arguments(group)
+        options[name] = _RecordingGroup(group)
+        POSTPROCESSORS.get(name).add_arguments(options[name])
+    parser.set_defaults(post_options={name: recorded.actions for name, recorded in options.items()})
+
+
+class _RecordingGroup:
+    """An argument group that keeps the actions a post-processor adds, to tell which options belong to it."""
+
+    def __init__(self, group: argparse._ArgumentGroup):
+        self.group, self.actions = group, []
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        self.actions.append(self.group.add_argument(*args, **kwargs))
+        return self.actions[-1]
+
+
+def warn_unused_post_options(args: argparse.Namespace) -> None:
+    """Warn in one line of the options of a post-processor that ``--post`` does not choose and that are set to
+    something else than their default (``--seqnms-link-iou 0.3`` without ``--post seqnms``): they are ignored."""
+    for name, actions in args.post_options.items():
+        given = [action.option_strings[0] for action in actions if getattr(args, action.dest) != action.default]
+        if given and name != args.post:
+            warnings.warn(f"{', '.join(given)}: ignored, {'it applies' if len(given) == 1 else 'they apply'} "
+                          f"with --post {name} only (this run has --post {args.post})")
 
 
 def chosen_post(args: argparse.Namespace) -> Optional[ChosenPost]:

@@ -29,6 +29,7 @@ from dsfnet.config import Config, ConfigError, class_names, config_from_dict
 from dsfnet.engine.legacy import upgrade_checkpoint
 from dsfnet.errors import InputError, InputNotFound
 from dsfnet.models.build import build_model
+from dsfnet.torch_files import load_torch_file
 from dsfnet.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -126,11 +127,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
                          + (f" (did you mean {inside}?)" if inside else ""))
     if not path.is_file():
         raise InputNotFound(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for truncated / foreign files
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"checkpoint {path} is corrupt or not a torch checkpoint ({message})") from None
+    checkpoint = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint or "config" not in checkpoint:
         raise InputError(f"checkpoint {path} is not a DSFNet checkpoint (no 'model' / 'config' entries)")
     check_format_version(checkpoint, f"checkpoint {path}")

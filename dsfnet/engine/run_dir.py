@@ -1,10 +1,12 @@
-"""The run folder of ``dsfnet train``: one run at a time, no stale temporary files, the history of its config.
+"""The run folder of ``dsfnet train`` (and the output folders of ``eval`` / ``detect``): one run at a time, no
+stale temporary files, the history of its config.
 
-- **Lock**: :func:`locked_run_dir` holds an OS file lock (``fcntl.flock`` on ``<out>/.dsfnet-train.lock``) for
-  the run's lifetime, so a second ``dsfnet train`` into the same folder is refused instead of interleaving its
-  metrics and checkpoints with the first one's. The kernel releases the lock when the process dies, however it
-  dies (a killed run never leaves the folder locked); a run that ends removes the lock file, and a folder that
-  the run created and left empty (it failed its checks) is removed too.
+- **Lock**: :func:`locked_run_dir` holds an OS file lock (``fcntl.flock`` on ``<out>/.dsfnet-train.lock``; for
+  ``eval`` / ``detect`` ``.dsfnet-eval.lock`` / ``.dsfnet-detect.lock``) for the run's lifetime, so a second
+  ``dsfnet train`` into the same folder is refused instead of interleaving its metrics and checkpoints with the
+  first one's (a second ``eval --resume`` would redo the same videos). The kernel releases the lock when the
+  process dies, however it dies (a killed run never leaves the folder locked); a run that ends removes the lock
+  file, and a folder that the run created and left empty (it failed its checks) is removed too.
 - **Stale temporaries**: an atomic write killed half-way leaves its ``.NAME.XXXXXXXX.tmp`` sibling (for a
   checkpoint, hundreds of MB); they are removed when a run starts in the folder (holding the lock, so no other
   run of ours is writing them).
@@ -36,7 +38,13 @@ from dsfnet.io_errors import as_write_error, is_write_failure
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAME = ".dsfnet-train.lock"
+
+def lock_name(command: str) -> str:
+    """The lock file of ``dsfnet COMMAND`` in its output folder."""
+    return f".dsfnet-{command}.lock"
+
+
+LOCK_NAME = lock_name("train")
 RESUMES_NAME = "resumes.jsonl"
 # what dsfnet.atomic (mkstemp: 8 random characters) and the MP4 writer leave behind when killed mid-write
 _TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.mp4)?$")
@@ -45,8 +53,9 @@ _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 # ---------------------------------------------------------------------------------------------- lock
 @contextlib.contextmanager
-def locked_run_dir(out_dir: Path, enabled: bool = True) -> Iterator[None]:
-    """Hold ``out_dir``'s lock (creating the folder) and clear its stale temporary files; no-op if not ``enabled``.
+def locked_run_dir(out_dir: Path, enabled: bool = True, command: str = "train") -> Iterator[None]:
+    """Hold ``out_dir``'s lock for ``dsfnet COMMAND`` (creating the folder) and clear its stale temporary files;
+    no-op if not ``enabled``.
 
     Raises:
         RunFolderInUse: another live process holds the lock (the message names its pid).
@@ -61,8 +70,8 @@ def locked_run_dir(out_dir: Path, enabled: bool = True) -> Iterator[None]:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise (as_write_error(error, out_dir) if is_write_failure(error) else error) from None
-    lock_path = out_dir / LOCK_NAME
-    fd = _acquire(lock_path)
+    lock_path = out_dir / lock_name(command)
+    fd = _acquire(lock_path, command)
     try:
         remove_stale_temporaries(out_dir)
         yield
@@ -75,8 +84,8 @@ def locked_run_dir(out_dir: Path, enabled: bool = True) -> Iterator[None]:
                 out_dir.rmdir()  # only an empty folder: a run that failed before writing anything
 
 
-def _acquire(lock_path: Path) -> int:
-    """Open and lock ``lock_path``; returns the descriptor (closing it releases the lock)."""
+def _acquire(lock_path: Path, command: str) -> int:
+    """Open and lock ``lock_path`` of ``dsfnet COMMAND``; returns the descriptor (closing it releases the lock)."""
     while True:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -87,7 +96,7 @@ def _acquire(lock_path: Path) -> int:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunFolderInUse(f"run folder {lock_path.parent} is in use by another dsfnet train ({holder}); "
+            raise RunFolderInUse(f"run folder {lock_path.parent} is in use by another dsfnet {command} ({holder}); "
                                  "wait for it to end, or choose another --out") from None
         except OSError as error:
             if error.errno not in _NO_LOCKS:

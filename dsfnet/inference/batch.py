@@ -5,7 +5,9 @@ sub-folders of frames, in natural name order), text files listing one path or UR
 relative paths are relative to the list file), or several of these. Each input gets an output sub-folder named
 after it (``clip.mp4`` -> ``OUT/clip/``, a second ``clip`` -> ``OUT/clip-2/``) and, when it is done, a
 ``result.json`` there (frames, detections, seconds, or the error); ``OUT/summary.json`` and a printed table
-gather them in input order.
+gather them in input order. An entry of a folder of videos that looks like an input but cannot be one (a
+symbolic link that leads nowhere, a folder named ``x.mp4`` without frames) is listed there as skipped, with the
+reason.
 
 Under ``torchrun`` the inputs are shared among the ranks, balanced by size on disk (frame counts are only known
 after decoding). ``--resume`` skips the inputs whose ``result.json`` says done, after checking that the
@@ -41,10 +43,12 @@ BAD_INPUT_ERRORS = (DsfnetError, OSError)
 
 @dataclass(frozen=True)
 class BatchInput:
-    """One input of a batch: ``source`` as given (a path or a URL) and its output sub-folder ``name``."""
+    """One input of a batch: ``source`` as given (a path or a URL) and its output sub-folder ``name``; ``skipped``
+    says why an entry of a folder of videos that looks like an input is not detected (None: it is detected)."""
 
     source: str
     name: str
+    skipped: Optional[str] = None
 
 
 def is_url(text: str) -> bool:
@@ -55,11 +59,31 @@ def _has_frames(folder: Path) -> bool:
     return any(path.suffix.lower() in IMAGE_EXTENSIONS for path in folder.iterdir() if path.is_file())
 
 
-def _folder_of_videos(folder: Path) -> list[str]:
-    """The video files and the sub-folders of frames of ``folder`` (natural order), or [] if it has none."""
-    entries = sorted(folder.iterdir(), key=lambda path: natural_key(path.name))
-    return [str(path) for path in entries if not path.name.startswith(".") and (
-        (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS) or (path.is_dir() and _has_frames(path)))]
+def _folder_of_videos(folder: Path) -> list[tuple[str, Optional[str]]]:
+    """The video files and the sub-folders of frames of ``folder`` and the entries that look like inputs but are
+    none (:func:`_not_an_input`), in natural name order, each with the reason it is skipped (None: an input); []
+    if it has none of them."""
+    found = []
+    for path in sorted(folder.iterdir(), key=lambda path: natural_key(path.name)):
+        if path.name.startswith("."):
+            continue
+        if (path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS) or (path.is_dir() and _has_frames(path)):
+            found.append((str(path), None))
+        elif (reason := _not_an_input(path)) is not None:
+            found.append((str(path), reason))
+    return found
+
+
+def _not_an_input(path: Path) -> Optional[str]:
+    """Why an entry that looks like an input cannot be read as one: a symbolic link that leads nowhere, or a name
+    with a video extension on a folder without frames or on something else than a file (a FIFO would block)."""
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link that leads nowhere (a loop, or its target is missing)"
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        return None
+    if path.is_dir():
+        return "a folder named like a video, with no frames in it"
+    return None if path.is_file() else "not a regular file"
 
 
 def _listed(list_file: Path) -> list[str]:
@@ -76,18 +100,19 @@ def _listed(list_file: Path) -> list[str]:
 def expand_inputs(arguments: list[str]) -> tuple[list[BatchInput], bool]:
     """The inputs the command-line arguments name, and whether they make a batch (several inputs, a list file
     or a folder of videos) rather than one input written straight into ``--out``."""
-    sources, batch = [], len(arguments) > 1
+    found, batch = [], len(arguments) > 1  # (source, why it is skipped or None)
     for argument in arguments:
         path = Path(argument)
         if not is_url(argument) and path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
-            sources += _listed(path)
+            found += [(source, None) for source in _listed(path)]
             batch = True
-        elif not is_url(argument) and path.is_dir() and not _has_frames(path) and _folder_of_videos(path):
-            sources += _folder_of_videos(path)
+        elif not is_url(argument) and path.is_dir() and not _has_frames(path) and (entries := _folder_of_videos(path)):
+            found += entries
             batch = True
         else:
-            sources.append(argument)
-    return [BatchInput(source, name) for source, name in zip(sources, _unique_names(sources))], batch
+            found.append((argument, None))
+    names = _unique_names([source for source, _ in found])
+    return [BatchInput(source, name, skipped) for (source, skipped), name in zip(found, names)], batch
 
 
 def _unique_names(sources: list[str]) -> list[str]:
@@ -127,7 +152,8 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, *, identit
     def prepare() -> list[int]:
         out.mkdir(parents=True, exist_ok=True)
         continuing = start_run(out, identity, resume)
-        pending = [index for index, item in enumerate(inputs) if not (continuing and _done(out / item.name))]
+        pending = [index for index, item in enumerate(inputs)
+                   if item.skipped is None and not (continuing and _done(out / item.name))]
         for index in pending:  # a failure or a previous run's record: the input is done again
             (out / inputs[index].name / RESULT).unlink(missing_ok=True)
         return pending
@@ -183,15 +209,18 @@ def _run_one(item: BatchInput, out: Path, detect: DetectOne, skip_bad: bool) -> 
 
 def _summary(inputs: list[BatchInput], out: Path, seconds: float, world_size: int, pending: list[int]) -> dict:
     """``summary.json``: every input's record in input order and the totals (frames/s: of this run's inputs)."""
-    records = [_read_result(out / item.name) or {"input": item.source, "name": item.name, "status": "missing"}
+    records = [{"input": item.source, "name": item.name, "status": "skipped", "reason": item.skipped}
+               if item.skipped is not None else
+               _read_result(out / item.name) or {"input": item.source, "name": item.name, "status": "missing"}
                for item in inputs]
     ok = [record for record in records if record["status"] == "ok"]
+    skipped = sum(record["status"] == "skipped" for record in records)
     this_run = sum(records[index]["frames"] for index in pending if records[index]["status"] == "ok")
     return {"inputs": records,
-            "totals": {"inputs": len(records), "ok": len(ok), "failed": len(records) - len(ok),
-                       "frames": sum(record["frames"] for record in ok),
+            "totals": {"inputs": len(records), "ok": len(ok), "failed": len(records) - len(ok) - skipped,
+                       "skipped": skipped, "frames": sum(record["frames"] for record in ok),
                        "detections": sum(record["detections"] for record in ok),
-                       "done_before_resume": len(inputs) - len(pending), "world_size": world_size,
+                       "done_before_resume": len(inputs) - skipped - len(pending), "world_size": world_size,
                        "seconds": round(seconds, 3), "frames_per_second": round(this_run / max(seconds, 1e-9), 3)}}
 
 
@@ -202,10 +231,11 @@ def format_summary(summary: dict) -> str:
     lines = [f"{'input':<{width}}  {'frames':>7}  {'detections':>10}  {'seconds':>8}  status"]
     for record in records:
         ok = record["status"] == "ok"
-        status = "ok" if ok else f"{record['status']}: {record.get('error', '')}".rstrip(": ")
+        status = "ok" if ok else f"{record['status']}: {record.get('error', record.get('reason', ''))}".rstrip(": ")
         lines.append(f"{record['name']:<{width}}  {record['frames'] if ok else '-':>7}  "
                      f"{record['detections'] if ok else '-':>10}  {record.get('seconds', 0):>8.1f}  {status}")
-    lines.append(f"{totals['ok']} of {totals['inputs']} inputs done ({totals['failed']} failed), {totals['frames']} "
-                 f"frames, {totals['detections']} detections in {totals['seconds']:.1f} s on {totals['world_size']} "
-                 f"rank(s): {totals['frames_per_second']:.2f} frames/s overall")
+    skipped = f", {totals['skipped']} skipped" if totals.get("skipped") else ""
+    lines.append(f"{totals['ok']} of {totals['inputs']} inputs done ({totals['failed']} failed{skipped}), "
+                 f"{totals['frames']} frames, {totals['detections']} detections in {totals['seconds']:.1f} s on "
+                 f"{totals['world_size']} rank(s): {totals['frames_per_second']:.2f} frames/s overall")
     return "\n".join(lines) + "\n"

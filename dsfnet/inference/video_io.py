@@ -138,10 +138,13 @@ class VideoFileSource(FrameSource):
         try:
             stream = container.streams.video[0]
             self.fps = stream_fps(stream)
+            # what the container announces, to tell a truncated file: a frame count (MP4, AVI; 0 if none) and a
+            # duration in seconds (Matroska and MPEG-TS announce only this one)
             self.announced_frames = int(stream.frames or 0)
-            if not self.announced_frames and container.duration and self.fps:
-                # containers without a frame count (e.g. Matroska) still announce a duration (microseconds)
-                self.announced_frames = int(round(container.duration / 1e6 * self.fps))
+            self.announced_seconds = (self.announced_frames / self.fps if self.announced_frames
+                                      else (container.duration or 0) / 1e6)
+            self._frame_interval = 1 / self.fps  # the announced one (--fps may replace self.fps later)
+            self._start_seconds = None if container.start_time is None else container.start_time / 1e6
         finally:
             container.close()
         self._count: Optional[int] = None
@@ -152,23 +155,46 @@ class VideoFileSource(FrameSource):
                           "no video stream (not a video, or a truncated MP4 whose index is lost)")
 
     def count(self) -> int:
+        """The frames that decode (one pass); warns when the stream ends before the container said it would."""
         if self._count is None:
-            count = 0
-            for _ in self._decode(stop=None, convert=False, warn=True):
+            count, start, end = 0, self._start_seconds, None
+            for frame in self._decode(stop=None, convert=False, warn=True):
                 count += 1
+                if frame.time is not None:
+                    start = frame.time if start is None else min(start, frame.time)
+                    frame_end = frame.time + float((frame.duration or 0) * frame.time_base)
+                    end = frame_end if end is None else max(end, frame_end)
             if count == 0:
                 raise InputError(f"{self.path}: the video has no decodable frame")
-            if self.announced_frames and count < self.announced_frames - 1:
-                warnings.warn(f"{self.path}: the stream ended at frame {count} but the container announces "
-                              f"{self.announced_frames} frames; the file is probably truncated "
-                              f"(using the {count} decoded frames)", stacklevel=2)
+            seconds = None if end is None else end - start
+            if self._ended_early(count, seconds):
+                reached = "" if seconds is None else f" ({seconds:.2f} s)"
+                announced = f"{self.announced_seconds:.2f} s"
+                if self.announced_frames:
+                    announced = f"{self.announced_frames} frames ({announced})"
+                warnings.warn(f"{self.path}: the stream ended at frame {count}{reached} but the container announces "
+                              f"{announced}; the file is probably truncated (using the {count} decoded frames)",
+                              stacklevel=2)
             self._count = count
         return self._count
+
+    def _ended_early(self, count: int, seconds: Optional[float]) -> bool:
+        """Whether ``count`` frames spanning ``seconds`` (None: no timestamps) end before what the container
+        announces: not all the frames it counts, and (with timestamps) more than 1.5 frame intervals before the
+        duration it announces. Time decides, not a count estimated as duration x rate: a variable-frame-rate file
+        has fewer frames than that and still decodes to its end."""
+        if self.announced_frames and count >= self.announced_frames - 1:
+            return False
+        if seconds is None:
+            return bool(self.announced_frames)
+        interval = max(self._frame_interval, seconds / count)  # the mean one of variable-rate video is longer
+        return seconds < self.announced_seconds - 1.5 * interval
 
     def frames(self, stop: Optional[int] = None) -> Iterator[np.ndarray]:
         return self._decode(stop=stop, convert=True, warn=self._count is None)
 
-    def _decode(self, stop: Optional[int], convert: bool, warn: bool) -> Iterator[np.ndarray]:
+    def _decode(self, stop: Optional[int], convert: bool, warn: bool) -> Iterator:
+        """The frames ``0 .. stop-1``: RGB arrays (``convert``) or PyAV's frames."""
         if stop is not None and stop <= 0:
             return
         container = self._open()
@@ -178,7 +204,7 @@ class VideoFileSource(FrameSource):
             for index, frame in enumerate(decoded_frames(container, stream, self.path, warn)):
                 if self._size is None:
                     self._size = (frame.height, frame.width)
-                yield to_rgb(frame, self._size) if convert else None
+                yield to_rgb(frame, self._size) if convert else frame
                 if stop is not None and index + 1 >= stop:
                     return
         finally:
@@ -358,6 +384,8 @@ class LiveSource(FrameSource):
     def _open(self):
         import av
 
+        if self.path == "-" and _stdin_is_empty(self.timeout):  # FFmpeg would say "Invalid data found ..."
+            raise InputError("-: the stream on standard input is empty (nothing was piped in)")
         url = "pipe:0" if self.path == "-" else self.path
         fmt = "v4l2" if self.path.startswith("/dev/video") else None
         try:
@@ -399,6 +427,30 @@ class LiveSource(FrameSource):
             except queue.Full:
                 continue
         return False
+
+
+def _stdin_is_empty(timeout: float) -> bool:
+    """Whether standard input ends before its first byte, seen without reading it: an empty pipe (closed by the
+    writer), an empty file or ``/dev/null``. Waits up to ``timeout`` seconds for a pipe to have data or end
+    (False if it does neither; the stall is the reader's to report)."""
+    import array
+    import fcntl
+    import select
+    import stat
+    import termios
+
+    status = os.fstat(0)
+    if stat.S_ISREG(status.st_mode):
+        return status.st_size <= os.lseek(0, 0, os.SEEK_CUR)
+    if stat.S_ISCHR(status.st_mode):
+        return status.st_rdev == os.stat(os.devnull).st_rdev
+    if not (stat.S_ISFIFO(status.st_mode) or stat.S_ISSOCK(status.st_mode)):
+        return False
+    if not select.select([0], [], [], timeout)[0]:
+        return False
+    waiting = array.array("i", [0])
+    fcntl.ioctl(0, termios.FIONREAD, waiting)  # readable with no byte waiting: the writer closed it
+    return waiting[0] == 0
 
 
 def open_source(source: Union[str, os.PathLike, FrameSource, Sequence[str]], fps: Optional[float] = None,

@@ -26,6 +26,7 @@ from dsfnet.config import BackboneConfig
 from dsfnet.errors import ConfigError, InputError, InputNotFound, Unavailable
 from dsfnet.models import timm_backbone
 from dsfnet.registry import BACKBONES
+from dsfnet.torch_files import load_torch_file
 
 # name -> (block depths, groups, width per group)
 _ARCHITECTURES = {
@@ -171,10 +172,7 @@ def load_imagenet_weights(model: nn.Module, path: str | Path, name: str) -> None
     path = Path(path)
     if not path.is_file():
         raise InputNotFound(f"backbone weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt files
-        raise InputError(f"backbone weights file {path} could not be read as a torch state dict: {error}") from None
+    state = load_torch_file(path, "backbone weights file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -30,6 +30,7 @@ from torch import nn
 
 from dsfnet.config import BackboneConfig
 from dsfnet.errors import InputError, InputNotFound
+from dsfnet.torch_files import load_torch_file
 
 PREFIX = "timm:"
 #: ``model.backbone.weights`` value for timm's own download (needs internet access)
@@ -209,19 +210,21 @@ def rename_by_position(state: dict, reference: dict, what: str) -> dict:
     return renamed
 
 
+def _read_safetensors(path: Path) -> dict:
+    """The tensors in a ``.safetensors`` file."""
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own SafetensorError, OSError, ... for corrupt files
+        raise InputError(f"backbone weights file {path} is not a readable safetensors file ({_first_line(error)})"
+                         ) from None
+
+
 def _read_state(path: Path) -> dict:
     """The state dict in a ``.safetensors`` or torch file (unwrapped from ``state_dict`` / ``model``)."""
     if not path.is_file():
         raise InputNotFound(f"backbone weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch and safetensors raise several types for corrupt / foreign files
-        raise InputError(f"backbone weights file {path} could not be read as a state dict ({_first_line(error)})"
-                         ) from None
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else load_torch_file(path, "backbone weights file")
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -61,6 +61,35 @@ def test_expand_inputs(tmp_path, folder):
     assert expand_inputs([str(folder / "a.mp4"), str(frames)])[1]  # several arguments make a batch
 
 
+def test_entries_that_only_look_like_videos_are_recorded_as_skipped(cli, checkpoint, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "a.mp4", FRAMES["a"])
+    (videos / "fake.mp4").mkdir()  # a folder without frames
+    (videos / "gone.mkv").symlink_to(videos / "missing.mkv")
+    (videos / "loop.mp4").symlink_to(videos / "loop.mp4")
+    out = tmp_path / "out"
+    assert cli(detect_args([videos], checkpoint, out, "--no-video")) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    nowhere = "a symbolic link that leads nowhere (a loop, or its target is missing)"
+    assert [{key: record[key] for key in ("name", "status")} | {"reason": record.get("reason")}
+            for record in summary["inputs"]] == [
+        {"name": "a", "status": "ok", "reason": None},
+        {"name": "fake", "status": "skipped", "reason": "a folder named like a video, with no frames in it"},
+        {"name": "gone", "status": "skipped", "reason": nowhere},
+        {"name": "loop", "status": "skipped", "reason": nowhere}]
+    assert summary["inputs"][3]["input"] == str(videos / "loop.mp4")
+    assert (summary["totals"]["ok"], summary["totals"]["failed"], summary["totals"]["skipped"]) == (1, 0, 3)
+    assert sorted(path.name for path in out.iterdir()) == ["a", "run.json", "summary.json"]
+    assert_complete(out, "a", video=False)
+    assert [line.split()[:3] for line in printed.splitlines() if line.endswith(f"skipped: {nowhere}")] == [
+        ["gone", "-", "-"], ["loop", "-", "-"]]
+    assert "1 of 4 inputs done (0 failed, 3 skipped)" in printed
+    assert cli(detect_args([videos], checkpoint, out, "--no-video", "--resume")) == 0  # the same inputs
+    assert json.loads((out / "summary.json").read_text())["totals"]["done_before_resume"] == 1
+
+
 def test_skip_bad_reports_the_corrupt_file_and_finishes_the_others(cli, checkpoint, folder, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli(detect_args([folder], checkpoint, out, "--skip-bad")) == 0
@@ -74,7 +103,8 @@ def test_skip_bad_reports_the_corrupt_file_and_finishes_the_others(cli, checkpoi
     totals = summary["totals"]
     assert totals["frames_per_second"] == pytest.approx(totals["frames"] / totals["seconds"], rel=1e-2)
     assert totals | {"seconds": 0, "frames_per_second": 0} == {
-        "inputs": 4, "ok": 3, "failed": 1, "frames": sum(FRAMES.values()), "seconds": 0, "frames_per_second": 0,
+        "inputs": 4, "ok": 3, "failed": 1, "skipped": 0, "frames": sum(FRAMES.values()), "seconds": 0,
+        "frames_per_second": 0,
         "detections": sum(r.get("detections", 0) for r in summary["inputs"]), "done_before_resume": 0,
         "world_size": 1}
     assert not (out / "c_bad" / "detections.jsonl").exists()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from dsfnet.engine.checkpoint import load_model
+from dsfnet.engine.run_dir import lock_name
 from dsfnet.inference.predictor import VideoPredictor
 from dsfnet.inference.video_io import open_source
 from faulthelpers import fail_writes, make_read_only, one_line_error, snapshot
@@ -53,7 +54,8 @@ def test_read_only_out_is_a_one_line_error(cli, checkpoint, video, earlier_out, 
     before = snapshot(earlier_out)
     make_read_only(monkeypatch, earlier_out)
     code = detect(cli, video, checkpoint, earlier_out, "--n", "3")
-    one_line_error(capsys, code, "detect", f"cannot write {earlier_out / 'detections.jsonl'}: read-only file system")
+    # the folder's lock is the first file a run writes there
+    one_line_error(capsys, code, "detect", f"cannot write {earlier_out / lock_name('detect')}: read-only file system")
     monkeypatch.undo()
     assert snapshot(earlier_out) == before
 

@@ -64,3 +64,21 @@ def test_detect_with_seqnms_post_processes_the_whole_video(cli, checkpoint, tmp_
         assert mine.boxes.tolist() == theirs.boxes.tolist() and mine.class_names == theirs.class_names
     assert sum(len(r.scores) for r in got) > 0
     assert decode_all(post / "annotated.mp4") == (10, 64, 48)  # drawn from a second decode
+
+
+def test_seqnms_options_without_post_seqnms_are_named_as_ignored(cli, checkpoint, vid_root, tmp_path, capsys):
+    video = write_video(tmp_path / "clip.mp4", 4, 64, 48)
+    code = cli(["detect", str(video), "--weights", str(checkpoint), "--out", str(tmp_path / "out"), "--n", "3",
+                "--no-progress", "--no-video", "--seqnms-link-iou", "0.3", "--seqnms-rescore", "max"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert code == 0 and warnings == ["dsfnet detect: warning: --seqnms-link-iou, --seqnms-rescore: ignored, they "
+                                      "apply with --post seqnms only (this run has --post none)"]
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 4
+    detections = tmp_path / "empty.jsonl"
+    detections.write_text("")
+    code = cli(["eval", "--detections", str(detections), "--data", str(vid_root), "--out", str(tmp_path / "eval"),
+                "--seqnms-nms-iou", "0.5"])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "seqnms" in line]
+    assert code == 0 and warnings == ["dsfnet eval: warning: --seqnms-nms-iou: ignored, it applies with --post "
+                                      "seqnms only (this run has --post none)"]
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["post"] == "none"

@@ -79,7 +79,7 @@ def test_bad_weight_files_name_the_problem(tmp_path):
         build_backbone(BackboneConfig(name="resnet50", weights=str(incomplete)))
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="could not be read"):
+    with pytest.raises(ValueError, match="is not a readable torch file"):
         build_backbone(BackboneConfig(name="resnet50", weights=str(corrupt)))
 
 

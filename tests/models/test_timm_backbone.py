@@ -137,7 +137,8 @@ def test_weights_files_of_another_model_or_not_a_state_dict_are_named(tmp_path):
     assert str(other) in message and "missing keys" in message
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"not a tensor file")
-    _one_line_error(ValueError, f"{corrupt} could not be read", _random_config("convnext_atto", weights=str(corrupt)))
+    _one_line_error(ValueError, f"{corrupt} is not a readable safetensors file",
+                    _random_config("convnext_atto", weights=str(corrupt)))
     _one_line_error(FileNotFoundError, "not found", _random_config("convnext_atto", weights=str(tmp_path / "no.pth")))
     _one_line_error(ValueError, "holds tf_efficientnet_lite0's weights, not convnext_atto's",
                     _random_config("convnext_atto", weights="efficientnet_lite0"))
