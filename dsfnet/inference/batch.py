@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from dsfnet.atomic import atomic_write_text
+from dsfnet.atomic import atomic_write_text, remove_stale_temporaries
 from dsfnet.engine.distributed import DistributedContext
 from dsfnet.errors import DsfnetError, InputError
 from dsfnet.inference.manifest import start_run, write_manifest
@@ -127,6 +127,7 @@ def run_batch(inputs: list[BatchInput], out: Path, detect: DetectOne, *, identit
     def prepare() -> list[int]:
         out.mkdir(parents=True, exist_ok=True)
         continuing = start_run(out, identity, resume)
+        remove_stale_temporaries(out)  # of a killed run; each input's folder is cleared when its detection starts
         pending = [index for index, item in enumerate(inputs) if not (continuing and _done(out / item.name))]
         for index in pending:  # a failure or a previous run's record: the input is done again
             (out / inputs[index].name / RESULT).unlink(missing_ok=True)
