@@ -557,10 +557,15 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        """Close the file after the block; :meth:`abort` it after an exception in the block or in closing."""
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
 
 
 class Fragments(NamedTuple):
