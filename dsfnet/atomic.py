@@ -2,20 +2,31 @@
 
 A crash or an error while writing never leaves a partial file under the final name; a read-only folder or a full
 disk raises :class:`~dsfnet.io_errors.WriteError` naming the final path. Folders are replaced whole the same way
-(:func:`replaced_directory`).
+(:func:`replaced_directory`). A process killed half-way (SIGKILL, a crashed machine) leaves its temporary file
+behind: :func:`remove_stale_temporaries` clears them when the next run starts in the folder. Files that grow while
+they are read (``metrics.jsonl``, a live stream's ``detections.jsonl``) gain whole lines or nothing
+(:func:`append_whole`, :func:`drop_last_lines`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, BinaryIO, Iterator, Optional
 
 from dsfnet.errors import OutputExists
 from dsfnet.io_errors import WriteError, is_write_failure
+
+logger = logging.getLogger(__name__)
+
+# what temporary_sibling (mkstemp: 8 random characters) leaves behind when its writer is killed: ".NAME.XXXXXXXX.tmp"
+# (".NAME.XXXXXXXX.tmp.mp4" for the MP4 writer)
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.mp4)?$")
 
 
 def _umask() -> int:
@@ -136,18 +147,64 @@ def replaced_directory(path: str | os.PathLike, overwrite: bool = False) -> Iter
         raise
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writes left in ``folder`` (top level; none if it does not exist);
+    returns them. Call it only where no other process is writing into ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [path for path in folder.iterdir() if path.is_file() and _TEMPORARY.match(path.name)]
+    size = 0
+    for path in stale:
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+            path.unlink()
+    if stale:
+        logger.info("removed %d stale temporary file(s) (%.1f MB) left by interrupted writes in %s", len(stale),
+                    size / 2**20, folder)
+    return stale
+
+
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append ``line`` and a newline to the text file ``path``, or leave the file as it was (a full disk cuts no
-    line in half: the file is truncated back to its old length and :class:`WriteError` raised)."""
+    line in half: :class:`WriteError` naming ``path``)."""
     path = Path(path)
     try:
-        with path.open("a", encoding="utf-8", newline="\n") as handle:
-            start = handle.tell()
-            try:
-                handle.write(line + "\n")
-                handle.flush()
-            except OSError:
-                handle.truncate(start)
-                raise
+        with path.open("ab", buffering=0) as handle:
+            append_whole(handle, (line + "\n").encode("utf-8"))
     except OSError as error:
         _raise_described(error, path)
+
+
+def append_whole(handle: BinaryIO, data: bytes) -> None:
+    """Append ``data`` to the end of the unbuffered binary file ``handle`` (``open(path, "ab", buffering=0)``)
+    whole, or not at all: a write that fails part-way (a full disk, a file size limit) is cut off the file again
+    and :class:`WriteError` naming the file raised. Unbuffered, because a buffered file would write the rest of a
+    failed write again when it is flushed or closed."""
+    start = handle.seek(0, os.SEEK_END)
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[handle.write(view):]  # a write may be short (the disk filled up): the next one raises
+    except OSError as error:
+        os.ftruncate(handle.fileno(), start)
+        _raise_described(error, Path(handle.name))
+
+
+def drop_last_lines(path: str | os.PathLike, count: int, block: int = 1 << 16) -> list[bytes]:
+    """Remove the last ``count`` lines of the file ``path`` (each ends with a newline) and return them, oldest
+    first. Reads the file backwards from its end, only as far as those lines reach."""
+    if count <= 0:
+        return []
+    with open(path, "rb+") as handle:
+        end = position = handle.seek(0, os.SEEK_END)
+        tail = b""
+        # the file ends with a newline: the one before the last ``count`` lines is newline number count + 1
+        while tail.count(b"\n") <= count and position > 0:
+            step = min(block, position)
+            position -= step
+            handle.seek(position)
+            tail = handle.read(step) + tail
+        dropped = [piece + b"\n" for piece in tail.split(b"\n")[:-1][-count:]]
+        handle.truncate(end - sum(map(len, dropped)))
+    return dropped

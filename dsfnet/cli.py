@@ -10,7 +10,7 @@ import traceback
 from typing import Optional
 
 from dsfnet import __version__
-from dsfnet.engine.signals import TrainingStopped
+from dsfnet.engine.signals import Terminated, TrainingStopped
 from dsfnet.errors import DsfnetError
 from dsfnet.io_errors import as_write_error, is_write_failure
 
@@ -50,9 +50,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run one sub-command; returns the exit status.
 
     The error boundary: a :class:`dsfnet.errors.DsfnetError` (bad input, config, option, missing or existing
-    path, failed write, stalled stream), any other ``OSError`` (a path the user named) and Ctrl-C end with one
-    line and exit 2 (130 for Ctrl-C); any other exception is a bug: its traceback, a line asking to report it,
-    and exit 1. ``-v`` prints the traceback in every case.
+    path, failed write, stalled stream), any other ``OSError`` (a path the user named), Ctrl-C and SIGTERM end
+    with one line and exit 2 (130 for Ctrl-C, 143 for SIGTERM); any other exception is a bug: its traceback, a
+    line asking to report it, and exit 1. ``-v`` prints the traceback in every case.
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -60,7 +60,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     prefix = f"dsfnet {args.command}"
     try:
         return args.run(args)
-    except TrainingStopped as stop:  # SIGTERM: last.pth written, "continue with --resume"
+    except (TrainingStopped, Terminated) as stop:  # SIGTERM (train: last.pth written, "continue with --resume")
         print(f"{prefix}: {stop}", file=sys.stderr)
         return stop.exit_code
     except (DsfnetError, OSError) as error:

@@ -33,7 +33,8 @@ _REASONS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
 }
-_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+         errno.EFBIG: "file size limit reached (the file system's, or ulimit -f)"}
 WRITE_ERRNOS = frozenset(_REASONS) | frozenset(_FULL)
 
 

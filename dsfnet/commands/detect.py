@@ -17,9 +17,13 @@ failure leaves no partial output under the final names. A batch (``dsfnet.infere
 
 Live streams (a URL, ``/dev/videoN``, ``-`` for standard input; ``--sampling causal`` only) are written in place
 as frames are processed instead (one JSON line flushed per frame; a fragmented MP4, playable while it grows), so
-that a consumer can follow them. Ctrl-C (after the frame in progress), the end of the stream or a stall longer
-than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error naming the
-stream.
+that a consumer can follow them. Ctrl-C or SIGTERM (after the frame in progress), the end of the stream or a stall
+longer than ``--timeout`` closes both cleanly, playable up to the last frame; a stall then ends with an error
+naming the stream. A failed write (a full disk) cuts both back to the frames both hold whole.
+
+SIGTERM otherwise stops as Ctrl-C does (``dsfnet.engine.signals.sigterm_as_ctrl_c``): files and batches remove
+the partial outputs of the input in progress. Temporary files that a killed run left in ``--out`` are removed
+when the next run starts there.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import dataclasses
 import json
 import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -38,11 +41,12 @@ from typing import Iterator, Optional
 
 from tqdm import tqdm
 
-from dsfnet.atomic import atomic_open, discard
+from dsfnet.atomic import append_whole, atomic_open, discard, drop_last_lines, remove_stale_temporaries
 from dsfnet.commands.messages import warnings_as_lines
 from dsfnet.commands.options import add_inference_options, inference_settings
 from dsfnet.commands.postprocess_options import add_postprocess_arguments, chosen_post, warn_unused_post_options
 from dsfnet.engine.run_dir import locked_run_dir
+from dsfnet.engine.signals import Terminated, handling, sigterm_as_ctrl_c
 from dsfnet.errors import InputError
 from dsfnet.inference.video_io import (DEFAULT_STALL_TIMEOUT, StreamStalled, VideoWriter, draw_detections,
                                        is_live_input, open_source)
@@ -94,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with warnings_as_lines("detect"):
+    with warnings_as_lines("detect"), sigterm_as_ctrl_c():
         return _run(args)
 
 
@@ -135,7 +139,7 @@ def _run_one(args: argparse.Namespace, spec: str, out: Path) -> int:
     source = _open(args, spec, predictor) if live else spec
     started = time.perf_counter()
     counts = {"frames": 0, "detections": 0}
-    with _stop_on_ctrl_c(source) as stopped:
+    with _stop_on_signal(source) as received:
         try:
             _detect_into(predictor, args, source, out, progress=not args.no_progress, counts=counts)
         except (KeyboardInterrupt, StreamStalled):
@@ -143,10 +147,11 @@ def _run_one(args: argparse.Namespace, spec: str, out: Path) -> int:
                 _summary(predictor, out, args, counts, time.perf_counter() - started)
             raise
     _summary(predictor, out, args, counts, time.perf_counter() - started)
-    if stopped.is_set():
-        print(f"dsfnet detect: interrupted: stopped reading {spec} after {counts['frames']} frames; both outputs "
+    if received:
+        reason = "interrupted" if received[0] == signal.SIGINT else str(Terminated())
+        print(f"dsfnet detect: {reason}: stopped reading {spec} after {counts['frames']} frames; both outputs "
               "are closed", file=sys.stderr)
-        return 130
+        return 128 + received[0]
     return 0
 
 
@@ -173,26 +178,23 @@ def _open(args: argparse.Namespace, spec, predictor):
 
 
 @contextlib.contextmanager
-def _stop_on_ctrl_c(source) -> Iterator[threading.Event]:
-    """Live streams: the first Ctrl-C stops reading (the frame in progress is finished and written to both
-    outputs, which are then closed as at the end of the stream); a second one interrupts at once. The event says
-    whether it happened."""
-    stopped = threading.Event()
-    if not getattr(source, "live", False) or threading.current_thread() is not threading.main_thread():
-        yield stopped
+def _stop_on_signal(source) -> Iterator[list[int]]:
+    """Live streams: the first Ctrl-C or SIGTERM stops reading (the frame in progress is finished and written to
+    both outputs, which are then closed as at the end of the stream); a second one interrupts at once. Yields the
+    list of the signals that stopped it (empty: none)."""
+    received: list[int] = []
+    if not getattr(source, "live", False):
+        yield received
         return
 
     def stop(signum, frame) -> None:
-        if stopped.is_set():
-            raise KeyboardInterrupt
-        stopped.set()
+        if received:
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        received.append(signum)
         source.close()
 
-    previous = signal.signal(signal.SIGINT, stop)
-    try:
-        yield stopped
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with handling((signal.SIGINT, signal.SIGTERM), stop):
+        yield received
 
 
 def _predictor(args: argparse.Namespace, device):
@@ -241,6 +243,9 @@ def _detect_into(predictor, args: argparse.Namespace, source, out: Path, *, prog
     source = _open(args, source, predictor)  # missing / not a video: error naming the input
     counts = {"frames": 0, "detections": 0} if counts is None else counts
     out.mkdir(parents=True, exist_ok=True)
+    # of a killed run (SIGKILL): files ".detections.jsonl.XXXXXXXX.tmp", ...; the --out folder itself is cleared
+    # by its lock, a batch input's folder only here
+    remove_stale_temporaries(out)
     _write_outputs(predictor, source, out, video=not args.no_video, progress=progress, post=chosen_post(args),
                    score_thr=args.score_thr, counts=counts)
     return counts["frames"], counts["detections"]
@@ -288,34 +293,63 @@ def _write_outputs(predictor, source, out: Path, *, video: bool, progress: bool,
                    counts: dict) -> None:
     """Stream the predictions into ``detections.jsonl`` (and ``annotated.mp4``); with ``post`` (``--post``'s choice)
     the video is post-processed first and detections below ``score_thr`` dropped afterwards; ``counts`` follows
-    the frames and detections written. Files: both moved into place only when the whole video is done. Live
-    streams: both written in place, flushed per frame, and closed cleanly (kept) whatever ends the stream."""
-    live = source.live
-    num_frames = None if live else source.count()  # files: one decode pass (warns about truncated streams)
-    jsonl = out / "detections.jsonl"
-    with (open(jsonl, "w", encoding="utf-8") if live else atomic_open(jsonl, "w")) as handle:
-        writer = VideoWriter(out / "annotated.mp4", fps=source.fps, live=live) if video else None
-        try:
-            bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name,
-                       disable=not progress, dynamic_ncols=True, leave=False)
-            stream = bar if post is None else postprocess_stream(post.processor.run, bar, post.settings,
-                                                                 score_thresh=score_thr,
-                                                                 images=source.frames() if video else None)
-            for result in stream:
-                handle.write(json.dumps(result.to_json(source.name)) + "\n")
-                if live:
-                    handle.flush()
-                counts["frames"] += 1
-                counts["detections"] += len(result.scores)
-                if writer is not None:
-                    writer.write(draw_detections(result.image, result.boxes, result.labels, result.class_names,
-                                                 result.scores))
-            bar.close()
-            if writer is not None:
-                writer.close()  # renames the finished video into place; the JSON-lines file follows
-        except BaseException:
-            if writer is not None:
-                writer.abort()  # files: removed; live: closed cleanly and kept
-            raise
+    the frames and detections written (:func:`_write_files`, :func:`_write_live`)."""
+    num_frames = None if source.live else source.count()  # files: one decode pass (warns about truncated streams)
+    bar = tqdm(predictor.predict(source), total=num_frames, unit="frame", desc=source.name, disable=not progress,
+               dynamic_ncols=True, leave=False)
+    results = bar if post is None else postprocess_stream(post.processor.run, bar, post.settings,
+                                                          score_thresh=score_thr,
+                                                          images=source.frames() if video else None)
+    (_write_live if source.live else _write_files)(results, source, out, video=video, counts=counts)
+    bar.close()
     if not video and discard(out / "annotated.mp4"):  # an earlier run's video would not show these detections
         print(f"removed {out / 'annotated.mp4'} of an earlier run (--no-video)")
+
+
+def _write_files(results, source, out: Path, *, video: bool, counts: dict) -> None:
+    """Files: both outputs go to temporaries, moved into place (the video first) once every frame is done; any
+    failure (also Ctrl-C, SIGTERM) removes both."""
+    with atomic_open(out / "detections.jsonl", "w") as handle, \
+            (VideoWriter(out / "annotated.mp4", fps=source.fps) if video else contextlib.nullcontext()) as writer:
+        for result in results:
+            handle.write(_json_line(result, source))
+            _count(counts, result)
+            if video:
+                writer.write(_drawn(result))
+
+
+def _write_live(results, source, out: Path, *, video: bool, counts: dict) -> None:
+    """Live streams: both outputs written in place, a whole JSON line and a frame at a time, and closed cleanly
+    (kept) whatever ends the stream. After a failure both are cut back to the frames both hold whole: the video to
+    its last complete fragment (a full disk), the JSON-lines file to the frames of the video."""
+    jsonl = out / "detections.jsonl"
+    writer = VideoWriter(out / "annotated.mp4", fps=source.fps, live=True) if video else None
+    with open(jsonl, "wb", buffering=0) as handle:
+        try:
+            for result in results:
+                append_whole(handle, _json_line(result, source).encode("utf-8"))
+                _count(counts, result)
+                if writer is not None:
+                    writer.write(_drawn(result))
+            if writer is not None:
+                writer.close()
+        except BaseException:
+            if writer is not None:
+                for line in drop_last_lines(jsonl, counts["frames"] - writer.abort()):
+                    counts["frames"] -= 1
+                    counts["detections"] -= len(json.loads(line)["detections"])
+            raise
+
+
+def _json_line(result, source) -> str:
+    return json.dumps(result.to_json(source.name)) + "\n"
+
+
+def _count(counts: dict, result) -> None:
+    counts["frames"] += 1
+    counts["detections"] += len(result.scores)
+
+
+def _drawn(result):
+    """The frame of ``result`` with its detections drawn."""
+    return draw_detections(result.image, result.boxes, result.labels, result.class_names, result.scores)

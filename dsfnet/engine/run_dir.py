@@ -23,7 +23,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import socket
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Iterator, Optional
 import yaml
 
 from dsfnet.jsonable import changed_settings, jsonable
-from dsfnet.atomic import atomic_write_text
+from dsfnet.atomic import atomic_write_text, remove_stale_temporaries
 from dsfnet.errors import RunFolderInUse
 from dsfnet.io_errors import as_write_error, is_write_failure
 
@@ -46,8 +45,6 @@ def lock_name(command: str) -> str:
 
 LOCK_NAME = lock_name("train")
 RESUMES_NAME = "resumes.jsonl"
-# what dsfnet.atomic (mkstemp: 8 random characters) and the MP4 writer leave behind when killed mid-write
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.mp4)?$")
 _NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 
@@ -117,20 +114,6 @@ def _acquire(lock_path: Path, command: str) -> int:
         os.close(fd)
         raise (as_write_error(error, lock_path) if is_write_failure(error) else error) from None
     return fd
-
-
-def remove_stale_temporaries(out_dir: Path) -> list[Path]:
-    """Delete the temporary files that killed atomic writes left in ``out_dir`` (top level); returns them."""
-    stale = [path for path in Path(out_dir).iterdir() if path.is_file() and _TEMPORARY.match(path.name)]
-    size = 0
-    for path in stale:
-        with contextlib.suppress(OSError):
-            size += path.stat().st_size
-            path.unlink()
-    if stale:
-        logger.info("removed %d stale temporary file(s) (%.1f MB) left by interrupted writes in %s", len(stale),
-                    size / 2**20, out_dir)
-    return stale
 
 
 # ---------------------------------------------------------------------------------------------- config history

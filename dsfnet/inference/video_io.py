@@ -23,16 +23,18 @@ way. A file that is not a video, has no video stream or has no decodable frame r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import re
+import struct
 import threading
 import time
 import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -489,8 +491,11 @@ class VideoWriter:
 
     ``live=True`` (for live streams) writes ``path`` itself as it goes, so that it can be followed while it grows
     and stays playable whatever happens: a fragmented MP4 with one fragment per frame, flushed to the file at
-    once (the encoder is tuned for zero latency, so it holds no frame back), and :meth:`abort` closes the file
-    cleanly instead of removing it. A kill -9 loses at most the frame being written.
+    once (the encoder is tuned for zero latency, so it holds no frame back; the muxer writes a frame's fragment
+    when the next frame comes), and :meth:`abort` closes the file cleanly instead of removing it. A kill -9 loses
+    at most the frames not yet in a fragment. A write that fails (a full disk) leaves part of a fragment in the
+    file: :meth:`abort` then cuts the file back to the end of its last complete fragment, which it follows after
+    every frame (:func:`complete_fragments`).
 
     H.264 (``libx264``, yuv420p) when this FFmpeg build has it, else MPEG-4 Part 2. yuv420p needs even sizes:
     an odd width/height is padded by one black column/row at the right/bottom.
@@ -510,6 +515,9 @@ class VideoWriter:
             os.close(fd)  # PyAV opens the file by name
         self._container = None
         self._stream = None
+        self.frames = 0  # frames written
+        self._complete = Fragments(0, 0)  # live: what the file holds in whole fragments
+        self._broken = False  # a write failed part-way: the file may end in part of a fragment
 
     def _start(self, height: int, width: int) -> None:
         import av
@@ -539,36 +547,61 @@ class VideoWriter:
             padded = np.zeros((self._stream.height, self._stream.width, 3), np.uint8)
             padded[:height, :width] = image
             image = padded
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24"))
+        self.frames += 1
+
+    def _encode(self, frame) -> None:
+        """Encode ``frame`` (``None``: flush the encoder) and mux its packets; live: then follow the fragments."""
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError:
+            self._broken = True
+            raise
+        if self.live:
+            self._complete = complete_fragments(self._tmp, self._complete)
 
     def close(self) -> Path:
         """Flush, close and move the file into place; returns the final path."""
         if self._container is None:
             self._drop()
             raise InputError(f"{self.path}: no frame was written")
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
+        self._encode(None)
+        try:
+            self._container.close()
+        except OSError:
+            self._broken = True
+            raise
         self._container = None
         os.replace(self._tmp, self.path)
         return self.path
 
-    def abort(self) -> None:
-        """Drop the partial file (live: close it cleanly, playable up to the last frame written)."""
-        if self.live and self._container is not None:
-            self.close()
-            return
-        self._drop()
+    def abort(self) -> int:
+        """Files: drop the partial file. Live: close the file cleanly, playable up to the last frame written, or,
+        when it cannot be completed (a full disk), cut it back to its last complete fragment. Returns the number
+        of frames the file keeps (0 for files, and for a live file that got no frame: it is removed)."""
+        if not self.live or self.frames == 0:
+            self._drop()
+            return 0
+        if self._container is not None and not self._broken:
+            with contextlib.suppress(OSError):
+                self.close()
+        if self._container is not None:
+            self._close_quietly()
+            os.truncate(self._tmp, self._complete.end)
+            self.frames = self._complete.frames
+        return self.frames
+
+    def _close_quietly(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # closing a half-written container may fail; the caller removes or cuts the file
+            pass
+        self._container = None
 
     def _drop(self) -> None:
         if self._container is not None:
-            try:
-                self._container.close()
-            except Exception:  # closing a half-written container may fail; the file is removed anyway
-                pass
-            self._container = None
+            self._close_quietly()
         if os.path.exists(self._tmp):
             os.unlink(self._tmp)
 
@@ -576,11 +609,45 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            if os.path.exists(self._tmp) and self._container is not None:
-                self.close()
-        else:
+        """Close the file after the block; :meth:`abort` it after an exception in the block or in closing."""
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
+
+
+class Fragments(NamedTuple):
+    """The whole fragments at the start of a fragmented MP4 file: they end at byte ``end`` and hold ``frames``
+    frames (one per fragment, as :class:`VideoWriter` writes them)."""
+
+    end: int
+    frames: int
+
+
+def complete_fragments(path: Union[str, os.PathLike], known: Fragments = Fragments(0, 0)) -> Fragments:
+    """The whole fragments of the fragmented MP4 file ``path``, read on from ``known`` (the file's top-level boxes
+    after ``known.end``: ``ftyp`` and ``moov`` first, then a ``moof`` and an ``mdat`` per fragment). A box that the
+    file holds whole counts; a ``moof`` only with its ``mdat``, which counts one frame."""
+    end, frames = known
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        position = end
+        while position + 8 <= size:
+            handle.seek(position)
+            header = handle.read(16)
+            length, kind = struct.unpack(">I4s", header[:8])
+            if length == 1 and len(header) == 16:  # a 64-bit size follows the type
+                length = struct.unpack(">Q", header[8:])[0]
+            if length < 8 or position + length > size:  # 0 (up to the end of the file) or not written whole
+                break
+            position += length
+            if kind != b"moof":
+                end, frames = position, frames + (kind == b"mdat")
+    return Fragments(end, frames)
 
 
 def preferred_codec() -> str:

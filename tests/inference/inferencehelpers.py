@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import av
 import numpy as np
@@ -89,3 +91,29 @@ def decode_all(path: Path) -> tuple[int, int, int]:
         stream = container.streams.video[0]
         count = sum(1 for _ in container.decode(stream))
         return count, stream.width, stream.height
+
+
+def mpegts_frames(stream: BinaryIO, pace: float = 0.0, width: int = 64, height: int = 48,
+                  noise: bool = False) -> Iterator[int]:
+    """Send a live H.264 MPEG-TS stream (as a camera would) into the binary file ``stream``, one frame at a time,
+    ``pace`` seconds apart: yields the number of frames sent after each one (``moving_square`` frames, or random
+    pixels with ``noise``). Closing the generator ends the stream properly."""
+    rng = np.random.default_rng(0)
+    container = av.open(stream, "w", format="mpegts")
+    video = container.add_stream("libx264", rate=25, options={"tune": "zerolatency"})
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    try:
+        sent = 0
+        while True:
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8) if noise else \
+                moving_square(sent, width, height)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+            stream.flush()
+            sent += 1
+            yield sent
+            time.sleep(pace)
+    finally:
+        for packet in video.encode():
+            container.mux(packet)
+        container.close()

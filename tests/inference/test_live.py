@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dsfnet.inference.video_io import LiveSource, is_live_input, open_source
-from inferencehelpers import decode_all, moving_square, write_video
+from inferencehelpers import decode_all, mpegts_frames, write_video
 
 
 class MpegTsServer:
@@ -50,21 +50,13 @@ class MpegTsServer:
         connection.settimeout(None)
         try:
             with connection, connection.makefile("wb") as stream:
-                container = av.open(stream, "w", format="mpegts")
-                video = container.add_stream("libx264", rate=25, options={"tune": "zerolatency"})
-                video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-                while not self.stop.is_set() and (self.frames is None or self.sent < self.frames):
-                    frame = av.VideoFrame.from_ndarray(moving_square(self.sent, 64, 48), format="rgb24")
-                    for packet in video.encode(frame):
-                        container.mux(packet)
-                    stream.flush()
-                    self.sent += 1
-                    time.sleep(self.pace)
+                frames = mpegts_frames(stream, pace=self.pace)
+                for self.sent in frames:
+                    if self.stop.is_set() or (self.frames is not None and self.sent >= self.frames):
+                        break
                 while self.hold.is_set() and not self.stop.is_set():
                     time.sleep(0.05)
-                for packet in video.encode():
-                    container.mux(packet)
-                container.close()
+                frames.close()  # the end of the stream
         except (BrokenPipeError, ConnectionResetError, av.FFmpegError):
             pass  # the client went away
         finally:
