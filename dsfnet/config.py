@@ -265,6 +265,43 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping of a YAML document gives the same key twice (``line`` and ``first_line`` are 1-based)."""
+
+    def __init__(self, key: Any, line: int, first_line: int):
+        super().__init__(problem=f"key {key!r} is given twice (line {first_line} and line {line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives a key twice (the safe loader keeps the last value
+    silently: ``num_frames: 3`` then ``num_frames: 7`` would read as 7)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys that the mapping may override, as YAML intends
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise DuplicateKey(key, line, first_line[key])
+                first_line[key] = line
+            except TypeError:
+                continue  # an unhashable key: the safe loader's own error names it
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed as YAML with :class:`UniqueKeyLoader` (plain values only, like ``yaml.safe_load``).
+
+    Raises:
+        DuplicateKey: a mapping gives a key twice.
+        yaml.YAMLError: ``text`` is not valid YAML.
+    """
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
@@ -272,9 +309,12 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = load_yaml(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {path} is not a text file (byte {error.start} is not UTF-8)") from None
+    except DuplicateKey as error:
+        raise ConfigError(f"config file {path} line {error.line}: key {error.key!r} is given twice (first on "
+                          f"line {error.first_line}); keep one") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from None
     if not isinstance(values, dict):
@@ -297,7 +337,9 @@ def parse_overrides(overrides: list[str]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
+            node[parts[-1]] = load_yaml(raw)
+        except DuplicateKey as error:
+            raise ConfigError(f"override '{item}': key {error.key!r} is given twice") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"override '{item}': the value is not valid YAML ({_one_line(error)})") from None
     return nested
