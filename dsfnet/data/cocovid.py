@@ -28,13 +28,13 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASSES
-from dsfnet.data.json_fields import field, integer, load_json, numbers, objects, text
+from dsfnet.data.json_fields import field, integer, load_json, numbers, objects, text, unique
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
 from dsfnet.errors import InputError, InputNotFound
 
@@ -86,24 +86,6 @@ def cocovid_document(dataset: DatasetRecord, root: str) -> dict:
     return {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
 
 
-def _first_repeat(values) -> Any:
-    """The first value that occurs a second time in ``values``, or ``None``."""
-    seen = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    return None
-
-
-def _unique(values: list, what: str, where: str) -> list:
-    """``values``, refusing a repeat: silently merged, repeated ids change the ground truth's counts."""
-    repeated = _first_repeat(values)
-    if repeated is not None:
-        raise InputError(f"{where}: ground truth lists {what} {repeated!r} twice")
-    return values
-
-
 def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> DatasetRecord:
     """Read a CocoVID JSON file into records (see the module docstring for the conventions).
 
@@ -136,9 +118,9 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
 
 def _categories(categories: list[dict], where: str) -> tuple[dict[int, int], tuple[str, ...]]:
     """``(category id -> label, class names)``: labels are the positions of the categories sorted by id."""
-    ids = _unique([integer(c, "id", f"{where}: categories[{k}]") for k, c in enumerate(categories)], "category id",
+    ids = unique([integer(c, "id", f"{where}: categories[{k}]") for k, c in enumerate(categories)], "category id",
                   where)
-    names = _unique([text(c, "name", f"{where}: category {i}") for i, c in zip(ids, categories)], "category name",
+    names = unique([text(c, "name", f"{where}: category {i}") for i, c in zip(ids, categories)], "category name",
                     where)
     order = sorted(range(len(ids)), key=ids.__getitem__)
     return {ids[k]: label for label, k in enumerate(order, 1)}, tuple(names[k] for k in order)
@@ -146,9 +128,9 @@ def _categories(categories: list[dict], where: str) -> tuple[dict[int, int], tup
 
 def _annotations_by_image(annotations: list[dict], images: list[dict], where: str) -> dict[int, list[dict]]:
     """The annotations of each image id (every image id checked: an integer, listed once)."""
-    image_ids = _unique([integer(image, "id", f"{where}: images[{k}]") for k, image in enumerate(images)],
+    image_ids = unique([integer(image, "id", f"{where}: images[{k}]") for k, image in enumerate(images)],
                         "image id", where)
-    _unique([integer(a, "id", f"{where}: annotations[{k}]") for k, a in enumerate(annotations) if "id" in a],
+    unique([integer(a, "id", f"{where}: annotations[{k}]") for k, a in enumerate(annotations) if "id" in a],
             "annotation id", where)
     known, by_image = set(image_ids), defaultdict(list)
     for k, ann in enumerate(annotations):
@@ -162,7 +144,7 @@ def _annotations_by_image(annotations: list[dict], images: list[dict], where: st
 def _videos(videos: list[dict], images: list[dict], where: str) -> list[tuple[str, bool, list[dict]]]:
     """``(name, still, images in frame order)`` of each video, then of each still image (no ``video_id``, or
     -1: a one-frame video named after its file)."""
-    ids = _unique([integer(v, "id", f"{where}: videos[{k}]") for k, v in enumerate(videos)], "video id", where)
+    ids = unique([integer(v, "id", f"{where}: videos[{k}]") for k, v in enumerate(videos)], "video id", where)
     frames_of: dict[int, list[dict]] = {video_id: [] for video_id in ids}
     stills = []
     for image in images:
@@ -178,7 +160,7 @@ def _videos(videos: list[dict], images: list[dict], where: str) -> list[tuple[st
     for video_id, video in zip(ids, videos):
         frame_ids = [integer(image, "frame_id", f"{where}: image {image['id']}", minimum=0)
                      for image in frames_of[video_id]]
-        _unique([(video_id, frame_id) for frame_id in frame_ids], "(video_id, frame_id)", where)
+        unique([(video_id, frame_id) for frame_id in frame_ids], "(video_id, frame_id)", where)
         order = sorted(range(len(frame_ids)), key=frame_ids.__getitem__)
         still = bool(video.get("is_still_image", False))
         if still and len(order) > 1:  # each would be frame 0 of the video

@@ -111,3 +111,14 @@ def numbers(value: Any, count: int, where: str, what: str, form: str) -> list[fl
     if not isinstance(value, list) or len(value) != count or not all(is_number(v) for v in value):
         raise InputError(f"{where}: {what} must be {count} finite numbers {form}, got {shown(value)}")
     return [float(v) for v in value]
+
+
+def unique(values: list, what: str, where: str) -> list:
+    """``values``, refusing a repeat (``what`` names them in the message): silently merged, repeated ids would
+    change the data's counts."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise InputError(f"{where}: lists {what} {shown(value)} twice")
+        seen.add(value)
+    return values

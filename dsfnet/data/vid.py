@@ -43,6 +43,7 @@ import numpy as np
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASS_NAMES, WNID_TO_LABEL
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
+from dsfnet.data.xml_file import parse_xml
 from dsfnet.errors import InputError, InputNotFound
 
 logger = logging.getLogger(__name__)
@@ -246,12 +247,7 @@ def parse_annotation(path: str, still: bool) -> tuple:
     Returns ``(width, height, boxes [k, 4] (clipped, inclusive corners), labels [k], track_ids [k],
     occluded [k], degraded [k])`` as Python lists.
     """
-    try:
-        root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise InputNotFound(f"annotation file not found: {path}") from None
-    except ET.ParseError as error:
-        raise InputError(f"{path}: malformed XML ({error})") from None
+    root = parse_xml(path)
     size = root.find("size")
     if size is None:
         raise InputError(f"{path}: missing <size>")
