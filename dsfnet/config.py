@@ -16,6 +16,7 @@ from typing import Any, Optional
 import yaml
 
 from dsfnet.data.classes import VID_CLASS_NAMES
+from dsfnet.data.json_fields import INT64_MAX, INT64_MIN, shown
 from dsfnet.errors import ConfigError
 from dsfnet.registry import BACKBONES, DATASET_READERS
 
@@ -230,25 +231,34 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
         return _convert(next(a for a in args if a is not type(None)), value, dotted)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be a list, got {shown(value)}")
         return tuple(_convert(args[0], item, dotted) for item in value)
     if hint is float:
         return _float(value, dotted)
     if hint in (int, str, bool) and type(value) is not hint:
-        raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {shown(value)}")
+    if hint is int and not INT64_MIN <= value <= INT64_MAX:  # seeds, sizes and counts end up in int64
+        raise ConfigError(f"config key '{dotted}' must be int (64-bit), got {shown(value)}")
     return value
 
 
 def _float(value: Any, dotted: str) -> float:
-    """A number, or a string spelling one: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string."""
+    """A finite number, or a string spelling one: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string.
+    ``.nan`` / ``.inf`` are refused: a run folder's config.yaml would hold them as null."""
+    number = math.nan
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigError(f"config key '{dotted}' must be float, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int past 1e308
+            pass
+    if not math.isfinite(number):
+        raise ConfigError(f"config key '{dotted}' must be float (finite), got {shown(value)}")
+    return number
 
 
 def _one_line(error: Exception) -> str:
@@ -322,6 +332,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     base = values.pop("base", None)
     if base is None:
         return values
+    if not isinstance(base, str) or not (path.parent / base).is_file():
+        where = f" ({path.parent / base} does not exist)" if isinstance(base, str) else ""
+        raise ConfigError(f"config file {path}: 'base' must name a config file, got {shown(base)}{where}")
     return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), values)
 
 
@@ -444,11 +457,27 @@ def config_from_dict(values: dict) -> Config:
 
 
 def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Config:
-    """Load a YAML config (following ``base:``), apply ``key=value`` overrides and validate."""
-    values = _read_yaml(Path(path))
-    if overrides:
-        values = _deep_merge(values, parse_overrides(overrides))
-    return config_from_dict(values)
+    """Load a YAML config (following ``base:``), apply ``key=value`` overrides and validate.
+
+    Raises:
+        ConfigError: one line naming the key, and the file when the file's own values are at fault.
+    """
+    file_values = _read_yaml(Path(path))
+    values = _deep_merge(file_values, parse_overrides(overrides)) if overrides else file_values
+    try:
+        return config_from_dict(values)
+    except ConfigError as error:
+        if overrides and _is_valid(file_values):
+            raise  # an override's key or value: the message names the key the user typed
+        raise ConfigError(f"config file {path}: {error}") from None
+
+
+def _is_valid(values: dict) -> bool:
+    try:
+        config_from_dict(values)
+    except ConfigError:
+        return False
+    return True
 
 
 def class_names(config: Config) -> tuple[str, ...]:

@@ -189,7 +189,8 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
     if position is None and partial is not None and (video in partial or stem in partial):
         return None, []
     if position is None:
-        raise InputError(f"{where}: frame (video={shown(video)}, frame_index={shown(frame_index)}) is not in the dataset")
+        raise InputError(f"{where}: frame (video={shown(video)}, frame_index={shown(frame_index)}) is not in the "
+                         "dataset")
     return position, [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
                       for k, det in enumerate(dets)]
 

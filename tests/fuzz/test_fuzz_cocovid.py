@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from dsfnet.data.cocovid import cocovid_document, read_cocovid
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord
+from dsfnet.errors import InputError
 
 from tests.fuzz.fuzzhelpers import FUZZ, any_input, check_dataset, mutated_document, read_or_input_error
 
@@ -60,3 +62,33 @@ def test_mutated_documents(fuzz_file, document):
 @given(data=any_input(json.dumps(VALID, indent=1).encode()))
 def test_mutated_bytes(fuzz_file, data):
     read_back(fuzz_file, data)
+
+
+def _edited(change):
+    document = json.loads(json.dumps(VALID))
+    change(document)
+    return document
+
+
+#: documents the fuzzing found (AttributeError, KeyError, TypeError before), and a still-image video of two images
+#: (each would have been frame 0 of its video)
+FOUND = {
+    "category not an object": (lambda d: d["categories"].append(5), "'categories' must be a list of objects"),
+    "category without name": (lambda d: d["categories"][0].pop("name"), "category 1 has no 'name'"),
+    "images null": (lambda d: d.update(images=None), "'images' must be a list of objects"),
+    "unhashable image id": (lambda d: d["images"][0].update(id=[1]), "images[0]: 'id' must be an integer"),
+    "unhashable video_id": (lambda d: d["images"][0].update(video_id=[1]), "image 1: 'video_id' must be an integer"),
+    "width null": (lambda d: d["images"][0].update(width=None), "image 1: 'width' must be an integer >= 1"),
+    "frame_id a string": (lambda d: d["images"][1].update(frame_id="1"), "'frame_id' must be an integer >= 0"),
+    "instance_id past int64": (lambda d: d["annotations"][0].update(instance_id=2 ** 64),
+                               "'instance_id' must be a 64-bit integer"),
+    "still image of two images": (lambda d: d["images"][2].update(video_id=3, frame_id=1),
+                                  "video 3 is a still image (is_still_image) but has 2 images"),
+}
+
+
+@pytest.mark.parametrize("change, message", FOUND.values(), ids=FOUND.keys())
+def test_found_documents_are_one_line_errors(fuzz_file, change, message):
+    fuzz_file.write_text(json.dumps(_edited(change)))
+    with pytest.raises(InputError, match=re.escape(f"{fuzz_file}: ") + ".*" + re.escape(message)):
+        read_cocovid(fuzz_file, image_root="/data")

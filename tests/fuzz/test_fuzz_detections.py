@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord
+from dsfnet.errors import InputError
 from dsfnet.evaluation.detections import Detections, read_detections, write_devkit_txt, write_jsonl
 
 from tests.fuzz.fuzzhelpers import FUZZ, any_input, mutated_document, read_or_input_error
@@ -79,3 +81,21 @@ def test_mutated_jsonl_records(valid_files, fuzz_file, data, strict):
                                                "0x1", "١"]), min_size=6, max_size=8), max_size=5))
 def test_devkit_rows(fuzz_file, rows):
     read_back(fuzz_file, "".join(" ".join(row) + "\n" for row in rows).encode())
+
+
+#: inputs the fuzzing found (or that its findings led to), each once a traceback (TypeError, OverflowError,
+#: RecursionError, ValueError) instead of a one-line error
+FOUND = [
+    '{"video": "val/a", "frame_index": 0, "detections": [{"box": [1, 2, 3, 4], "class": [], "score": 0.5}]}\n',
+    '{"video": "val/a", "frame_index": 0, "detections": [{"box": [1, 2, 3, 1' + "0" * 400 + '], "label": 1, '
+    '"score": 0.5}]}\n',
+    '{"video": "val/a", "frame_index": 0, "detections": ' + "[" * 100_000 + "\n",
+    '{"video": "val/a", "frame_index": 0, "detections": [], "x": ' + "1" * 5000 + "}\n",
+]
+
+
+@pytest.mark.parametrize("text", FOUND, ids=["unhashable class", "int past 1e308", "deep nesting", "5000 digits"])
+def test_found_inputs_are_one_line_errors(fuzz_file, text):
+    fuzz_file.write_text(text)
+    with pytest.raises(InputError, match=f"^{re.escape(str(fuzz_file))}:1: "):
+        read_detections(fuzz_file, DATASET)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.importers import read_annotations
 from dsfnet.data.importers.annotations import ImportedVideo
 from dsfnet.data.importers.writer import write_imported
+from dsfnet.errors import DsfnetError
 
 from tests.fuzz.fuzzhelpers import (FUZZ, any_input, check_dataset, mutated_bytes, mutated_document, mutated_xml,
                                     read_or_input_error)
@@ -42,7 +44,8 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("importers")
     (root / "frames").mkdir()
     for index in range(FRAMES):
-        Image.fromarray(np.full((HEIGHT, WIDTH, 3), 40 * index, np.uint8)).save(root / "frames" / f"{index + 1:06d}.jpg")
+        image = Image.fromarray(np.full((HEIGHT, WIDTH, 3), 40 * index, np.uint8))
+        image.save(root / "frames" / f"{index + 1:06d}.jpg")
     return root
 
 
@@ -100,3 +103,50 @@ def test_mot(folder, data, seqinfo):
                       any_input(json.dumps(COCO, indent=1).encode())))
 def test_coco(folder, data):
     convert(folder, "coco.json", data)
+
+
+def _coco(change) -> str:
+    document = json.loads(json.dumps(COCO))
+    change(document)
+    return json.dumps(document)
+
+
+#: files the fuzzing found (or its findings led to): each was a traceback (LookupError, ZeroDivisionError,
+#: AttributeError, OverflowError in the writer), an endless frame list, or a CocoVID file that does not read back
+FOUND = {
+    "cvat unknown encoding": ("task.xml", CVAT.replace('encoding="utf-8"', 'encoding="uuf-8"'), "malformed XML"),
+    "cvat step 0": ("task.xml", CVAT.replace("<size>6</size>", "").replace(
+        "<frame_filter></frame_filter>", "<frame_filter>step=0</frame_filter>"), "the step must be >= 1"),
+    "cvat 10^11 frames": ("task.xml", CVAT.replace("<size>6</size>", "<size>123456789012</size>"),
+                          "123456789012 frames, more than"),
+    "cvat track id past int64": ("task.xml", CVAT.replace('track id="1"', 'track id="99999999999999999999"'),
+                                 "the track id must be a 64-bit integer"),
+    "cvat negative width": ("task.xml", CVAT.replace(f"<width>{WIDTH}</width>", "<width>-1</width>"),
+                            "width must be >= 1"),
+    "mot id past int64": ("gt.txt", "1,99999999999999999999,2,3,10,8\n", "the id (column 2) must be a 64-bit"),
+    "coco categories null": ("coco.json", _coco(lambda d: d.update(categories=None)), "'categories' must be a list"),
+    "coco attributes a list": ("coco.json", _coco(lambda d: d["annotations"][0].update(attributes=[1])),
+                               "'attributes' must be an object"),
+}
+
+
+@pytest.mark.parametrize("name, text, message", FOUND.values(), ids=FOUND.keys())
+def test_found_files_are_one_line_errors(folder, name, text, message):
+    (folder / "seqinfo.ini").write_text(SEQINFO)
+    (folder / name).write_text(text)
+    with pytest.raises(DsfnetError, match=re.escape(str(folder / name)) + ".*" + re.escape(message)):
+        read_annotations([folder / name])
+
+
+def test_found_boxes_past_the_frame_are_cut_to_it(folder):
+    """A COCO box ``[1, 2, 9, 1e308]`` was written as ``Infinity`` (float32), a CocoVID file that did not read."""
+    (folder / "coco.json").write_text(_coco(lambda d: d["annotations"][0].update(bbox=[1, 2, 9, 1e308])))
+    write_imported(read_annotations([folder / "coco.json"]), folder / "out.json", overwrite=True)
+    assert read_cocovid(folder / "out.json").videos[0].frames[0].boxes.tolist() == [[1, 2, 10, HEIGHT - 1]]
+
+
+def test_found_empty_imdir_means_img1(folder):
+    """``imDir=`` (empty) read the sequence folder itself as the frames."""
+    (folder / "seqinfo.ini").write_text(SEQINFO.replace("imDir=frames", "imDir="))
+    (folder / "gt.txt").write_text(MOT)
+    assert read_annotations([folder / "gt.txt"])[0].media == folder / "img1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dsfnet.data.vid import read_vid_split
+from dsfnet.errors import InputError
 
 from tests.fuzz.fuzzhelpers import FUZZ, any_input, check_dataset, mutated_xml, read_or_input_error
 
@@ -77,3 +79,26 @@ def test_mutated_split_files(root, stem, data, skip_bad):
        skip_bad=st.booleans())
 def test_mutated_annotations(root, stem, xml, skip_bad):
     read_split(root, stem, SPLITS[stem].encode(), xml, skip_bad)
+
+
+#: inputs the fuzzing found: split-file line errors were plain ValueErrors (shown as bugs by the command line, also
+#: in `dsfnet convert --split`), a NUL byte reached os.stat, and XML numbers inf / nan gave OverflowError,
+#: ValueError or NaN boxes
+FOUND = {
+    "bad split line": ("VID_val_videos", f"{SNIPPET} 1 0 x\n", XML, "VID_val_videos.txt line 1: expected integer"),
+    "NUL byte": ("DET_train_30classes", f"{DET}\x00 1\n", XML, "DET_train_30classes.txt line 1: a NUL byte"),
+    "width inf": ("VID_val_videos", SPLITS["VID_val_videos"], XML.replace("<width>64", "<width>inf"),
+                  "000000.xml: <width> is not a finite number"),
+    "xmin nan": ("VID_val_videos", SPLITS["VID_val_videos"], XML.replace("<xmin>1<", "<xmin>nan<"),
+                 "000000.xml: <xmin> is not a finite number"),
+    "trackid 1.5": ("VID_val_videos", SPLITS["VID_val_videos"], XML.replace("<trackid>3<", "<trackid>1.5<"),
+                    "000000.xml: <trackid> is not a 64-bit integer"),
+}
+
+
+@pytest.mark.parametrize("stem, split, xml, message", FOUND.values(), ids=FOUND.keys())
+def test_found_inputs_are_one_line_errors(root, stem, split, xml, message):
+    (root / "ImageSets" / f"{stem}.txt").write_text(split)
+    (root / "Annotations" / "VID" / SNIPPET / "000000.xml").write_text(xml)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_vid_split(root, stem, cache_dir=tempfile.mkdtemp(dir=root))

@@ -3,8 +3,8 @@ are resolved (:mod:`dsfnet.data.importers.media`) and written as CocoVID (:mod:`
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels of the original frame, in the tool's own continuous coordinates (CVAT's
 ``xtl, ytl, xbr, ybr``; COCO's ``x, y, x + w, y + h``), so the CocoVID ``bbox`` written is the tool's box
-unchanged (cut to the frame where it reaches past the border). Frame indices are 0-based positions in the media (the video file, or the folder's frames in natural
-file-name order).
+unchanged (cut to the frame where it reaches past the border). Frame indices are 0-based positions in the media
+(the video file, or the folder's frames in natural file-name order).
 """
 
 from __future__ import annotations

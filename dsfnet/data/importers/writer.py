@@ -4,9 +4,10 @@
 is a video file, ``<out stem>_frames/<video name>/NNNNNN.jpg``: the frames are built in a temporary folder and the
 JSON written last, so a bad box or an undecodable video leaves neither behind (and an earlier output whole).
 
-Boxes are cut to the frame. Checks, each a one-line ``InputError`` naming the file and element / line: a box in a frame past the media's end
-or outside the covered frames, a box wholly outside the frame, a track that changes label, two boxes of one
-track in one frame, a declared frame size that differs from the media's, two inputs giving one video name.
+Boxes are cut to the frame. Checks, each a one-line ``InputError`` naming the file and element / line: a box in a
+frame past the media's end or outside the covered frames, a box wholly outside the frame, a track that changes
+label, two boxes of one track in one frame, a declared frame size that differs from the media's, two inputs giving
+one video name.
 """
 
 from __future__ import annotations
