@@ -16,6 +16,7 @@ from typing import Any, Optional
 import yaml
 
 from dsfnet.data.classes import VID_CLASS_NAMES
+from dsfnet.data.json_fields import INT64_MAX, INT64_MIN, shown
 from dsfnet.errors import ConfigError
 from dsfnet.registry import BACKBONES, DATASET_READERS
 
@@ -230,25 +231,34 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
         return _convert(next(a for a in args if a is not type(None)), value, dotted)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be a list, got {shown(value)}")
         return tuple(_convert(args[0], item, dotted) for item in value)
     if hint is float:
         return _float(value, dotted)
     if hint in (int, str, bool) and type(value) is not hint:
-        raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {value!r}")
+        raise ConfigError(f"config key '{dotted}' must be {hint.__name__}, got {shown(value)}")
+    if hint is int and not INT64_MIN <= value <= INT64_MAX:  # seeds, sizes and counts end up in int64
+        raise ConfigError(f"config key '{dotted}' must be int (64-bit), got {shown(value)}")
     return value
 
 
 def _float(value: Any, dotted: str) -> float:
-    """A number, or a string spelling one: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string."""
+    """A finite number, or a string spelling one: YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string.
+    ``.nan`` / ``.inf`` are refused: a run folder's config.yaml would hold them as null."""
+    number = math.nan
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigError(f"config key '{dotted}' must be float, got {value!r}")
+        try:
+            number = float(value)
+        except OverflowError:  # an int past 1e308
+            pass
+    if not math.isfinite(number):
+        raise ConfigError(f"config key '{dotted}' must be float (finite), got {shown(value)}")
+    return number
 
 
 def _one_line(error: Exception) -> str:
@@ -265,6 +275,43 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    """A mapping of a YAML document gives the same key twice (``line`` and ``first_line`` are 1-based)."""
+
+    def __init__(self, key: Any, line: int, first_line: int):
+        super().__init__(problem=f"key {key!r} is given twice (line {first_line} and line {line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that gives a key twice (the safe loader keeps the last value
+    silently: ``num_frames: 3`` then ``num_frames: 7`` would read as 7)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys that the mapping may override, as YAML intends
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise DuplicateKey(key, line, first_line[key])
+                first_line[key] = line
+            except TypeError:
+                continue  # an unhashable key: the safe loader's own error names it
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed as YAML with :class:`UniqueKeyLoader` (plain values only, like ``yaml.safe_load``).
+
+    Raises:
+        DuplicateKey: a mapping gives a key twice.
+        yaml.YAMLError: ``text`` is not valid YAML.
+    """
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     path = path.resolve()
     if path in seen:
@@ -272,9 +319,12 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = load_yaml(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as error:
         raise ConfigError(f"config file {path} is not a text file (byte {error.start} is not UTF-8)") from None
+    except DuplicateKey as error:
+        raise ConfigError(f"config file {path} line {error.line}: key {error.key!r} is given twice (first on "
+                          f"line {error.first_line}); keep one") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {_one_line(error)}") from None
     if not isinstance(values, dict):
@@ -283,6 +333,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     base = values.pop("base", None)
     if base is None:
         return values
+    if not isinstance(base, str) or not (path.parent / base).is_file():
+        where = f" ({path.parent / base} does not exist)" if isinstance(base, str) else ""
+        raise ConfigError(f"config file {path}: 'base' must name a config file, got {shown(base)}{where}")
     return _deep_merge(_read_yaml(path.parent / base, seen + (path,)), values)
 
 
@@ -312,7 +365,9 @@ def parse_overrides(overrides: list[str]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
+            node[parts[-1]] = load_yaml(raw)
+        except DuplicateKey as error:
+            raise ConfigError(f"override '{item}': key {error.key!r} is given twice") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"override '{item}': the value is not valid YAML ({_one_line(error)})") from None
     return nested
@@ -417,11 +472,27 @@ def config_from_dict(values: dict) -> Config:
 
 
 def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Config:
-    """Load a YAML config (following ``base:``), apply ``key=value`` overrides and validate."""
-    values = _read_yaml(Path(path))
-    if overrides:
-        values = _deep_merge(values, parse_overrides(overrides))
-    return config_from_dict(values)
+    """Load a YAML config (following ``base:``), apply ``key=value`` overrides and validate.
+
+    Raises:
+        ConfigError: one line naming the key, and the file when the file's own values are at fault.
+    """
+    file_values = _read_yaml(Path(path))
+    values = _deep_merge(file_values, parse_overrides(overrides)) if overrides else file_values
+    try:
+        return config_from_dict(values)
+    except ConfigError as error:
+        if overrides and _is_valid(file_values):
+            raise  # an override's key or value: the message names the key the user typed
+        raise ConfigError(f"config file {path}: {error}") from None
+
+
+def _is_valid(values: dict) -> bool:
+    try:
+        config_from_dict(values)
+    except ConfigError:
+        return False
+    return True
 
 
 def class_names(config: Config) -> tuple[str, ...]:

@@ -87,3 +87,48 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+DUPLICATED = "test:\n  num_frames: 3\n  sampling: stride\n  num_frames: 7\n"
+
+
+@pytest.mark.parametrize("text, line, first", [
+    (DUPLICATED, 4, 2),
+    ("train: {lr: 0.1, lr: 0.2}\n", 1, 1),  # a flow mapping: both on one line
+    ("model:\n  variant: frame\nmodel:\n  variant: dsfnet\n", 3, 1),  # a whole section twice
+])
+def test_duplicated_key_is_an_error_naming_file_line_and_key(tmp_path, text, line, first):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message and f"line {line}:" in message and f"first on line {first}" in message
+    assert "\n" not in message and "given twice" in message
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"  # `<<:` then the same key is YAML's override, not a repeat
+    path.write_text("test:\n  <<: {num_frames: 3, sampling: stride}\n  num_frames: 5\n")
+    test = load_config(path).test
+    assert (test.num_frames, test.sampling) == (5, "stride")
+
+
+def test_duplicated_key_in_an_override_is_refused(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match=r"override 'train.lr_steps=\{a: 1, a: 2\}': key 'a' is given twice"):
+        load_config(path, ["train.lr_steps={a: 1, a: 2}"])
+
+
+def test_duplicated_key_through_the_command_line(tmp_path, capsys):
+    from dsfnet import cli
+
+    path = tmp_path / "dup.yaml"
+    path.write_text(DUPLICATED)
+    code = cli.main(["train", str(path), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err == (f"dsfnet train: error: config file {path} line 4: key 'num_frames' is given twice (first on "
+                   "line 2); keep one")
+    assert not (tmp_path / "run").exists()

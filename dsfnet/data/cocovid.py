@@ -25,16 +25,16 @@ Conventions:
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASSES
+from dsfnet.data.json_fields import field, integer, load_json, numbers, objects, text, unique
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
 from dsfnet.errors import InputError, InputNotFound
 
@@ -86,84 +86,27 @@ def cocovid_document(dataset: DatasetRecord, root: str) -> dict:
     return {"categories": categories, "videos": videos, "images": images, "annotations": annotations}
 
 
-def _field(item: dict, key: str, where: str) -> Any:
-    if key not in item:
-        raise InputError(f"{where} has no '{key}'")
-    return item[key]
-
-
-def _first_repeat(values) -> Any:
-    """The first value that occurs a second time in ``values``, or ``None``."""
-    seen = set()
-    for value in values:
-        if value in seen:
-            return value
-        seen.add(value)
-    return None
-
-
-def check_unique_ids(document: dict, where: str) -> None:
-    """Refuse repeated ids (categories, videos, images, annotations), category names and (video_id, frame_id)
-    pairs: silently merged, they change the ground truth's counts. ``where`` (the file) heads the message."""
-    images = document.get("images", [])
-    checks = [
-        ("category id", (c.get("id") for c in document.get("categories", []))),
-        ("category name", (c.get("name") for c in document.get("categories", []))),
-        ("video id", (v.get("id") for v in document.get("videos", []))),
-        ("image id", (image.get("id") for image in images)),
-        ("annotation id", (a["id"] for a in document.get("annotations", []) if "id" in a)),
-        ("(video_id, frame_id)", ((image.get("video_id"), image.get("frame_id")) for image in images
-                                  if image.get("video_id", -1) not in (None, -1))),
-    ]
-    for what, values in checks:
-        repeated = _first_repeat(values)
-        if repeated is not None:
-            raise InputError(f"{where}: ground truth lists {what} {repeated!r} twice")
-
-
 def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.PathLike] = None) -> DatasetRecord:
-    """Read a CocoVID JSON file into records (see the module docstring for the conventions)."""
+    """Read a CocoVID JSON file into records (see the module docstring for the conventions).
+
+    Raises:
+        InputNotFound: ``json_path`` does not exist.
+        InputError: not JSON, a field missing or of the wrong type, a repeated id, an id that refers to nothing
+            (the message names the file and the entry).
+    """
     json_path = Path(json_path)
-    root = _image_root(json_path, image_root)
-    try:
-        document = json.loads(json_path.read_text())
-    except FileNotFoundError:
-        raise InputNotFound(f"CocoVID annotation file not found: {json_path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{json_path}: not valid JSON ({error})") from None
+    where = str(json_path)
+    if not json_path.is_file():
+        raise InputNotFound(f"CocoVID annotation file not found: {json_path}")
+    document = load_json(json_path)
     if not isinstance(document, dict):
-        raise InputError(f"{json_path}: expected a JSON object with categories / videos / images / annotations")
-    check_unique_ids(document, where := str(json_path))
-    categories = sorted(_field(document, "categories", where), key=lambda c: _field(c, "id", f"{where}: a category"))
-    labels = {c["id"]: position for position, c in enumerate(categories, 1)}
-    class_names = tuple(str(_field(c, "name", f"{where}: category {c['id']}")) for c in categories)
-
-    by_image: dict[Any, list[dict]] = defaultdict(list)
-    for ann in _field(document, "annotations", where):
-        by_image[_field(ann, "image_id", f"{where}: annotation {ann.get('id')}")].append(ann)
-    images = _field(document, "images", where)
-    image_ids = {_field(image, "id", f"{where}: an image") for image in images}
-    for image_id, anns in by_image.items():
-        if image_id not in image_ids:
-            raise InputError(f"{where}: annotation {anns[0].get('id')} refers to unknown image_id {image_id}")
-
-    videos = {v["id"]: v for v in document.get("videos", [])}
-    frames_of: dict[Any, list[dict]] = {video_id: [] for video_id in videos}
-    stills = []
-    for image in images:
-        video_id = image.get("video_id", -1)
-        if video_id in (None, -1):
-            stills.append(image)
-        elif video_id not in frames_of:
-            raise InputError(f"{where}: image {image['id']} refers to unknown video_id {video_id}")
-        else:
-            frames_of[video_id].append(image)
-
+        raise InputError(f"{where}: expected a JSON object with categories / videos / images / annotations")
+    labels, class_names = _categories(objects(document, "categories", where), where)
+    images = objects(document, "images", where)
+    by_image = _annotations_by_image(objects(document, "annotations", where), images, where)
+    root = _image_root(json_path, image_root)
     records, keys, any_key_field = [], [], any("is_vid_train_frame" in image for image in images)
-    groups = [(videos[v]["name"], bool(videos[v].get("is_still_image", False)),
-               sorted(frames_of[v], key=lambda image: image.get("frame_id", 0))) for v in videos]
-    groups += [(os.path.splitext(image["file_name"])[0], True, [image]) for image in stills]
-    for name, still, group in groups:
+    for name, still, group in _videos(objects(document, "videos", where, default=[]), images, where):
         frames = []
         for position, image in enumerate(group):
             frames.append(_frame(image, by_image.get(image["id"], []), labels, name, still, root, where))
@@ -173,35 +116,87 @@ def read_cocovid(json_path: str | os.PathLike, image_root: Optional[str | os.Pat
     return DatasetRecord(videos=records, class_names=class_names, key_frames=keys)
 
 
+def _categories(categories: list[dict], where: str) -> tuple[dict[int, int], tuple[str, ...]]:
+    """``(category id -> label, class names)``: labels are the positions of the categories sorted by id."""
+    ids = unique([integer(c, "id", f"{where}: categories[{k}]") for k, c in enumerate(categories)], "category id",
+                  where)
+    names = unique([text(c, "name", f"{where}: category {i}") for i, c in zip(ids, categories)], "category name",
+                    where)
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return {ids[k]: label for label, k in enumerate(order, 1)}, tuple(names[k] for k in order)
+
+
+def _annotations_by_image(annotations: list[dict], images: list[dict], where: str) -> dict[int, list[dict]]:
+    """The annotations of each image id (every image id checked: an integer, listed once)."""
+    image_ids = unique([integer(image, "id", f"{where}: images[{k}]") for k, image in enumerate(images)],
+                        "image id", where)
+    unique([integer(a, "id", f"{where}: annotations[{k}]") for k, a in enumerate(annotations) if "id" in a],
+            "annotation id", where)
+    known, by_image = set(image_ids), defaultdict(list)
+    for k, ann in enumerate(annotations):
+        image_id = integer(ann, "image_id", f"{where}: annotation {ann.get('id', f'[{k}]')}")
+        if image_id not in known:
+            raise InputError(f"{where}: annotation {ann.get('id', f'[{k}]')} refers to unknown image_id {image_id}")
+        by_image[image_id].append(ann)
+    return by_image
+
+
+def _videos(videos: list[dict], images: list[dict], where: str) -> list[tuple[str, bool, list[dict]]]:
+    """``(name, still, images in frame order)`` of each video, then of each still image (no ``video_id``, or
+    -1: a one-frame video named after its file)."""
+    ids = unique([integer(v, "id", f"{where}: videos[{k}]") for k, v in enumerate(videos)], "video id", where)
+    frames_of: dict[int, list[dict]] = {video_id: [] for video_id in ids}
+    stills = []
+    for image in images:
+        here = f"{where}: image {image['id']}"
+        if image.get("video_id", -1) in (None, -1):
+            stills.append(image)
+            continue
+        video_id = integer(image, "video_id", here)
+        if video_id not in frames_of:
+            raise InputError(f"{here} refers to unknown video_id {video_id}")
+        frames_of[video_id].append(image)
+    groups = []
+    for video_id, video in zip(ids, videos):
+        frame_ids = [integer(image, "frame_id", f"{where}: image {image['id']}", minimum=0)
+                     for image in frames_of[video_id]]
+        unique([(video_id, frame_id) for frame_id in frame_ids], "(video_id, frame_id)", where)
+        order = sorted(range(len(frame_ids)), key=frame_ids.__getitem__)
+        still = bool(video.get("is_still_image", False))
+        if still and len(order) > 1:  # each would be frame 0 of the video
+            raise InputError(f"{where}: video {video_id} is a still image (is_still_image) but has {len(order)} "
+                             "images")
+        groups.append((text(video, "name", f"{where}: video {video_id}"), still,
+                       [frames_of[video_id][k] for k in order]))
+    return groups + [(os.path.splitext(text(image, "file_name", f"{where}: image {image['id']}"))[0], True, [image])
+                     for image in stills]
+
+
 def _frame(image: dict, anns: list[dict], labels: dict, video: str, still: bool, root: str,
            where: str) -> FrameRecord:
     """One image and its (non-crowd) annotations as a record, boxes clipped to the image."""
     here = f"{where}: image {image['id']}"
-    width, height = int(_field(image, "width", here)), int(_field(image, "height", here))
+    width, height = integer(image, "width", here, minimum=1), integer(image, "height", here, minimum=1)
     boxes, label_list, tracks, occluded, degraded = [], [], [], [], []
     for ann in anns:
         if ann.get("iscrowd"):
             continue
         there = f"{where}: annotation {ann.get('id')}"
-        category = _field(ann, "category_id", there)
+        category = integer(ann, "category_id", there)
         if category not in labels:
             raise InputError(f"{there} has unknown category_id {category}")
-        bbox = _field(ann, "bbox", there)
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
-            raise InputError(f"{there}: bbox must be 4 finite numbers [x, y, w, h], got {bbox!r}")
-        x, y, w, h = (float(value) for value in bbox)
+        x, y, w, h = numbers(field(ann, "bbox", there), 4, there, "bbox", "[x, y, w, h]")
         if w < 0 or h < 0:
             raise InputError(f"{there} has a negative bbox width or height")
         boxes.append(clip_box(x, y, x + w, y + h, width, height))
         label_list.append(labels[category])
         tracks.append(len(tracks) if still and ann.get("instance_id", -1) == -1
-                      else int(_field(ann, "instance_id", there)))
+                      else integer(ann, "instance_id", there))
         occluded.append(ann.get("occluded") in (True, 1))
         degraded.append(ann.get("degraded") in (True, 1))
     return FrameRecord(
-        video=video, frame_index=0 if still else int(_field(image, "frame_id", here)),
-        image_path=os.path.normpath(os.path.join(root, _field(image, "file_name", here))), width=width, height=height,
+        video=video, frame_index=0 if still else integer(image, "frame_id", here, minimum=0),
+        image_path=os.path.normpath(os.path.join(root, text(image, "file_name", here))), width=width, height=height,
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4), labels=np.asarray(label_list, np.int64),
         track_ids=np.asarray(tracks, np.int64), occluded=np.asarray(occluded, bool),
         degraded=np.asarray(degraded, bool))

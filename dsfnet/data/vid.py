@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 import re
@@ -42,7 +43,9 @@ import numpy as np
 
 from dsfnet.atomic import atomic_write_bytes
 from dsfnet.data.classes import VID_CLASS_NAMES, WNID_TO_LABEL
+from dsfnet.data.json_fields import INT64_MAX, INT64_MIN, shown
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord, clip_box
+from dsfnet.data.xml_file import parse_xml
 from dsfnet.errors import InputError, InputNotFound
 
 logger = logging.getLogger(__name__)
@@ -101,8 +104,8 @@ class _Problems:
 # ---------------------------------------------------------------------------------------------------- split files
 
 
-def _line_error(path: Path, number: int, fields: list[str], reason: str) -> ValueError:
-    return ValueError(f"{path} line {number}: {reason} (line: {' '.join(fields)!r})")
+def _line_error(path: Path, number: int, fields: list[str], reason: str) -> InputError:
+    return InputError(f"{path} line {number}: {reason} (line: {shown(' '.join(fields), 100)})")
 
 
 def _ints(path: Path, number: int, fields: list[str], positions: tuple[int, ...]) -> list[int]:
@@ -202,7 +205,12 @@ def _parse_det_list(path: Path, lines, problems: _Problems) -> list[SplitEntry]:
 
 def parse_split_file(path: Path, text: str, problems: _Problems) -> list[SplitEntry]:
     """Entries of a split file, its format told by its name and its first line (DESIGN §5)."""
-    lines = [(number, line.split()) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if "\x00" in line:  # a NUL byte cannot be in a path: the file is corrupt
+            problems.report(_line_error(path, number, line.split(), "a NUL byte"))
+        elif line.strip():
+            lines.append((number, line.split()))
     if not lines:
         return []
     parser: Callable
@@ -228,11 +236,23 @@ def _text(element: ET.Element, tag: str, path: str) -> str:
 
 
 def _number(element: ET.Element, tag: str, path: str) -> float:
+    """The text of ``<tag>``, a finite number."""
     text = _text(element, tag, path)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise InputError(f"{path}: <{tag}> is not a number: {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"{path}: <{tag}> is not a finite number: {shown(text)}")
+    return value
+
+
+def _integer(element: ET.Element, tag: str, path: str) -> int:
+    """The text of ``<tag>``, an integer in numpy's int64 range (``64.0`` counts)."""
+    value = _number(element, tag, path)
+    if not value.is_integer() or not INT64_MIN <= value <= INT64_MAX:
+        raise InputError(f"{path}: <{tag}> is not a 64-bit integer: {shown(_text(element, tag, path))}")
+    return int(value)
 
 
 def _flag(element: ET.Element, tag: str) -> bool:
@@ -246,16 +266,11 @@ def parse_annotation(path: str, still: bool) -> tuple:
     Returns ``(width, height, boxes [k, 4] (clipped, inclusive corners), labels [k], track_ids [k],
     occluded [k], degraded [k])`` as Python lists.
     """
-    try:
-        root = ET.parse(path).getroot()
-    except FileNotFoundError:
-        raise InputNotFound(f"annotation file not found: {path}") from None
-    except ET.ParseError as error:
-        raise InputError(f"{path}: malformed XML ({error})") from None
+    root = parse_xml(path)
     size = root.find("size")
     if size is None:
         raise InputError(f"{path}: missing <size>")
-    width, height = int(_number(size, "width", path)), int(_number(size, "height", path))
+    width, height = _integer(size, "width", path), _integer(size, "height", path)
     if width <= 0 or height <= 0:
         raise InputError(f"{path}: image size {width}x{height} is not positive")
     boxes, labels, track_ids, occluded, degraded = [], [], [], [], []
@@ -274,7 +289,7 @@ def parse_annotation(path: str, still: bool) -> tuple:
             raise InputError(f"{path}: box ({x1}, {y1}, {x2}, {y2}) has xmax < xmin or ymax < ymin")
         boxes.append(clip_box(x1, y1, x2, y2, width, height))
         labels.append(label)
-        track_ids.append(len(track_ids) if still else int(_number(obj, "trackid", path)))
+        track_ids.append(len(track_ids) if still else _integer(obj, "trackid", path))
         occluded.append(_flag(obj, "occluded"))
         degraded.append(_flag(obj, "degraded"))
     return width, height, boxes, labels, track_ids, occluded, degraded

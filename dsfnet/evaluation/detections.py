@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from dsfnet.data.json_fields import is_int, is_number, loads, numbers, shown
 from dsfnet.data.records import DatasetRecord
 from dsfnet.atomic import atomic_open
 from dsfnet.errors import InputError, InputNotFound
@@ -96,14 +97,6 @@ def _frame_lookup(dataset: DatasetRecord) -> dict[tuple[str, int], int]:
             lookup.setdefault((video.name, int(frame.frame_index)), position)
             position += 1
     return lookup
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_detections(path: str | os.PathLike, dataset: DatasetRecord, strict: bool = True) -> Detections:
@@ -185,21 +178,19 @@ def _jsonl_record(line: str, where: str, lookup: dict, name_to_label: dict, num_
     """One JSON-lines record: its frame position and its detections as ``(frame position, label, score, box)``;
     ``ValueError`` naming ``where`` (file:line) for anything malformed. ``(None, [])`` for a frame the ground
     truth lacks of a video in ``partial`` (the names of the videos that may be covered in part)."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: malformed JSON ({exc.msg})") from None
+    obj = loads(line, where)
     if not isinstance(obj, dict):
         raise InputError(f"{where}: expected a JSON object per line")
     video, frame_index, dets = obj.get("video"), obj.get("frame_index"), obj.get("detections")
-    if not isinstance(video, str) or not _is_int(frame_index) or not isinstance(dets, list):
+    if not isinstance(video, str) or not is_int(frame_index) or not isinstance(dets, list):
         raise InputError(f'{where}: expected {{"video": str, "frame_index": int, "detections": [...]}}')
     stem = os.path.splitext(video)[0]  # `dsfnet detect vtest.avi` names the video with its suffix
     position = lookup.get((video, frame_index), lookup.get((stem, frame_index)))
     if position is None and partial is not None and (video in partial or stem in partial):
         return None, []
     if position is None:
-        raise InputError(f"{where}: frame (video={video!r}, frame_index={frame_index}) is not in the dataset")
+        raise InputError(f"{where}: frame (video={shown(video)}, frame_index={shown(frame_index)}) is not in the "
+                         "dataset")
     return position, [(position, *_jsonl_detection(det, f"{where}: detection {k}", name_to_label, num_classes))
                       for k, det in enumerate(dets)]
 
@@ -208,22 +199,20 @@ def _jsonl_detection(det, where: str, name_to_label: dict, num_classes: int) -> 
     """``(label, score, box)`` of one detection object; the label from ``class`` and/or ``label``."""
     if not isinstance(det, dict):
         raise InputError(f"{where}: expected an object")
-    box = det.get("box")
-    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-        raise InputError(f"{where}: 'box' must be 4 finite numbers [x1, y1, x2, y2], got {box!r}")
+    box = numbers(det.get("box"), 4, where, "'box'", "[x1, y1, x2, y2]")
     score = det.get("score")
-    if not _is_number(score):
-        raise InputError(f"{where}: 'score' must be a finite number, got {score!r}")
+    if not is_number(score):
+        raise InputError(f"{where}: 'score' must be a finite number, got {shown(score)}")
     label, name = det.get("label"), det.get("class")
     if label is None and name is None:
         raise InputError(f"{where}: needs 'class' (name) or 'label' (1..{num_classes})")
     if name is not None:  # the name wins: a model's label numbers need not be the ground truth file's
-        if name not in name_to_label:
-            raise InputError(f"{where}: class {name!r} is not a class of the dataset")
+        if not isinstance(name, str) or name not in name_to_label:
+            raise InputError(f"{where}: class {shown(name)} is not a class of the dataset")
         label = name_to_label[name]
-    if not _is_int(label) or not 1 <= label <= num_classes:
-        raise InputError(f"{where}: label {label!r} out of range 1..{num_classes}")
-    return label, float(score), [float(v) for v in box]
+    if not is_int(label) or not 1 <= label <= num_classes:
+        raise InputError(f"{where}: label {shown(label)} out of range 1..{num_classes}")
+    return label, float(score), box
 
 
 def read_devkit_txt(path: str | os.PathLike, dataset: DatasetRecord) -> Detections:

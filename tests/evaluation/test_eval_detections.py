@@ -74,7 +74,7 @@ JSON_ERRORS = [
     ('{"video": "val/v0", "frame_index": 5, "detections": []}', "not in the dataset"),
     ('{"video": "val/v0", "frame_index": 0, "detections": [{"box": [0,0,9], "label": 1, "score": 1}]}', "box"),
     ('{"video": "val/v0", "frame_index": 0, "detections": [{"box": [0,0,9,9], "label": 1}]}', "score"),
-    ('{"video": "val/v0", "frame_index": 0, "detections": [', "malformed JSON"),
+    ('{"video": "val/v0", "frame_index": 0, "detections": [', "not valid JSON"),
 ]
 
 

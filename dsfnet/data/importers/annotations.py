@@ -3,8 +3,8 @@ are resolved (:mod:`dsfnet.data.importers.media`) and written as CocoVID (:mod:`
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels of the original frame, in the tool's own continuous coordinates (CVAT's
 ``xtl, ytl, xbr, ybr``; COCO's ``x, y, x + w, y + h``), so the CocoVID ``bbox`` written is the tool's box
-unchanged. Frame indices are 0-based positions in the media (the video file, or the folder's frames in natural
-file-name order).
+unchanged (cut to the frame where it reaches past the border). Frame indices are 0-based positions in the media
+(the video file, or the folder's frames in natural file-name order).
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from dsfnet.data.json_fields import INT64_MAX, INT64_MIN, shown
 from dsfnet.errors import InputError
+
+#: the most frames an imported video may cover (9 days at 25 frames/s)
+MAX_FRAMES = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,25 @@ def checked_box(values: tuple[float, float, float, float], where: str) -> tuple[
     return values
 
 
-def number(text: Optional[str], where: str, what: str, kind: type = float) -> float | int:
-    """``text`` parsed as ``kind`` (``float`` or ``int``), or a one-line ``ValueError`` naming ``where``."""
+def number(text: Optional[str], where: str, what: str, kind: type = float,
+           minimum: Optional[float] = None) -> float | int:
+    """``text`` parsed as ``kind`` (``float``, or ``int`` in numpy's int64 range, where ids and frames end up),
+    ``>= minimum`` when given, or a one-line :class:`InputError` naming ``where``."""
     try:
-        return kind(text)
+        value = kind(text)
     except (TypeError, ValueError):
         raise InputError(f"{where}: {what} must be {'an integer' if kind is int else 'a number'}, "
-                         f"got {text!r}") from None
+                         f"got {shown(text)}") from None
+    if kind is int and not INT64_MIN <= value <= INT64_MAX:
+        raise InputError(f"{where}: {what} must be a 64-bit integer, got {shown(text)}")
+    if minimum is not None and not value >= minimum:
+        raise InputError(f"{where}: {what} must be >= {minimum}, got {shown(text)}")
+    return value
+
+
+def frame_count(count: int, where: str) -> int:
+    """``count`` frames that a file declares or uses, refused past :data:`MAX_FRAMES` (a mistyped size would
+    otherwise have the importer list billions of frames)."""
+    if count > MAX_FRAMES:
+        raise InputError(f"{where}: {count} frames, more than the {MAX_FRAMES:,} frames a video may have here")
+    return count

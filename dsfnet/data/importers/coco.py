@@ -10,42 +10,42 @@ JSON file's folder, or to ``--media`` when given.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box
+from dsfnet.data.json_fields import field, integer, load_json, numbers, objects, text, unique
 from dsfnet.errors import InputError
 from dsfnet.inference.video_io import natural_key
 
 
 def read_coco(path: Path, media: Optional[Path] = None) -> list[ImportedVideo]:
     """One video per image group (see the module docstring); image files relative to ``media`` or the JSON."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        line = getattr(error, "lineno", None)
-        raise InputError(f"{path}{f':{line}' if line else ''}: not valid JSON ({error})") from None
+    document = load_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
         raise InputError(f"{path}: expected a COCO JSON object with 'images', 'annotations' and 'categories'")
-    categories = {c.get("id"): str(c.get("name")) for c in document.get("categories", [])}
+    where = str(path)
+    categories = objects(document, "categories", where, default=[])
+    ids = unique([integer(c, "id", f"{where}: categories[{k}]") for k, c in enumerate(categories)], "category id",
+                 where)
+    names = {i: text(c, "name", f"{where}: category {i}") for i, c in zip(ids, categories)}
     root = media if media is not None else path.parent
     groups = _groups(document, path)
     by_image = defaultdict(list)
-    for position, ann in enumerate(document.get("annotations", [])):
-        by_image[ann.get("image_id")].append((position, ann))
+    for position, ann in enumerate(objects(document, "annotations", where, default=[])):
+        by_image[integer(ann, "image_id", f"{where}: annotation {ann.get('id', f'[{position}]')}")].append(
+            (position, ann))
     videos = []
     for name, images in groups.items():
         boxes = [box for frame, image in enumerate(images)
-                 for position, ann in by_image.pop(image.get("id"), [])
-                 if (box := _box(ann, frame, categories, f"{path}: annotation {ann.get('id', position)}"))]
-        first = images[0]
+                 for position, ann in by_image.pop(image["id"], [])
+                 if (box := _box(ann, frame, names, f"{where}: annotation {ann.get('id', f'[{position}]')}"))]
+        here = f"{where}: image {images[0]['id']}"
         videos.append(ImportedVideo(
-            name=name, source=path, media=None, frame_files=[root / str(image["file_name"]) for image in images],
-            frames=list(range(len(images))), labels=list(categories.values()), boxes=boxes,
-            size=(number(first.get("width"), f"{path}: image {first.get('id')}", "width", int),
-                  number(first.get("height"), f"{path}: image {first.get('id')}", "height", int))))
+            name=name, source=path, media=None, frame_files=[root / image["file_name"] for image in images],
+            frames=list(range(len(images))), labels=list(names.values()), boxes=boxes,
+            size=(integer(images[0], "width", here, minimum=1), integer(images[0], "height", here, minimum=1))))
     if by_image:
         image_id = next(iter(by_image))
         raise InputError(f"{path}: annotation {by_image[image_id][0][1].get('id')} refers to unknown image_id "
@@ -54,31 +54,37 @@ def read_coco(path: Path, media: Optional[Path] = None) -> list[ImportedVideo]:
 
 
 def _groups(document: dict, path: Path) -> dict[str, list[dict]]:
-    """Images by video name, each group in frame order."""
-    video_names = {v.get("id"): str(v.get("name")) for v in document.get("videos", [])}
+    """Images by video name, each group in frame order (ids and file names checked)."""
+    where = str(path)
+    videos = objects(document, "videos", where, default=[])
+    video_names = {integer(v, "id", f"{where}: videos[{k}]"): text(v, "name", f"{where}: videos[{k}]")
+                   for k, v in enumerate(videos)}
+    images = objects(document, "images", where)
+    unique([integer(image, "id", f"{where}: images[{k}]") for k, image in enumerate(images)], "image id", where)
     groups: dict[str, list[dict]] = defaultdict(list)
-    for image in document["images"]:
-        if not isinstance(image, dict) or "file_name" not in image or "id" not in image:
-            raise InputError(f"{path}: image {image.get('id') if isinstance(image, dict) else image!r} needs "
-                             "'id' and 'file_name'")
-        folder = Path(str(image["file_name"])).parent
-        name = video_names.get(image.get("video_id")) or (folder.name if folder.name else path.stem)
+    order = {}
+    for image in images:
+        here = f"{where}: image {image['id']}"
+        folder = Path(text(image, "file_name", here)).parent
+        video_id = None if image.get("video_id") is None else integer(image, "video_id", here)
+        name = video_names.get(video_id) or (folder.name if folder.name else path.stem)
         groups[name].append(image)
-    return {name: sorted(images, key=lambda image: (image.get("frame_id", 0), natural_key(str(image["file_name"]))))
-            for name, images in groups.items()}
+        order[image["id"]] = (integer(image, "frame_id", here, default=0), natural_key(image["file_name"]))
+    return {name: sorted(images, key=lambda image: order[image["id"]]) for name, images in groups.items()}
 
 
 def _box(ann: dict, frame: int, categories: dict, where: str) -> Optional[ImportedBox]:
     if ann.get("iscrowd"):
         return None
-    if ann.get("category_id") not in categories:
-        raise InputError(f"{where}: unknown category_id {ann.get('category_id')!r}")
-    bbox = ann.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4:
-        raise InputError(f"{where}: bbox must be [x, y, w, h], got {bbox!r}")
-    x, y, w, h = (number(value, where, "a bbox value") for value in bbox)
-    track = ann.get("track_id", ann.get("instance_id", (ann.get("attributes") or {}).get("track_id", ann.get("id"))))
-    return ImportedBox(frame, number(track, where, "the track id", int), categories[ann["category_id"]],
-                       checked_box((x, y, x + w, y + h), where), bool(ann.get("occluded")
-                                                                     or (ann.get("attributes") or {}).get("occluded")),
-                       where)
+    category = integer(ann, "category_id", where)
+    if category not in categories:
+        raise InputError(f"{where}: unknown category_id {category}")
+    x, y, w, h = numbers(field(ann, "bbox", where), 4, where, "bbox", "[x, y, w, h]")
+    attributes = ann.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise InputError(f"{where}: 'attributes' must be an object")
+    track_key = next((key for key in ("track_id", "instance_id") if key in ann), None)
+    track = (integer(ann, track_key, where) if track_key else integer(attributes, "track_id", where)
+             if "track_id" in attributes else integer(ann, "id", where))
+    return ImportedBox(frame, track, categories[category], checked_box((x, y, x + w, y + h), where),
+                       bool(ann.get("occluded") or attributes.get("occluded")), where)

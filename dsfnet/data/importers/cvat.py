@@ -26,7 +26,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
 
-from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, frame_count, number
+from dsfnet.data.xml_file import parse_xml
 from dsfnet.errors import InputError
 
 #: CVAT shapes other than boxes, which a detector cannot train on
@@ -35,11 +36,7 @@ _OTHER_SHAPES = ("polygon", "polyline", "points", "ellipse", "cuboid", "mask", "
 
 def read_cvat(path: Path) -> list[ImportedVideo]:
     """The one video of a CVAT for video 1.1 file (``media`` is the ``<source>`` named, relative to the file)."""
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        line, column = error.position
-        raise InputError(f"{path}:{line}: malformed XML ({str(error).split(':')[0]}, column {column})") from None
+    root = parse_xml(path)
     if root.tag != "annotations":
         raise InputError(f"{path}: not a CVAT export (root element <{root.tag}>, expected <annotations>)")
     if root.find("image") is not None:
@@ -52,6 +49,7 @@ def read_cvat(path: Path) -> list[ImportedVideo]:
     if last is None:
         last = max((number(b.get("frame"), f"{path}: <box>", "frame", int) for t in tracks for b in t.iter("box")),
                    default=-1)
+    frame_count(last + 1, str(path))
     boxes: list[ImportedBox] = []
     for track in tracks:
         boxes.extend(_track_boxes(track, path, last))
@@ -60,7 +58,8 @@ def read_cvat(path: Path) -> list[ImportedVideo]:
         name=Path(source).name if source else path.stem, source=path,
         media=path.parent / source if source else None,
         frames=[start + frame * step for frame in range(last + 1)],
-        labels=[name.text.strip() for name in root.iterfind("meta/*/labels/label/name") if name.text],
+        labels=[name.text.strip() for name in root.iterfind("meta/*/labels/label/name")
+                if name.text and name.text.strip()],
         boxes=[_to_media(box, start, step) for box in boxes], size=_size(meta, path))]
 
 
@@ -71,14 +70,14 @@ def _text(meta: Optional[ET.Element], tag: str) -> Optional[str]:
 
 def _frame_range(meta: Optional[ET.Element], path: Path) -> tuple[int, int, Optional[int]]:
     """``(start_frame, step, size)`` of the task (``size`` ``None`` when not declared)."""
-    start = number(_text(meta, "start_frame") or "0", f"{path}: <start_frame>", "start_frame", int)
+    start = number(_text(meta, "start_frame") or "0", f"{path}: <start_frame>", "start_frame", int, minimum=0)
     step_text = (_text(meta, "frame_filter") or "step=1").replace(" ", "")
-    step = number(step_text.removeprefix("step="), f"{path}: <frame_filter>", "the step", int)
+    step = number(step_text.removeprefix("step="), f"{path}: <frame_filter>", "the step", int, minimum=1)
     size = _text(meta, "size")
     if size is None and _text(meta, "stop_frame") is not None:
-        stop = number(_text(meta, "stop_frame"), f"{path}: <stop_frame>", "stop_frame", int)
+        stop = number(_text(meta, "stop_frame"), f"{path}: <stop_frame>", "stop_frame", int, minimum=start)
         return start, step, (stop - start) // step + 1
-    return start, step, None if size is None else number(size, f"{path}: <size>", "size", int)
+    return start, step, None if size is None else number(size, f"{path}: <size>", "size", int, minimum=0)
 
 
 def _size(meta: Optional[ET.Element], path: Path) -> Optional[tuple[int, int]]:
@@ -86,7 +85,7 @@ def _size(meta: Optional[ET.Element], path: Path) -> Optional[tuple[int, int]]:
     if width is None or height is None:
         return None
     where = f"{path}: <original_size>"
-    return number(width, where, "width", int), number(height, where, "height", int)
+    return number(width, where, "width", int, minimum=1), number(height, where, "height", int, minimum=1)
 
 
 def _to_media(box: ImportedBox, start: int, step: int) -> ImportedBox:

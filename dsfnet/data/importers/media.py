@@ -31,26 +31,32 @@ def resolve_frames(video: ImportedVideo, build: Path, final: Path) -> Frames:
     """The frames of ``video``: a video file's frames that the annotations cover are written as
     ``build/<name>/NNNNNN.jpg`` (reported under ``final``, where ``build`` is moved when everything succeeded)."""
     if video.frame_files is not None:
-        return _image_files(video.frame_files)
+        return _image_files(video.frame_files, video.source)
     if video.media is None:
         raise InputNotFound(f"{video.source}: the file names no video; give it with --media")
     if not video.media.exists():
         raise InputNotFound(f"{video.source}: media not found: {video.media} (give it with --media)")
     if video.media.is_dir():
-        return _image_files(FrameListSource.from_folder(video.media).paths)
+        try:
+            paths = FrameListSource.from_folder(video.media).paths
+        except InputError as error:  # the folder holds no frames: say which annotation file named it
+            raise InputError(f"{video.source}: {error}") from None
+        return _image_files(paths, video.source)
     return _extract(video, build / video.name, final / video.name)
 
 
-def _image_files(paths: list) -> Frames:
+def _image_files(paths: list, source: Path) -> Frames:
+    """The image files ``paths`` that the annotation file ``source`` names (messages name both)."""
     paths = [Path(path) for path in paths]
     missing = [path for path in paths if not path.is_file()]
     if missing:
-        raise InputNotFound(f"frame file not found: {missing[0]} ({len(missing)} of {len(paths)} missing)")
+        raise InputNotFound(f"{source}: frame file not found: {missing[0]} ({len(missing)} of {len(paths)} "
+                            "missing)")
     try:
         with Image.open(paths[0]) as image:
             width, height = image.size
     except (OSError, SyntaxError) as error:
-        raise InputError(f"cannot decode image {paths[0]}: {error}") from None
+        raise InputError(f"{source}: cannot decode image {paths[0]}: {error}") from None
     return Frames(paths, len(paths), width, height)
 
 

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, number
+from dsfnet.data.importers.annotations import ImportedBox, ImportedVideo, checked_box, frame_count, number
 from dsfnet.errors import InputError
 
 #: MOT17 / MOT20 ground-truth classes (column 8)
@@ -36,7 +36,7 @@ def read_mot(path: Path, min_visibility: float = 0.0) -> list[ImportedVideo]:
     """The sequence of one ``gt.txt`` (its folder's parent is the sequence folder)."""
     sequence = path.parent.parent if path.parent.name == "gt" else path.parent
     info = _seqinfo(sequence)
-    media = sequence / info.get("imdir", "img1")
+    media = sequence / (info.get("imdir") or "img1")  # `imDir=` (empty) too: not the sequence folder itself
     boxes, labels = [], []
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -51,7 +51,9 @@ def read_mot(path: Path, min_visibility: float = 0.0) -> list[ImportedVideo]:
                     boxes.append(box)
                     labels += [box.label] if box.label not in labels else []
     length = info.get("seqlength")
-    frames = None if length is None else list(range(number(length, f"{sequence / 'seqinfo.ini'}", "seqLength", int)))
+    where = str(sequence / "seqinfo.ini")
+    frames = None if length is None else list(range(frame_count(number(length, where, "seqLength", int, minimum=0),
+                                                                where)))
     return [ImportedVideo(name=media.name, source=path, media=media, frames=frames, labels=labels, boxes=boxes,
                           size=_declared_size(info, sequence))]
 
@@ -63,7 +65,7 @@ def _seqinfo(sequence: Path) -> dict:
         return {}
     parser = configparser.ConfigParser()
     try:
-        parser.read(ini, encoding="utf-8")
+        parser.read_string(ini.read_text(encoding="utf-8"), source=str(ini))
     except (configparser.Error, UnicodeDecodeError) as error:
         raise InputError(f"{ini}: not a valid seqinfo.ini ({' '.join(str(error).split())})") from None
     return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
@@ -73,7 +75,8 @@ def _declared_size(info: dict, sequence: Path) -> Optional[tuple[int, int]]:
     if "imwidth" not in info or "imheight" not in info:
         return None
     where = str(sequence / "seqinfo.ini")
-    return number(info["imwidth"], where, "imWidth", int), number(info["imheight"], where, "imHeight", int)
+    return (number(info["imwidth"], where, "imWidth", int, minimum=1),
+            number(info["imheight"], where, "imHeight", int, minimum=1))
 
 
 def _row(line: str, where: str, min_visibility: float) -> Optional[ImportedBox]:

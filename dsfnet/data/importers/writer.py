@@ -4,9 +4,10 @@
 is a video file, ``<out stem>_frames/<video name>/NNNNNN.jpg``: the frames are built in a temporary folder and the
 JSON written last, so a bad box or an undecodable video leaves neither behind (and an earlier output whole).
 
-Checks, each a one-line ``ValueError`` naming the file and element / line: a box in a frame past the media's end
-or outside the covered frames, a box wholly outside the frame, a track that changes label, two boxes of one
-track in one frame, a declared frame size that differs from the media's, two inputs giving one video name.
+Boxes are cut to the frame. Checks, each a one-line ``InputError`` naming the file and element / line: a box in a
+frame past the media's end or outside the covered frames, a box wholly outside the frame, a track that changes
+label, two boxes of one track in one frame, a declared frame size that differs from the media's, two inputs giving
+one video name.
 """
 
 from __future__ import annotations
@@ -84,11 +85,17 @@ def _video_record(video: ImportedVideo, frames: Frames, classes: tuple[str, ...]
         boxes = by_frame.get(index, [])
         records.append(FrameRecord(
             video=video.name, frame_index=index, image_path=str(frames.paths[index]), width=frames.width,
-            height=frames.height, boxes=np.asarray([b.box for b in boxes], np.float32).reshape(-1, 4),
+            height=frames.height, boxes=_inside(np.asarray([b.box for b in boxes], np.float64), frames),
             labels=np.asarray([label_of[b.label] for b in boxes], np.int64),
             track_ids=np.asarray([b.track for b in boxes], np.int64),
             occluded=np.asarray([b.occluded for b in boxes], bool)))
     return VideoRecord(name=video.name, frames=records)
+
+
+def _inside(boxes: np.ndarray, frames: Frames) -> np.ndarray:
+    """``boxes [k, 4]`` cut to the frame ``[0, W] x [0, H]``, as float32: a box reaching past the border keeps
+    its part inside (a COCO file may hold ``[x, y, 1e308, h]``, which float32 would make infinite)."""
+    return np.clip(boxes.reshape(-1, 4), 0, [frames.width, frames.height] * 2).astype(np.float32)
 
 
 def _boxes_by_frame(video: ImportedVideo, frames: Frames, covered: set, classes: set
