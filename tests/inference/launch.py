@@ -69,7 +69,20 @@ def run_and_kill(args: list[str], nproc: int, ready: Callable[[], bool], timeout
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    return process.wait(timeout=30)
+    status = process.wait(timeout=30)
+    # a killed rank lets go of its files (the run folder's lock) only once it has exited: wait for that, as the
+    # next command of a test would otherwise race with the kernel
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline + 30:
+        time.sleep(0.01)
+    return status
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not ended, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def files(folder: Path, pattern: str = "*") -> list[str]:
