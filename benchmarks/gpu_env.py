@@ -44,10 +44,31 @@ def _name(requirement: str) -> str:
 
 
 def carried() -> list[str]:
-    """``name==version`` of each project dependency the GPU machine lacks, at the version installed here."""
+    """``name==version`` of each distribution the project needs (``pyproject.toml``: the base dependencies and the
+    ``test`` extra, with what they need in turn on the GPU's Python) that the GPU machine lacks (neither in
+    :data:`GPU_IMAGE` nor needed by it), at the version installed here."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
-    return [f"{name}=={metadata.version(name)}" for name in sorted(names - GPU_IMAGE - NOT_CARRIED)]
+    needed = _with_requirements({_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]})
+    names = needed - _with_requirements(GPU_IMAGE) - NOT_CARRIED
+    return [f"{name}=={metadata.version(name)}" for name in sorted(names)]
+
+
+def _with_requirements(names: set[str]) -> set[str]:
+    """``names`` and every distribution they require, transitively, on the GPU's CPython 3.12 (extras not taken;
+    read from the distributions installed here)."""
+    from packaging.requirements import Requirement
+
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        for text in metadata.requires(name) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"python_version": "3.12", "extra": ""}):
+                todo.append(_name(requirement.name))
+    return found
 
 
 def _pip(*args: str) -> None:

@@ -21,6 +21,9 @@ def test_the_carried_wheels_are_what_the_gpu_image_lacks():
     carried = {entry.split("==")[0] for entry in gpu_env.carried()}
     assert {"av", "pycocotools"} <= carried  # the CLI imports pycocotools; the tests read videos with PyAV
     assert not carried & gpu_env.GPU_IMAGE and all("==" in entry for entry in gpu_env.carried())
+    # what the project's dependencies need in turn travels too (hypothesis needs sortedcontainers), but not what
+    # the GPU image's own packages need (torch brings filelock and typing-extensions)
+    assert "sortedcontainers" in carried and not {"filelock", "typing-extensions"} & carried
 
 
 def test_the_dry_run_environment_hides_what_was_not_carried(tmp_path):
