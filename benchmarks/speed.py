@@ -4,6 +4,8 @@
     python benchmarks/speed.py --device cuda        # GPU: ResNet-101, shorter side 600, bf16
     python benchmarks/speed.py --device cuda --compile --n 21   # the same with torch.compile'd conv stacks
     python benchmarks/speed.py --toy --rounds 1     # the tests' tiny model at 128 px: checks the script only
+    python benchmarks/speed.py --backbones resnet50 timm:convnext_tiny timm:regnety_040 \
+        timm:tf_efficientnet_lite0 --n 5 --precision fp32   # cached DSFNet per backbone, as ratios to the first
 
 Each (model, mode, n) case runs in its own subprocess over the same synthetic video (random weights: speed does
 not depend on them), so peak memory is that case's alone (CPU: peak RSS of the process; GPU:
@@ -14,7 +16,9 @@ and ``exact`` back to back, and every ratio is taken within a round (against tha
 precision: fp32, or bf16 autocast = ``test.precision: bf16``, fast on GPUs and on CPUs with AMX / AVX512-BF16).
 The table prints the median of the per-round ratios and their min–max, so that a machine that slows down between
 cases (seen here: the same baseline case at 4,073 ms per frame in one run and 815 ms in the next) cannot fake a
-ratio. ``--json FILE`` also writes every round's cases. ``--compile``: the per-frame convolution stacks
+ratio. ``--backbones A B ...`` measures DSFNet ``cached`` at the first ``--n`` with each backbone instead, every
+backbone once per round, as ratios to the first one within each round. ``--json FILE`` also writes every round's
+cases. ``--compile``: the per-frame convolution stacks
 (``conv4``, ``conv5`` and the RPN head, fixed shapes within a video) run through ``torch.compile``; their compile
 time falls into the one-off setup column, and ``exact`` compiles again for its clip's shape.
 """
@@ -87,7 +91,7 @@ def run_case(args: argparse.Namespace) -> dict:
 def measure(args: argparse.Namespace, folder: str, precision: str, variant: str, mode: str, n: int) -> dict:
     """One case in a fresh subprocess (its peak memory is its own)."""
     command = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
-               "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
+               "--backbone", args.backbone, "--measure", str(args.measure), "--measure-exact", str(args.measure_exact),
                "--precision", precision, "--case", f"{variant}:{mode}:{n}:{folder}"]
     command += ["--toy"] * args.toy + ["--compile"] * args.compile
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
@@ -110,6 +114,35 @@ def measure_rounds(args: argparse.Namespace, folder: str) -> dict:
                     "cached": measure(args, folder, precision, "dsfnet", "cached", n),
                     "exact": measure(args, folder, precision, "dsfnet", "exact", n)})
     return rounds
+
+
+def measure_backbones(args: argparse.Namespace, folder: str) -> list[dict]:
+    """One dict per round: backbone -> its DSFNet ``cached`` case at the first ``--n`` (every backbone measured
+    once per round, in the order given, so that ratios within a round compare like with like)."""
+    rounds = []
+    for round_index in range(args.rounds):
+        print(f"round {round_index + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        cases = {}
+        for backbone in args.backbones:
+            cases[backbone] = measure(argparse.Namespace(**{**vars(args), "backbone": backbone}), folder,
+                                      args.precision[0], "dsfnet", "cached", args.n[0])
+        rounds.append(cases)
+    return rounds
+
+
+def print_backbone_table(args: argparse.Namespace, rounds: list[dict], width: int) -> None:
+    reference = args.backbones[0]
+    print(f"device={args.device} DSFNet cached n={args.n[0]} {args.precision[0]} frames {width}x{args.min_size} "
+          f"threads={args.threads}; random weights; {args.rounds} rounds, each measuring every backbone; medians "
+          f"over rounds, [min–max] of the per-round ratios to {reference}\n")
+    print(f"| backbone | ms / frame | × {reference} | peak MiB | × {reference} |")
+    print("|---|---:|---:|---:|---:|")
+    for backbone in args.backbones:
+        times = [r[backbone]["ms_per_frame"] / r[reference]["ms_per_frame"] for r in rounds]
+        memory = [r[backbone]["peak_mib"] / r[reference]["peak_mib"] for r in rounds]
+        print(f"| `{backbone}` | {statistics.median(r[backbone]['ms_per_frame'] for r in rounds):.0f} | "
+              f"{spread(times)} | {statistics.median(r[backbone]['peak_mib'] for r in rounds):.0f} | "
+              f"{spread(memory)} |")
 
 
 def spread(values: list[float], digits: int = 2) -> str:
@@ -161,6 +194,9 @@ def main() -> None:
                         help="configs/tiny.yaml's model at 128 px (a dry run of the script: its numbers measure nothing)")
     parser.add_argument("--backbone", default=None,
                         help="model.backbone.name (e.g. timm:convnext_tiny; default resnet50 on CPU, resnet101 on GPU)")
+    parser.add_argument("--backbones", nargs="+", default=None, metavar="NAME",
+                        help="compare these backbones instead (DSFNet cached at the first --n, the first --precision; "
+                             "ratios to the first backbone)")
     parser.add_argument("--json", default=None, help="also write every round's cases to this JSON file")
     parser.add_argument("--case", default=None, help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
@@ -180,6 +216,9 @@ def main() -> None:
     width = args.width or round(args.min_size * 16 / 9)
     with tempfile.TemporaryDirectory() as folder:
         write_frames(Path(folder), max(args.n) + args.measure + 2, width, args.min_size)
+        if args.backbones:
+            print_backbone_table(args, measure_backbones(args, folder), width)
+            return
         rounds = measure_rounds(args, folder)
     print_table(args, rounds, width)
     if args.json:
