@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dsfnet.config import DataConfig
-from dsfnet.data.class_match import match_classes
+from dsfnet.data.class_match import check_frame_files, match_classes
 from dsfnet.data.classes import VID_CLASS_NAMES
 from dsfnet.data.cocovid import read_cocovid
 from dsfnet.data.records import DatasetRecord
@@ -66,7 +66,7 @@ class VidReader(DatasetReader):
 class CocoVidReader(DatasetReader):
     """An mmtracking CocoVID JSON file: ``"val"`` is ``data.val_json``, ``"train"`` ``data.train_json`` (images
     below ``data.root``, or the JSON's own folder when it is None); categories matched to ``data.class_names`` by
-    name (``dsfnet.data.split.read_split`` checks the frame files)."""
+    name, and every frame file checked to exist, so that a wrong path fails before a model is built."""
 
     def read_split(self, data: DataConfig, which: str) -> DatasetRecord:
         if which not in ("val", "train"):
@@ -81,5 +81,8 @@ class CocoVidReader(DatasetReader):
         # Without data.class_names the model's classes are the VID ones (config.class_names): the file's
         # categories are matched to those by name, never taken by position.
         listed = data.class_names if data.class_names is not None else VID_CLASS_NAMES
-        return match_classes(read_cocovid(json_path, image_root=data.root), listed, source=f"{json_path} ({key})",
-                             training=which == "train", default_list=data.class_names is None)
+        source = f"{json_path} ({key})"
+        dataset = match_classes(read_cocovid(json_path, image_root=data.root), listed, source=source,
+                                training=which == "train", default_list=data.class_names is None)
+        check_frame_files(dataset, source)
+        return dataset

@@ -9,34 +9,20 @@ or class list fails before a model is built.
 from __future__ import annotations
 
 from dsfnet.config import DataConfig
-from dsfnet.data.class_match import check_frame_files
 from dsfnet.data.records import DatasetRecord
 from dsfnet.registry import DATASET_READERS
 
 
 def read_split(data: DataConfig, which: str) -> DatasetRecord:
-    """One split of the dataset that ``data`` describes, a CocoVID split's frame files checked to exist (one line
-    naming the first missing one) so that a wrong path fails before a model is built.
+    """One split of the dataset that ``data`` describes.
 
     Args:
         which: ``"val"`` (``data.val_split`` / ``data.val_json``), ``"train"`` (the first of
             ``data.train_splits`` / ``data.train_json``) or, for ``vid``, any ``ImageSets`` file name.
     """
-    dataset = DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
-    _check_frames(data, dataset, which)
-    return dataset
+    return DATASET_READERS.get(data.format, key="data.format")().read_split(data, which)
 
 
 def training_splits(data: DataConfig) -> list[DatasetRecord]:
-    """Every training split: each of ``data.train_splits`` (``vid``), or ``data.train_json`` (``cocovid``), its
-    frame files checked as :func:`read_split` checks them."""
-    splits = DATASET_READERS.get(data.format, key="data.format")().training_splits(data)
-    for dataset in splits:
-        _check_frames(data, dataset, "train")
-    return splits
-
-
-def _check_frames(data: DataConfig, dataset: DatasetRecord, which: str) -> None:
-    """A CocoVID split's frame files exist (one line naming its JSON and the first missing file)."""
-    if data.format == "cocovid":
-        check_frame_files(dataset, f"{data.val_json if which == 'val' else data.train_json} (data.{which}_json)")
+    """Every training split: each of ``data.train_splits`` (``vid``), or ``data.train_json`` (``cocovid``)."""
+    return DATASET_READERS.get(data.format, key="data.format")().training_splits(data)
