@@ -16,7 +16,6 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-import torch
 import torchvision.models
 from torch import nn
 from torchvision.models import resnet

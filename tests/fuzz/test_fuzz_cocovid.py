@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from dsfnet.data.cocovid import cocovid_document, read_cocovid
 from dsfnet.data.records import DatasetRecord, FrameRecord, VideoRecord
