@@ -78,9 +78,11 @@ def run_and_kill(args: list[str], nproc: int, ready: Callable[[], bool], timeout
 
 
 def _running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (not ended, not a zombie waiting to be reaped)."""
+    """Whether ``pid`` may still hold its files: not ended, or a zombie whose other threads are still exiting (the
+    thread-group leader turns zombie first; the process's files close only when its last thread has exited)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z" or len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return False
 
