@@ -82,10 +82,12 @@ def _interval(report: dict, name: str) -> str:
     return f"[{low_high[0]:+.1f}, {low_high[1]:+.1f}]" if low_high else "–"
 
 
-def markdown(report: dict) -> str:
-    """The paired gains, intervals and tests as the README's tables."""
-    lines = [f"paired gains over {report['seeds']} seeds (mAP points, all objects; 95 % interval: bootstrap over "
-             f"seeds and held-out videos, {report['draws']} draws)", "",
+def markdown(report: dict, title: str | None = None) -> str:
+    """The paired gains, intervals and tests as the README's tables (``title``: the first line, by default the
+    bootstrap's)."""
+    title = title or (f"paired gains over {report['seeds']} seeds (mAP points, all objects; 95 % interval: bootstrap "
+                      f"over seeds and held-out videos, {report['draws']} draws)")
+    lines = [title, "",
              "| hypothesis | per-seed gains | mean | 95 % interval | one-sided p | Holm p | significant |",
              "|---|---|---:|---|---:|---:|---|"]
     for name, values in report["per_seed_gains"].items():

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from paired_report import HYPOTHESES, per_seed_gains
+from paired_report import HYPOTHESES, markdown, per_seed_gains
 from paired_stats import holm, paired_t_test
 
 #: protocol settings that must agree between pooled files (opts may differ in spelling: they are printed)
 SAME_PROTOCOL = ("configs", "protocol", "iterations", "base_iterations", "finetune_lr", "train_videos", "val_videos",
                  "val_frames", "val_seed")
-COLUMNS = ("all", "slow", "medium", "fast")
+MOTION = ("slow", "medium", "fast")
 
 
 def load_part(path: Path, keep_seeds: list[int] | None) -> dict:
@@ -73,35 +73,17 @@ def pool(parts: list[dict], allow_repeated_seeds: bool = False) -> dict[str, lis
 
 
 def analyse(results: dict[str, list]) -> dict:
-    """Per-seed gains, t intervals and the Holm-corrected one-sided tests, for every column of COLUMNS."""
-    gains = {column: per_seed_gains(results, column) for column in COLUMNS}
-    tests = holm({name: paired_t_test(values)["p"] for name, values in gains["all"].items() if name in HYPOTHESES})
+    """Per-seed gains (all objects, and by motion), t intervals and the Holm-corrected one-sided tests, in the
+    shape of ``paired_report.analyse``'s report."""
+    gains = per_seed_gains(results)
+    tests = holm({name: paired_t_test(values)["p"] for name, values in gains.items() if name in HYPOTHESES})
     intervals = {}
-    for name, values in gains["all"].items():
+    for name, values in gains.items():
         n = len(values)
         half = stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n) if n > 1 else math.nan
         intervals[name] = (float(np.mean(values) - half), float(np.mean(values) + half))
-    return {"per_seed_gains": gains, "intervals": intervals, "tests": tests}
-
-
-def markdown(report: dict, labels: list[str]) -> str:
-    """The pooled tests and the gains by motion as markdown tables."""
-    gains = report["per_seed_gains"]
-    lines = [f"pooled paired gains over {len(labels)} runs (file:seed {', '.join(labels)}; mAP points, all objects; "
-             "95 % interval: Student's t over seeds)", "",
-             "| hypothesis | per-seed gains | mean | 95 % interval | one-sided p | Holm p | significant |",
-             "|---|---|---:|---|---:|---:|---|"]
-    for name, values in gains["all"].items():
-        low, high = report["intervals"][name]
-        test = report["tests"].get(name)
-        cells = [f"{test['p']:.3f}", f"{test['p_holm']:.3f}", "yes" if test["significant"] else "no"] if test \
-            else ["–", "–", "–"]
-        lines.append(f"| {name} | {', '.join(f'{g:+.1f}' for g in values)} | {np.mean(values):+.1f} | "
-                     f"[{low:+.1f}, {high:+.1f}] | " + " | ".join(cells) + " |")
-    lines += ["", "| gain by motion (mean over seeds) | slow | medium | fast |", "|---|---:|---:|---:|"]
-    for name in gains["all"]:
-        lines.append(f"| {name} | " + " | ".join(f"{np.mean(gains[c][name]):+.1f}" for c in COLUMNS[1:]) + " |")
-    return "\n".join(lines)
+    motion = {column: per_seed_gains(results, column) for column in MOTION}
+    return {"per_seed_gains": gains, "motion_gains": motion, "intervals": intervals, "tests": tests}
 
 
 def parse_seeds_of(values: list[str], count: int) -> dict[int, list[int]]:
@@ -137,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     report = analyse(results)
     for index, part in enumerate(parts):
         print(f"file {index}: {part['path']}: seeds {part['seeds']}, opts {part['settings'].get('opts')}")
-    print("\n" + markdown(report, labels))
+    print("\n" + markdown(report, f"pooled paired gains over {len(labels)} runs (file:seed {', '.join(labels)}; mAP "
+                                   "points, all objects; 95 % interval: Student's t over seeds)"))
     if args.out:
         from dsfnet.atomic import atomic_write_text
 
