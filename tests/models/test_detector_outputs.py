@@ -21,7 +21,8 @@ RTOL, ATOL = 1e-4, 1e-5
 
 
 def _assert_identical(actual, expected, where: str) -> None:
-    """The same nested dicts / lists of tensors and floats: structure, dtypes and integers exact, floats to RTOL / ATOL."""
+    """The same nested dicts / lists of tensors and floats: structure, dtypes and integers exact, floats to
+    RTOL / ATOL."""
     if isinstance(expected, dict):
         assert sorted(actual) == sorted(expected), where
         for key in expected:
