@@ -1,7 +1,7 @@
 """Pool the paired gains of several finetune-ablation results files (``ablation.py --protocol finetune``).
 
 The 6-hour protocol does not fit one session, and a session's run folders (with the detections that the
-bootstrap over held-out videos needs) do not outlive it; what does is the committed results file of each part.
+bootstrap over held-out videos needs) need not outlive it; what does is the committed results file of each part.
 This script takes several such files, checks that they ran the same protocol on distinct seeds, and re-runs the
 four one-sided paired t-tests with Holm's correction over all their seeds. Without the detections there is no
 bootstrap over videos: the interval is Student's t over seeds (mean ± t·sd/√n).
@@ -22,7 +22,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 from scipy import stats
 
 from paired_report import HYPOTHESES, markdown, per_seed_gains
@@ -76,12 +75,13 @@ def analyse(results: dict[str, list]) -> dict:
     """Per-seed gains (all objects, and by motion), t intervals and the Holm-corrected one-sided tests, in the
     shape of ``paired_report.analyse``'s report."""
     gains = per_seed_gains(results)
-    tests = holm({name: paired_t_test(values)["p"] for name, values in gains.items() if name in HYPOTHESES})
+    t_tests = {name: paired_t_test(values) for name, values in gains.items()}
+    tests = holm({name: test["p"] for name, test in t_tests.items() if name in HYPOTHESES})
     intervals = {}
-    for name, values in gains.items():
-        n = len(values)
-        half = stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n) if n > 1 else math.nan
-        intervals[name] = (float(np.mean(values) - half), float(np.mean(values) + half))
+    for name, test in t_tests.items():
+        n = len(gains[name])
+        half = stats.t.ppf(0.975, n - 1) * test["sd"] / math.sqrt(n) if n > 1 else math.nan
+        intervals[name] = (test["mean"] - half, test["mean"] + half)
     motion = {column: per_seed_gains(results, column) for column in MOTION}
     return {"per_seed_gains": gains, "motion_gains": motion, "intervals": intervals, "tests": tests}
 

@@ -20,17 +20,17 @@ from tests.models.detector_outputs import RECORDED, build, inference, training_s
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def _assert_identical(actual, expected, where: str) -> None:
+def _assert_matches(actual, expected, where: str) -> None:
     """The same nested dicts / lists of tensors and floats: structure, dtypes and integers exact, floats to
     RTOL / ATOL."""
     if isinstance(expected, dict):
         assert sorted(actual) == sorted(expected), where
         for key in expected:
-            _assert_identical(actual[key], expected[key], f"{where}.{key}")
+            _assert_matches(actual[key], expected[key], f"{where}.{key}")
     elif isinstance(expected, (list, tuple)):
         assert len(actual) == len(expected), where
         for index, (a, e) in enumerate(zip(actual, expected)):
-            _assert_identical(a, e, f"{where}[{index}]")
+            _assert_matches(a, e, f"{where}[{index}]")
     elif isinstance(expected, torch.Tensor):
         assert actual.dtype == expected.dtype and actual.shape == expected.shape, where
         torch.testing.assert_close(actual, expected, rtol=RTOL, atol=ATOL, msg=where)
@@ -47,12 +47,12 @@ def recorded() -> dict:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_training_step_is_unchanged(recorded, variant):
-    _assert_identical(training_step(build(variant)), recorded[variant]["train"], f"{variant}.train")
+    _assert_matches(training_step(build(variant)), recorded[variant]["train"], f"{variant}.train")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_inference_is_unchanged(recorded, variant):
-    _assert_identical(inference(build(variant)), recorded[variant]["inference"], f"{variant}.inference")
+    _assert_matches(inference(build(variant)), recorded[variant]["inference"], f"{variant}.inference")
 
 
 def test_a_changed_weight_is_detected(recorded):
@@ -60,4 +60,4 @@ def test_a_changed_weight_is_detected(recorded):
     with torch.no_grad():
         model.instance_fusions[1].gamma.bias[0] += 1e-3
     with pytest.raises(AssertionError):
-        _assert_identical(inference(model), recorded["dsfnet"]["inference"], "dsfnet.inference")
+        _assert_matches(inference(model), recorded["dsfnet"]["inference"], "dsfnet.inference")
