@@ -1,8 +1,9 @@
 """The checkpoints that ship with the package (``dsfnet/assets``), by backbone and variant; imports no torch.
 
 Both pairs were trained on ``dsfnet synth`` data (seed 0) and exported in fp16 with all their weights:
-``light``, the ImageNet-initialised EfficientNet-Lite0 of ``configs/synth_light_*.yaml`` (the demo's default),
-and ``tiny``, the tiny ResNet trained from scratch of ``configs/synth_*.yaml``.
+``light``, the ImageNet-initialised EfficientNet-Lite0 of ``configs/synth_light_*.yaml`` (the demo's default: the
+baseline and DSFNet of training seed 7 of the paired ablation, ``benchmarks/ablation.py --protocol finetune``),
+and ``tiny``, the tiny ResNet trained from scratch of ``configs/synth_*.yaml`` by an earlier version of the code.
 """
 
 from __future__ import annotations
