@@ -4,7 +4,8 @@ The 6-hour protocol does not fit one session, and a session's run folders (with 
 bootstrap over held-out videos needs) need not outlive it; what does is the committed results file of each part.
 This script takes several such files, checks that they ran the same protocol on distinct seeds, and re-runs the
 four one-sided paired t-tests with Holm's correction over all their seeds. Without the detections there is no
-bootstrap over videos: the interval is Student's t over seeds (mean ± t·sd/√n).
+bootstrap over videos: the interval is Student's t over seeds (mean ± t·sd/√n). The different-video control is
+pooled over the seeds of the files that ran it.
 
 A seed repeated across files (the same seed re-run on another machine, where floating-point rounding makes it
 another run) is refused unless ``--allow-repeated-seeds``: it shares its initial weights and data order with the
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
 from scipy import stats
 
-from paired_report import HYPOTHESES, markdown, per_seed_gains
+from paired_report import CONTROL, HYPOTHESES, markdown, per_seed_gains
 from paired_stats import holm, paired_t_test
 
 #: protocol settings that must agree between pooled files (opts may differ in spelling: they are printed)
@@ -86,6 +88,22 @@ def analyse(results: dict[str, list]) -> dict:
     return {"per_seed_gains": gains, "motion_gains": motion, "intervals": intervals, "tests": tests}
 
 
+def pooled_control(parts: list[dict]) -> dict | None:
+    """The different-video control over the seeds of the parts that ran it: per-seed gains of DSFNet and of its
+    control over the baseline, and the share of DSFNet's mean gain that the control removes (None where DSFNet
+    gained nothing). None if no part ran the control."""
+    ran = [(index, part) for index, part in enumerate(parts) if "dsfnet_control" in part["mAP"]]
+    if not ran:
+        return None
+    results = {variant: [row for _, part in ran for row in part["mAP"][variant]]
+               for variant in ("baseline", "dsfnet", "dsfnet_control")}
+    gains = per_seed_gains(results)
+    fused, control = statistics.fmean(gains["dsfnet > baseline"]), statistics.fmean(gains[CONTROL])
+    return {"seeds": [f"{index}:{seed}" for index, part in ran for seed in part["seeds"]],
+            "dsfnet_gains": gains["dsfnet > baseline"], "control_gains": gains[CONTROL],
+            "removes": 1 - control / fused if fused > 0 else None}
+
+
 def parse_seeds_of(values: list[str], count: int) -> dict[int, list[int]]:
     """``--seeds-of INDEX:S,S,...`` → {file index: seeds}."""
     chosen = {}
@@ -117,10 +135,18 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("error: the files do not all have the baseline, frame, instance and dsfnet variants")
     labels = [f"{index}:{seed}" for index, part in enumerate(parts) for seed in part["seeds"]]
     report = analyse(results)
+    control = pooled_control(parts)
+    if control:
+        report["control"], report["control_removes"] = control, control["removes"]
     for index, part in enumerate(parts):
         print(f"file {index}: {part['path']}: seeds {part['seeds']}, opts {part['settings'].get('opts')}")
     print("\n" + markdown(report, f"pooled paired gains over {len(labels)} runs (file:seed {', '.join(labels)}; mAP "
                                    "points, all objects; 95 % interval: Student's t over seeds)"))
+    if control:
+        print(f"control over {len(control['seeds'])} runs ({', '.join(control['seeds'])}): DSFNet "
+              f"{statistics.fmean(control['dsfnet_gains']):+.1f}, with another video's support "
+              f"{statistics.fmean(control['control_gains']):+.1f} (per seed: "
+              f"{', '.join(f'{g:+.1f}' for g in control['control_gains'])})")
     if args.out:
         from dsfnet.atomic import atomic_write_text
 

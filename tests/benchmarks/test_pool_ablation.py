@@ -72,3 +72,20 @@ def test_another_protocol_or_a_bad_file_is_refused(two_parts, tmp_path):
         main([str(tmp_path / "bad.json")])
     with pytest.raises(SystemExit, match=r"a\.json has no seed 7"):
         main([str(two_parts[0]), "--seeds-of", "0:7"])
+
+
+def test_the_control_is_pooled_over_the_files_that_ran_it(two_parts, tmp_path, capsys):
+    with_control = results_file(tmp_path / "c.json", [4, 5], {"baseline": [0.40, 0.30], "frame": [0.40, 0.30],
+                                                                "instance": [0.40, 0.30], "dsfnet": [0.43, 0.33],
+                                                                "dsfnet_control": [0.42, 0.30]})
+    out = tmp_path / "pooled.json"
+    main([str(two_parts[0]), str(with_control), "--out", str(out)])
+    control = json.loads(out.read_text())["control"]
+    assert control["seeds"] == ["1:4", "1:5"]  # the first file ran no control
+    assert control["dsfnet_gains"] == pytest.approx([3.0, 3.0])
+    assert control["control_gains"] == pytest.approx([2.0, 0.0])
+    assert control["removes"] == pytest.approx(1 - 1 / 3)  # the control keeps +1 of DSFNet's +3
+    printed = capsys.readouterr().out
+    assert "removes 67 % of DSFNet's gain" in printed and "with another video's support +1.0" in printed
+    main([str(p) for p in two_parts])
+    assert "control over" not in capsys.readouterr().out
