@@ -26,7 +26,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from paired_report import CONTROL, HYPOTHESES, markdown, per_seed_gains
+from paired_report import CONTROL, HYPOTHESES, control_removes, markdown, per_seed_gains
 from paired_stats import holm, paired_t_test
 
 #: protocol settings that must agree between pooled files (opts may differ in spelling: they are printed)
@@ -98,10 +98,9 @@ def pooled_control(parts: list[dict]) -> dict | None:
     results = {variant: [row for _, part in ran for row in part["mAP"][variant]]
                for variant in ("baseline", "dsfnet", "dsfnet_control")}
     gains = per_seed_gains(results)
-    fused, control = statistics.fmean(gains["dsfnet > baseline"]), statistics.fmean(gains[CONTROL])
     return {"seeds": [f"{index}:{seed}" for index, part in ran for seed in part["seeds"]],
             "dsfnet_gains": gains["dsfnet > baseline"], "control_gains": gains[CONTROL],
-            "removes": 1 - control / fused if fused > 0 else None}
+            "removes": control_removes(gains)}
 
 
 def parse_seeds_of(values: list[str], count: int) -> dict[int, list[int]]:
