@@ -5,7 +5,9 @@
 
 For each checkpoint: per instance-fusion stage and head, the share of a ground-truth object's proposals'
 attention that lands on proposals of the same object in other frames, against uniform attention's share; and
-the entropy, own-frame share and same-channel share of the frame-level attention, against uniform attention's.
+the entropy, own-frame share and same-channel share of the frame-level attention, against uniform attention's;
+for each fusion, how much it changes the features it enhances. With several checkpoints, a last table compares
+them (mean ± sd per variant).
 Runs the ``exact`` path on clips of ``--n`` frames (the test frame and its ``support_frames``), ``--frames-per-video``
 evenly spaced test frames per video.
 """
@@ -20,7 +22,7 @@ import torch
 
 from dsfnet.atomic import atomic_write_text
 from dsfnet.data.vid import read_vid_split
-from dsfnet.diagnostics import attention_report, format_report
+from dsfnet.diagnostics import attention_report, format_report, format_summary
 from dsfnet.engine.checkpoint import load_model
 
 
@@ -45,10 +47,13 @@ def main() -> None:
         model, config = load_model(weights)
         if model.frame_fusion is None and model.instance_fusions is None:
             parser.error(f"{weights} is a baseline checkpoint: it has no fusion to inspect")
-        reports[str(weights)] = attention_report(model, dataset, config, args.n, args.frames_per_video, args.videos,
-                                                 progress=True)
+        reports[str(weights)] = {"variant": config.model.variant,
+                                 **attention_report(model, dataset, config, args.n, args.frames_per_video, args.videos,
+                                                    progress=True)}
         print(f"\n{weights} ({config.model.variant}, n={args.n}, {reports[str(weights)]['clips']} clips)\n")
         print(format_report(reports[str(weights)]))
+    if len(reports) > 1:
+        print("\n" + format_summary(reports))
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(reports, indent=1))
 

@@ -9,6 +9,10 @@ Frame-level fusion: the entropy of each channel token's attention (against log o
 attention), the share of its mass on tokens of its own frame (against 1/n) and on the same channel of any
 frame (against 1/d).
 
+Both: how much the fusion changes what it enhances, ``||fused - input|| / ||input||`` over all query features
+of the calls measured (root of the summed squares): 0 is a fusion that learned to do nothing (its value
+projection stays at its zero initialisation), whatever its attention looks like.
+
 The weights are recomputed from each module's own projections on exactly the inputs of its call in the ``exact``
 path (captured by forward hooks), so the model's detections are not touched.
 
@@ -99,7 +103,21 @@ class _Capture:
 
     frame: list[tuple[tuple, dict]] = field(default_factory=list)  # (args, kwargs) of frame fusion's calls
     instance: list[tuple[Tensor, Tensor, Optional[Tensor]]] = field(default_factory=list)  # (feats, boxes, index)
+    frame_change: list[Tensor] = field(default_factory=list)  # change_sums of each frame-fusion call
+    instance_change: list[Tensor] = field(default_factory=list)  # change_sums of each call kept in ``instance``
     proposals: list[list[Tensor]] = field(default_factory=list)  # boxes per frame given to the RoI head
+
+
+def change_sums(inputs: Tensor, fused: Tensor) -> Tensor:
+    """``float64 [2]``: the summed squares of ``fused - inputs`` (what a fusion added) and of ``inputs``, two
+    tensors of one shape (``[q, dim]`` instances or ``[q, d, h, w]`` frames)."""
+    inputs, fused = inputs.double(), fused.double()
+    return torch.stack([(fused - inputs).pow(2).sum(), inputs.pow(2).sum()])
+
+
+def relative_change(sums: Tensor) -> float:
+    """``||fused - input|| / ||input||`` from summed :func:`change_sums` (0 when nothing was measured)."""
+    return math.sqrt(float(sums[0]) / float(sums[1])) if float(sums[1]) > 0 else 0.0
 
 
 @contextmanager
@@ -110,20 +128,29 @@ def capture_fusion_inputs(model) -> Iterator[_Capture]:
     for :meth:`FrameFusion.attention_weights` to read the same way: in the ``exact`` path it either enhances all
     frames among themselves (with instance fusion) or the key frame against a memory of the other frames' raw
     conv4 (``frame`` variant: the key frame's column block comes last). Instance fusion's calls are kept when
-    they read no memory (the ``exact`` path: the clip's instances among themselves).
+    they read no memory (the ``exact`` path: the clip's instances among themselves). Each kept call's
+    :func:`change_sums` (its output against the features it enhanced) are recorded alongside.
     """
     capture = _Capture()
 
     def instance_call(module, args, kwargs, output):
         feats, boxes, *memory = args
         if (memory[0] if memory else kwargs.get("memory")) is None:
-            capture.instance.append((feats, boxes, kwargs.get("query_index")))
+            query_index = kwargs.get("query_index")
+            capture.instance.append((feats, boxes, query_index))
+            capture.instance_change.append(change_sums(feats if query_index is None else feats[query_index], output))
+
+    def frame_call(module, args, kwargs, output):
+        capture.frame.append((args, kwargs))
+        feats, query_frames = args[0], kwargs.get("query_frames")
+        queries = feats if query_frames is None else feats[torch.as_tensor(query_frames, dtype=torch.long,
+                                                                            device=feats.device)]
+        capture.frame_change.append(change_sums(queries, output))
 
     handles = [model.box_head.register_forward_hook(
         lambda module, args, output: capture.proposals.append(list(args[1])))]
     if model.frame_fusion is not None:
-        handles.append(model.frame_fusion.register_forward_hook(
-            lambda module, args, kwargs, output: capture.frame.append((args, kwargs)), with_kwargs=True))
+        handles.append(model.frame_fusion.register_forward_hook(frame_call, with_kwargs=True))
     for fusion in model.instance_fusions or []:
         handles.append(fusion.register_forward_hook(instance_call, with_kwargs=True))
     try:
@@ -162,12 +189,13 @@ def _instance_stage_sums(model, capture: _Capture, frames: list[FrameRecord], sc
     objects = torch.cat([_objects(boxes, frame, scale) for boxes, frame in zip(proposals, frames)])
     instance_frames = torch.cat([torch.full((len(boxes),), f) for f, boxes in enumerate(proposals)])
     sums = []
-    for fusion, (feats, boxes, query_index) in zip(model.instance_fusions, capture.instance):
+    for fusion, (feats, boxes, query_index), change in zip(model.instance_fusions, capture.instance,
+                                                          capture.instance_change):
         positions = torch.arange(len(objects))
         if query_index is not None:
             positions = positions[query_index.cpu()]
         weights = fusion.attention_weights(feats[positions], boxes[positions], feats, boxes).cpu()
-        sums.append(instance_attention_shares(weights, objects, instance_frames, positions))
+        sums.append({**instance_attention_shares(weights, objects, instance_frames, positions), "change": change.cpu()})
     return sums
 
 
@@ -177,7 +205,7 @@ def _frame_stage_sums(model, capture: _Capture, num_frames: int) -> dict:
     args, kwargs = capture.frame[0]
     weights = model.frame_fusion.attention_weights(*args, **kwargs).cpu()
     rows = torch.arange(num_frames - len(args[0]), num_frames)
-    return frame_attention_stats(weights, rows, num_frames)
+    return {**frame_attention_stats(weights, rows, num_frames), "change": capture.frame_change[0].cpu()}
 
 
 @torch.no_grad()
@@ -193,8 +221,9 @@ def attention_report(model, dataset: DatasetRecord, config: Config, num_frames: 
         max_videos: the first videos only (0 = all).
     Returns:
         ``{"instance": [per stage {"same_object", "random", "other_frames", "random_other_frames", "self"}: lists
-        of H means over object queries, "queries": count], "frame": {"entropy", "max_entropy", "self_frame",
-        "random_self_frame", "same_channel", "random_same_channel", "tokens"} or None, "clips": count}``.
+        of H means over object queries, "queries": count, "relative_change": of all queries], "frame":
+        {"entropy", "max_entropy", "self_frame", "random_self_frame", "same_channel", "random_same_channel",
+        "tokens", "relative_change"} or None, "clips": count}``.
     """
     model.eval()
     videos = dataset.videos[:max_videos] if max_videos > 0 else dataset.videos
@@ -230,8 +259,9 @@ def _accumulate(totals: list[dict], new: list[dict]) -> None:
 
 def _instance_means(sums: dict) -> dict:
     queries = int(sums["queries"])
-    return {**{key: (value / max(queries, 1)).tolist() for key, value in sums.items() if key != "queries"},
-            "queries": queries}
+    return {**{key: (value / max(queries, 1)).tolist() for key, value in sums.items()
+               if key not in ("queries", "change")},
+            "queries": queries, "relative_change": relative_change(sums["change"])}
 
 
 def _frame_means(sums: dict, model, num_frames: int) -> dict:
@@ -240,7 +270,7 @@ def _frame_means(sums: dict, model, num_frames: int) -> dict:
     return {"entropy": float(sums["entropy"]) / tokens, "max_entropy": math.log(num_frames * channels),
             "self_frame": float(sums["self_frame"]) / tokens, "random_self_frame": 1 / num_frames,
             "same_channel": float(sums["same_channel"]) / tokens, "random_same_channel": 1 / channels,
-            "tokens": tokens}
+            "tokens": tokens, "relative_change": relative_change(sums["change"])}
 
 
 def format_report(report: dict) -> str:
@@ -248,7 +278,8 @@ def format_report(report: dict) -> str:
     lines = []
     for stage, values in enumerate(report["instance"], start=1):
         lines += [f"instance fusion stage {stage} ({values['queries']} object queries): attention share on the same "
-                  "object in other frames / at random, share on other frames / at random, on itself",
+                  "object in other frames / at random, share on other frames / at random, on itself; "
+                  f"||fused - input|| / ||input|| over all queries: {values['relative_change']:.3f}",
                   "", "| head | same object | random | ratio | other frames | random | self |",
                   "|---:|---:|---:|---:|---:|---:|---:|"]
         for head, (same, rand, other, rand_other, own) in enumerate(zip(
@@ -261,10 +292,53 @@ def format_report(report: dict) -> str:
     frame = report["frame"]
     if frame is not None:
         lines += [f"frame fusion ({frame['tokens']} query tokens): entropy of each token's attention against uniform "
-                  "attention's, its share on its own frame and on its own channel against random", "",
+                  "attention's, its share on its own frame and on its own channel against random; "
+                  f"||fused - input|| / ||input||: {frame['relative_change']:.3f}", "",
                   "| entropy (nats) | uniform | own frame | random | same channel | random |",
                   "|---:|---:|---:|---:|---:|---:|",
                   f"| {frame['entropy']:.2f} | {frame['max_entropy']:.2f} | {frame['self_frame']:.3f} | "
                   f"{frame['random_self_frame']:.3f} | {frame['same_channel']:.3f} | "
                   f"{frame['random_same_channel']:.4f} |"]
+    return "\n".join(lines)
+
+
+def _summary_cells(report: dict) -> list[Optional[float]]:
+    """The summary's numbers of one report: per instance stage (two) the same-object share over random (mean over
+    heads) and the relative change, then the frame fusion's entropy, own-frame share and relative change; ``None``
+    where the model has no such fusion."""
+    cells: list[Optional[float]] = []
+    stages = report["instance"]
+    for stage in range(2):
+        if stage < len(stages) and stages[stage]["random"][0] > 0:
+            values = stages[stage]
+            cells += [float(np.mean(values["same_object"])) / values["random"][0], values["relative_change"]]
+        else:
+            cells += [None, None]
+    frame = report["frame"]
+    cells += [None] * 3 if frame is None else [frame["entropy"], frame["self_frame"], frame["relative_change"]]
+    return cells
+
+
+def format_summary(reports: dict[str, dict]) -> str:
+    """A markdown table comparing checkpoints: one row per report of :func:`attention_report` (keyed by name, each
+    with its ``"variant"``), then a mean ± standard deviation row per variant that has more than one."""
+    header = ("| checkpoint | variant | inst. 1 same object / random | inst. 1 change | inst. 2 same object / random | "
+              "inst. 2 change | frame entropy (nats) | frame own-frame share | frame change |")
+    lines = [header, "|---|---|" + "---:|" * 7]
+
+    def cell(values: list[Optional[float]]) -> str:
+        present = [value for value in values if value is not None]
+        if not present:
+            return "–"
+        return f"{present[0]:.3f}" if len(values) == 1 else f"{np.mean(present):.3f} ± {np.std(present, ddof=1):.3f}"
+
+    by_variant: dict[str, list[list[Optional[float]]]] = {}
+    for name, report in reports.items():
+        cells = _summary_cells(report)
+        by_variant.setdefault(report["variant"], []).append(cells)
+        lines.append(f"| {name} | {report['variant']} | " + " | ".join(cell([value]) for value in cells) + " |")
+    for variant, rows in by_variant.items():
+        if len(rows) > 1:
+            lines.append(f"| mean ± sd ({len(rows)}) | {variant} | "
+                         + " | ".join(cell(list(column)) for column in zip(*rows)) + " |")
     return "\n".join(lines)

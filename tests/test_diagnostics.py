@@ -11,8 +11,8 @@ import torch
 from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
 from dsfnet.demo import BUNDLED
-from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, format_report, frame_attention_stats,
-                                instance_attention_shares)
+from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, change_sums, format_report, format_summary,
+                                frame_attention_stats, instance_attention_shares, relative_change)
 from dsfnet.engine.checkpoint import load_model
 from dsfnet.models.build import build_model
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
@@ -43,6 +43,33 @@ def test_frame_stats_of_a_hand_built_attention():
     assert float(stats["self_frame"]) == pytest.approx(0.5 + 0.5)
     assert float(stats["same_channel"]) == pytest.approx(1.0 + 0.5)  # channel 0: tokens 0, 2; channel 1: 1, 3
     assert int(stats["tokens"]) == 2
+
+
+def test_relative_change_of_hand_built_features():
+    inputs = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # summed squares 25
+    fused = inputs + torch.tensor([[0.0, 1.0], [2.0, 0.0]])  # added: summed squares 5
+    sums = change_sums(inputs, fused)
+    assert sums.tolist() == [5.0, 25.0]
+    assert relative_change(sums + change_sums(inputs, inputs)) == pytest.approx(math.sqrt(5 / 50))
+    assert relative_change(torch.zeros(2, dtype=torch.float64)) == 0.0
+
+
+def test_summary_compares_checkpoints_and_averages_each_variant():
+    def stage(same, change):
+        return {"same_object": same, "random": [0.1, 0.1], "relative_change": change}
+
+    frame = {"entropy": 4.0, "self_frame": 0.25, "relative_change": 0.02}
+    reports = {"a": {"variant": "instance", "frame": None,
+                     "instance": [stage([0.3, 0.1], 0.4), stage([0.1, 0.1], 0.5)]},
+               "b": {"variant": "instance", "frame": None,
+                     "instance": [stage([0.5, 0.3], 0.6), stage([0.1, 0.3], 0.7)]},
+               "c": {"variant": "frame", "instance": [], "frame": frame}}
+    rows = format_summary(reports).splitlines()
+    assert len(rows) == 2 + 3 + 1  # header, rule, three checkpoints, one mean row (frame has one checkpoint)
+    assert rows[2].split(" | ")[2:4] == ["2.000", "0.400"]  # mean share 0.2 over random 0.1
+    assert rows[4].split(" | ")[2:4] == ["–", "–"] and rows[4].endswith("| 4.000 | 0.250 | 0.020 |")
+    mean_row = rows[5].split(" | ")
+    assert mean_row[0] == "| mean ± sd (2)" and mean_row[2] == "3.000 ± 1.414" and mean_row[5] == "0.600 ± 0.141"
 
 
 def test_attention_weights_are_the_ones_the_modules_apply():
@@ -82,6 +109,9 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
             captured = model(clip)[0][0]
     assert all(torch.equal(plain[key], captured[key]) for key in plain)
     assert len(capture.instance) == 2 and len(capture.frame) == 1 and len(capture.proposals) == 1
+    # what each captured call added, read from its output: the bundled model's fusions are not identities
+    assert len(capture.instance_change) == 2 and len(capture.frame_change) == 1
+    assert all(relative_change(change) > 0 for change in capture.instance_change + capture.frame_change)
     hooked = [model.box_head, model.frame_fusion, *model.instance_fusions]
     assert not any(module._forward_hooks for module in hooked)  # the recording hooks are gone
     with torch.no_grad():  # no query / key projection and no geometry: every softmax is uniform
@@ -90,8 +120,13 @@ def test_uniform_attention_gives_the_random_shares_and_capture_changes_nothing(h
             module.bias.zero_()
         for fusion in model.instance_fusions:
             fusion.psi.weight.zero_()
+    with torch.no_grad():  # and a first instance fusion that adds nothing: its value projection back at zero
+        model.instance_fusions[0].gamma.weight.zero_()
+        model.instance_fusions[0].gamma.bias.zero_()
     report = attention_report(model, held_out, config, num_frames=3, frames_per_video=2)
     assert report["clips"] == 2
+    assert report["instance"][0]["relative_change"] == 0.0
+    assert report["instance"][1]["relative_change"] > 0 and report["frame"]["relative_change"] > 0
     for stage in report["instance"]:
         assert stage["queries"] > 0 and max(stage["random"]) > 0
         assert stage["same_object"] == pytest.approx(stage["random"])
