@@ -1,7 +1,7 @@
 """What the fusions of trained checkpoints attend to, on labelled held-out videos (``dsfnet.diagnostics``).
 
-    python benchmarks/attention.py runs/ablation_light/dsfnet_seed0/final.pth \\
-        --data runs/ablation_light/synth_heldout --out runs/ablation_light/attention_dsfnet_seed0.json
+    python benchmarks/attention.py runs/ablation_finetune/{frame,instance,dsfnet}_seed7/final.pth \\
+        --data runs/ablation_finetune/synth_heldout_s2020_v150_f20 --out runs/ablation_finetune/attention_seed7.json
 
 For each checkpoint: per instance-fusion stage and head, the share of a ground-truth object's proposals'
 attention that lands on proposals of the same object in other frames, against uniform attention's share; and
