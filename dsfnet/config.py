@@ -164,6 +164,9 @@ class TrainConfig:
     clips_per_step: int = 1  # clips per process per forward pass
     accumulation_steps: int = 1  # forward/backward passes per optimiser step
     clip_grad_norm: float = 0.0  # 0 = off
+    # 0 = off; else final.pth (and periodic evaluation) hold an exponential moving average of the weights
+    # with this decay, updated every step (dsfnet.engine.weight_average)
+    ema_decay: float = 0.0
     amp: bool = True  # bf16 autocast on GPU; ignored on CPU
     # seed of weights, data order and sampling (every random choice of clip i comes from (seed, epoch, i))
     seed: int = 0
@@ -438,6 +441,7 @@ RANGES = (
     ("train.warmup_factor", lambda v: 0 < v <= 1, "in (0, 1]"),
     ("train.clips_per_step", lambda v: v >= 1, ">= 1"),
     ("train.clip_grad_norm", lambda v: 0 <= v < math.inf, ">= 0 (0 = off)"),
+    ("train.ema_decay", lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
     ("train.checkpoint_interval", lambda v: v >= 1, ">= 1"),
     ("train.log_interval", lambda v: v >= 1, ">= 1"),
     ("train.eval_interval", lambda v: v >= 0, ">= 0 (0 = off)"),

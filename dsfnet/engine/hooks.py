@@ -150,6 +150,7 @@ class PeriodicCheckpoint(Hook):
 
 class PeriodicEvaluation(Hook):
     """Every ``interval`` steps and at the end of training (step ``iterations``): ``evaluation(model, context)``
+    of the weights the run produces (:meth:`Trainer.result_model`: the moving average with ``train.ema_decay``)
     on every rank (each validates its share of the videos, not rank 0 alone while the others wait), logged by
     rank 0 under ``eval``."""
 
@@ -159,7 +160,7 @@ class PeriodicEvaluation(Hook):
     def after_step(self, trainer: "Trainer") -> None:
         if trainer.iteration % self.interval and trainer.iteration != self.iterations:
             return
-        values = self.evaluation(trainer.model, trainer.context)
+        values = self.evaluation(trainer.result_model(), trainer.context)
         if trainer.context.is_main:
             self.run_log.log(trainer.iteration, values, prefix="eval")
             score = values.get("mAP")

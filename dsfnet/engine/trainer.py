@@ -7,7 +7,8 @@ accumulation, bf16 autocast), and hooks (``dsfnet.engine.hooks``) log, checkpoin
 from a config (run folder, model, optimiser, data stream, resumed state) and :func:`train` runs it. A run writes
 into ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one JSON object per log / eval step),
 TensorBoard event files under ``tb/``, ``last.pth`` (full training state, every ``train.checkpoint_interval``
-iterations and at the end) and ``final.pth`` (config + weights only).
+iterations and at the end) and ``final.pth`` (config + weights only; with ``train.ema_decay`` the moving average
+of the weights, :mod:`dsfnet.engine.weight_average`).
 
 Exact resume: the clips seen at optimiser step ``i`` are a function of ``(seed, i)`` (a resumable sampler,
 re-seeded per epoch), and the checkpoint holds every RNG state, so in deterministic CPU mode a run killed and
@@ -44,6 +45,7 @@ from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSa
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
 from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
+from dsfnet.engine.weight_average import WeightAverage
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
 from dsfnet.errors import InputError, InputNotFound, OutputExists, TrainingDiverged
 from dsfnet.jsonable import changed_settings
@@ -57,7 +59,8 @@ CHECKPOINT_NAMES = ("last.pth", "final.pth")
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the trained (unwrapped) model, the iteration reached, the last logged losses."""
+    """What :func:`train` returns: the trained (unwrapped) model (the averaged weights with ``train.ema_decay``,
+    as in ``final.pth``), the iteration reached, the last logged losses."""
 
     model: nn.Module
     iteration: int
@@ -203,6 +206,7 @@ def build_trainer(
         start = _restore(checkpoint, model, optimizer, schedule, config, context)
     else:
         seed_everything(tc.seed + context.rank, False)  # each rank its own RPN / RoI sampling draws
+    average = _weight_average(model, tc.ema_decay, checkpoint, context)
     if context.is_main:  # config.yaml keeps the run's first config; resumes.jsonl what each --resume changed
         out_dir.mkdir(parents=True, exist_ok=True)
         record_config(out_dir, config.to_dict(), checkpoint)
@@ -213,7 +217,21 @@ def build_trainer(
                              evaluation=evaluation)
     return Trainer(model=model, optimizer=optimizer, schedule=schedule, batches=batches,
                    hooks=built_in + list(hooks), config=config, out_dir=out_dir, context=context, start=start,
-                   end=end)
+                   end=end, average=average)
+
+
+def _weight_average(model: nn.Module, decay: float, checkpoint: Optional[dict],
+                    context: DistributedContext) -> Optional[WeightAverage]:
+    """The run's moving average of the weights (``None`` when ``decay`` is 0), a resumed run's restored."""
+    if decay == 0:
+        return None
+    average = WeightAverage(model, decay)
+    if checkpoint is not None and checkpoint.get("ema") is not None:
+        average.load_state_dict(checkpoint["ema"])
+    elif checkpoint is not None and context.is_main:
+        logger.warning("train.ema_decay is set but the checkpoint has no weight average: it starts from the "
+                       "resumed weights at iteration %d", int(checkpoint["iteration"]))
+    return average
 
 
 def _restore(checkpoint: dict, model: nn.Module, optimizer, schedule, config: Config,
@@ -242,16 +260,19 @@ class Trainer:
             and what the checkpoints record.
         out_dir: where ``last.pth`` (on SIGTERM) and ``final.pth`` go.
         start, end: the iteration the run starts at (a resumed run's) and stops at.
+        average: the moving average of the weights (``train.ema_decay``), updated after every optimiser step,
+            kept in ``last.pth``; it is what ``final.pth`` holds and what periodic evaluation reads.
 
-    Attributes read by hooks: ``model`` (unwrapped), ``context``, ``iteration`` (optimiser steps done), ``end``
+    Attributes read by hooks: ``model`` (unwrapped), :meth:`result_model`, ``context``, ``iteration`` (optimiser steps done), ``end``
     and ``last_step`` (the last step's losses, ``grad_norm``, ``data_time``, ``step_time``, ``lr`` and
     ``epoch``); hooks may call :meth:`save`.
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, schedule, batches: Iterator,
                  hooks: Sequence[Hook] = (), config: Config, out_dir: Path, context: DistributedContext,
-                 start: int = 0, end: Optional[int] = None):
+                 start: int = 0, end: Optional[int] = None, average: Optional[WeightAverage] = None):
         self.model, self.optimizer, self.schedule, self.batches = model, optimizer, schedule, batches
+        self.average = average
         self.hooks = list(hooks)
         self.config, self.out_dir, self.context = config, out_dir, context
         self.iteration = start
@@ -285,11 +306,16 @@ class Trainer:
             self._call_hooks("after_train")
         finished = self.iteration >= config.train.iterations
         if finished and context.is_main:
-            save_checkpoint(self.out_dir / "final.pth", training_checkpoint(self.model, config, self.iteration)
+            save_checkpoint(self.out_dir / "final.pth", training_checkpoint(self.result_model(), config,
+                                                                            self.iteration)
                             | {"optimizer": None, "scheduler": None, "rng": None})
             logger.info("training finished: %s", self.out_dir / "final.pth")
         metrics = next((hook.last for hook in self.hooks if isinstance(hook, MetricsLog)), {})
-        return TrainResult(self.model, self.iteration, finished, metrics)
+        return TrainResult(self.result_model(), self.iteration, finished, metrics)
+
+    def result_model(self) -> nn.Module:
+        """The weights this run produces: the moving average with ``train.ema_decay``, else the model itself."""
+        return self.model if self.average is None else self.average.module()
 
     def _call_hooks(self, point: str) -> None:
         for hook in self.hooks:
@@ -332,6 +358,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.schedule.step()
+        if self.average is not None:
+            self.average.update()
         return values | {"lr": lr, "epoch": epoch, "step_time": time.perf_counter() - started}
 
     def save(self, path: Path) -> None:
@@ -342,7 +370,8 @@ class Trainer:
         if context.is_main:
             save_checkpoint(path, training_checkpoint(
                 self.model, self.config, self.iteration, self.optimizer, self.schedule,
-                extra={"rng_all_ranks": states, "world_size": context.world_size}))
+                extra={"rng_all_ranks": states, "world_size": context.world_size,
+                       "ema": None if self.average is None else self.average.state_dict()}))
         dist_utils.barrier(context)
         self._saved = (path, self.iteration)
 

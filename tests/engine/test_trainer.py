@@ -52,11 +52,41 @@ class CrashAt(Hook):
             raise Crash(f"killed at {self.k}")
 
 
-@pytest.mark.parametrize("variant", ["dsfnet"])
-def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, tiny_config, variant):
+class RecordWeights(Hook):
+    """Copies of the model's state (parameters and buffers) after every optimiser step."""
+
+    def __init__(self):
+        self.steps: list[dict] = []
+
+    def after_step(self, trainer) -> None:
+        self.steps.append({name: value.clone() for name, value in trainer.model.state_dict().items()})
+
+
+def test_final_weights_are_the_moving_average_of_every_step(tmp_path, tiny_config):
+    decay = 0.6
+    config = tiny_config("model.variant=baseline", "model.num_classes=3", "train.iterations=4", "train.lr=0.02",
+                         f"train.ema_decay={decay}")
+    record = RecordWeights()
+    result = train(config, tmp_path / "run", device="cpu", dataset=FakeClips(6), collate_fn=collate,
+                   progress=False, hooks=[record])
+    final = load_checkpoint(tmp_path / "run" / "final.pth")["model"]
+    parameters = dict(result.model.named_parameters())
+    for name in parameters:
+        expected = record.steps[0][name]  # the first step's weights, then decay · average + (1 - decay) · weights
+        for step in record.steps[1:]:
+            expected = decay * expected + (1 - decay) * step[name]
+        assert torch.allclose(final[name], expected, atol=1e-6), name
+        assert torch.equal(result.model.state_dict()[name], final[name])
+    moved = [name for name in final if not torch.equal(final[name], record.steps[-1][name])]
+    assert moved  # the average is not the last step's weights
+
+
+@pytest.mark.parametrize("variant, ema", [("dsfnet", 0.0), ("baseline", 0.5)])
+def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, tiny_config, variant, ema):
     config = tiny_config(f"model.variant={variant}", "model.num_classes=3", "train.iterations=6",
                          "train.checkpoint_interval=3", "train.accumulation_steps=2", "train.deterministic=true",
-                         "train.lr_steps=[4]", "train.warmup_iterations=2", "train.log_interval=2")
+                         "train.lr_steps=[4]", "train.warmup_iterations=2", "train.log_interval=2",
+                         f"train.ema_decay={ema}")
     dataset = FakeClips(5)  # 2 steps x 2 clips per epoch of 5: the run crosses epochs, and resumes mid-epoch
     reference = train(config, tmp_path / "reference", device="cpu", dataset=dataset, collate_fn=collate,
                       progress=False)
@@ -67,9 +97,10 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, tiny_confi
     resumed = train(config, tmp_path / "killed", resume=True, device="cpu", dataset=FakeClips(5),
                     collate_fn=collate, progress=False)
     assert resumed.finished and resumed.iteration == 6
-    for name, value in reference.model.state_dict().items():
+    for name, value in reference.model.state_dict().items():  # the average's weights with train.ema_decay
         assert torch.equal(resumed.model.state_dict()[name], value), name
     ref_ckpt = load_checkpoint(tmp_path / "reference" / "last.pth")
+    assert (ref_ckpt["ema"] is None) == (ema == 0)
     res_ckpt = load_checkpoint(tmp_path / "killed" / "last.pth")
     for group_ref, group_res in zip(ref_ckpt["optimizer"]["state"].values(), res_ckpt["optimizer"]["state"].values()):
         assert torch.equal(group_ref["momentum_buffer"], group_res["momentum_buffer"])
