@@ -45,8 +45,8 @@ from dsfnet.engine.distributed import DistributedContext, ResumableDistributedSa
 from dsfnet.engine.hooks import Evaluation, Hook, MetricsLog, default_hooks
 from dsfnet.engine.run_dir import locked_run_dir, record_config
 from dsfnet.engine.signals import TrainingStopped, stop_on_sigterm, stop_requested
-from dsfnet.engine.weight_average import WeightAverage
 from dsfnet.engine.schedule import build_optimizer, build_scheduler, lr_factor
+from dsfnet.engine.weight_average import WeightAverage
 from dsfnet.errors import InputError, InputNotFound, OutputExists, TrainingDiverged
 from dsfnet.jsonable import changed_settings
 from dsfnet.models.backbone import check_trainable_from
@@ -263,9 +263,9 @@ class Trainer:
         average: the moving average of the weights (``train.ema_decay``), updated after every optimiser step,
             kept in ``last.pth``; it is what ``final.pth`` holds and what periodic evaluation reads.
 
-    Attributes read by hooks: ``model`` (unwrapped), :meth:`result_model`, ``context``, ``iteration`` (optimiser steps done), ``end``
+    Attributes read by hooks: ``model`` (unwrapped), ``context``, ``iteration`` (optimiser steps done), ``end``
     and ``last_step`` (the last step's losses, ``grad_norm``, ``data_time``, ``step_time``, ``lr`` and
-    ``epoch``); hooks may call :meth:`save`.
+    ``epoch``); hooks may call :meth:`save` and :meth:`result_model`.
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, schedule, batches: Iterator,
