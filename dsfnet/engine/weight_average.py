@@ -1,10 +1,10 @@
 """An exponential moving average of a model's weights during training (``train.ema_decay``).
 
 After every optimiser step ``average = decay · average + (1 − decay) · weights`` (the first step copies the
-weights), kept by :class:`torch.optim.swa_utils.AveragedModel`. The final weights of an SGD run move with the
-last steps' noise, and with the order in which floating-point sums are taken on a machine; an average over the
-last ``1 / (1 − decay)`` steps moves less (the question of docs/results.md, "Replication on a second machine").
-Only parameters are averaged: buffers (frozen BatchNorm statistics) are the live model's.
+weights), kept by :class:`torch.optim.swa_utils.AveragedModel`: an average over about the last
+``1 / (1 − decay)`` steps instead of the last step's weights, which move with the last steps' gradient noise.
+(It did not make the paired ablation's runs repeat across thread counts: docs/results.md, "A moving average of
+the weights".) Only parameters are averaged: buffers (frozen BatchNorm statistics) are the live model's.
 """
 
 from __future__ import annotations
