@@ -142,10 +142,7 @@ def capture_fusion_inputs(model) -> Iterator[_Capture]:
 
     def frame_call(module, args, kwargs, output):
         capture.frame.append((args, kwargs))
-        feats, query_frames = args[0], kwargs.get("query_frames")
-        queries = feats if query_frames is None else feats[torch.as_tensor(query_frames, dtype=torch.long,
-                                                                            device=feats.device)]
-        capture.frame_change.append(change_sums(queries, output))
+        capture.frame_change.append(change_sums(module.query_feats(args[0], kwargs.get("query_frames")), output))
 
     handles = [model.box_head.register_forward_hook(
         lambda module, args, output: capture.proposals.append(list(args[1])))]

@@ -305,13 +305,13 @@ class Trainer:
             self.batches.close()  # shuts loader workers down
             self._call_hooks("after_train")
         finished = self.iteration >= config.train.iterations
+        result_model = self.result_model()
         if finished and context.is_main:
-            save_checkpoint(self.out_dir / "final.pth", training_checkpoint(self.result_model(), config,
-                                                                            self.iteration)
+            save_checkpoint(self.out_dir / "final.pth", training_checkpoint(result_model, config, self.iteration)
                             | {"optimizer": None, "scheduler": None, "rng": None})
             logger.info("training finished: %s", self.out_dir / "final.pth")
         metrics = next((hook.last for hook in self.hooks if isinstance(hook, MetricsLog)), {})
-        return TrainResult(self.result_model(), self.iteration, finished, metrics)
+        return TrainResult(result_model, self.iteration, finished, metrics)
 
     def result_model(self) -> nn.Module:
         """The weights this run produces: the moving average with ``train.ema_decay``, else the model itself."""

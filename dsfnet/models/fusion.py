@@ -223,9 +223,15 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             ``[q, d, h, w]`` (or ``[len(query_frames), d, h, w]`` in the order given): ``F_c + S @ θ`` for the
             query tokens, one softmax over all keys.
         """
-        queries = feats if query_frames is None else feats[torch.as_tensor(query_frames, dtype=torch.long,
-                                                                            device=feats.device)]
-        return self._enhance(queries, self._key_blocks(feats, memory, exclude, own))
+        return self._enhance(self.query_feats(feats, query_frames), self._key_blocks(feats, memory, exclude, own))
+
+    @staticmethod
+    def query_feats(feats: Tensor, query_frames: Optional[Sequence[int] | Tensor] = None) -> Tensor:
+        """The frames of ``feats [q, d, h, w]`` that a :meth:`forward` call with ``query_frames`` enhances, in the
+        order of its output (all of them for ``None``)."""
+        if query_frames is None:
+            return feats
+        return feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
 
     def _key_blocks(self, feats: Tensor, memory: Optional[FrameMemory], exclude: Optional[int],
                     own: Optional[FrameMemory]) -> list[KeyBlock]:
@@ -254,9 +260,7 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             channel c' of the g-th of them; rows sum to 1.
         """
         keys = torch.cat([block_keys for block_keys, _ in self._key_blocks(feats, memory, exclude, own)])
-        if query_frames is not None:
-            feats = feats[torch.as_tensor(query_frames, dtype=torch.long, device=feats.device)]
-        return torch.softmax(_softmax_precision(self._queries(feats) @ keys.T), dim=-1)
+        return torch.softmax(_softmax_precision(self._queries(self.query_feats(feats, query_frames)) @ keys.T), dim=-1)
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
