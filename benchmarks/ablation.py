@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -122,10 +123,13 @@ def train_run(variant: str, seed: int, args) -> Path:
     return weights
 
 
-def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, **test_options) -> dict:
-    """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video); cached in
+def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knockout: Optional[str] = None,
+                 **test_options) -> dict:
+    """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video;
+    ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``); cached in
     ``<run>/eval_<tag>.json``, its detections in ``<run>/detections_<tag>.npz``."""
     from dsfnet.atomic import atomic_write_text
+    from dsfnet.diagnostics import knock_out
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.evaluation.vid_map import evaluate
     from dsfnet.inference.evaluate import predict_dataset
@@ -134,6 +138,8 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, **test
     if cache.is_file():
         return json.loads(cache.read_text())
     model, config = load_model(weights)
+    if knockout is not None:
+        knock_out(model, knockout)
     for field, value in test_options.items():
         setattr(config.test, field, value)
     if control:

@@ -13,6 +13,9 @@ Both: how much the fusion changes what it enhances, ``||fused - input|| / ||inpu
 of the calls measured (root of the summed squares): 0 is a fusion that learned to do nothing (its value
 projection stays at its zero initialisation), whatever its attention looks like.
 
+Knocked out (:func:`knock_out`): a fusion's value projection zeroed in a trained model, which then detects as
+if that fusion were the identity; the mAP it loses is what the fusion contributes at test time.
+
 The weights are recomputed from each module's own projections on exactly the inputs of its call in the ``exact``
 path (captured by forward hooks), so the model's detections are not touched.
 
@@ -155,6 +158,33 @@ def capture_fusion_inputs(model) -> Iterator[_Capture]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+FUSIONS = ("frame", "instance")  #: what :func:`knock_out` can remove
+
+
+@torch.no_grad()
+def knock_out(model, fusion: str) -> None:
+    """Zero the value projection of the model's frame-level fusion (``"frame"``: θ, eq. 3) or of every stage of
+    its instance-level fusion (``"instance"``: γ, eq. 5), in place.
+
+    The values are the only path from the attention into a fusion's output (``F_c + S·θ(F_c)``,
+    ``Q + softmax(z + r)·γ(Q)``), so the knocked-out fusion returns its input exactly and the model detects as
+    the same weights without that module would: the parts it shares with the baseline, trained alongside the
+    fusion, and the other fusion if it has one.
+
+    Raises:
+        ValueError: ``fusion`` is not one of :data:`FUSIONS`, or the model has no such fusion.
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+    projections = ([model.frame_fusion.theta] if model.frame_fusion is not None else []) if fusion == "frame" \
+        else [stage.gamma for stage in model.instance_fusions or ()]
+    if not projections:
+        raise ValueError(f"the model has no {fusion}-level fusion to knock out")
+    for projection in projections:
+        projection.weight.zero_()
+        projection.bias.zero_()
 
 
 def _clip(frames: list[FrameRecord], config: Config) -> tuple[Tensor, float]:

@@ -1,8 +1,10 @@
-"""Attention diagnostics: shares on hand-built attention, the weights are those the modules apply, and a model
-whose attention is made uniform shows exactly the random shares without its detections changing."""
+"""Attention diagnostics: shares on hand-built attention, the weights are those the modules apply, a model whose
+attention is made uniform shows exactly the random shares without its detections changing, and a knocked-out
+fusion detects as the same weights without that module."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -12,7 +14,7 @@ from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
 from dsfnet.demo import BUNDLED
 from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, change_sums, format_report, format_summary,
-                                frame_attention_stats, instance_attention_shares, relative_change)
+                                frame_attention_stats, instance_attention_shares, knock_out, relative_change)
 from dsfnet.engine.checkpoint import load_model
 from dsfnet.models.build import build_model
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
@@ -153,3 +155,33 @@ def test_frame_variant_capture_is_the_key_frame_after_its_support_frames(tiny_co
     expected = model.frame_fusion.attention_weights(conv4[[0, 2, 1]], query_frames=[2])
     assert torch.allclose(weights, expected, atol=1e-6)
     assert capture.instance == [] and not model.frame_fusion._forward_hooks  # the hook is gone
+
+
+@pytest.mark.parametrize("fusion, removed", [("frame", "frame_fusion"), ("instance", "instance_fusions")])
+def test_knocked_out_fusion_detects_as_the_model_without_it(tiny_config, fusion, removed):
+    torch.manual_seed(0)
+    model = build_model(tiny_config("model.variant=dsfnet").model).eval()
+    with torch.no_grad():  # trained-looking fusions: value projections away from their zero initialisation
+        for projection in [model.frame_fusion.theta, *(stage.gamma for stage in model.instance_fusions)]:
+            projection.weight.normal_(std=0.05)
+            projection.bias.normal_(std=0.05)
+    without = copy.deepcopy(model)
+    setattr(without, removed, None)
+    clip = torch.rand(3, 3, 96, 128)
+
+    def detect(detector):
+        with torch.no_grad():
+            return detector(clip, key=1)[0][0]
+
+    expected, before = detect(without), detect(model)
+    assert not torch.equal(before["scores"], expected["scores"])  # the fusion changed the detections
+    knock_out(model, fusion)
+    after = detect(model)
+    assert torch.equal(after["labels"], expected["labels"])
+    # equal up to rounding: with instance fusion the RoI head runs over all frames' proposals in one batch
+    for key in ("boxes", "scores"):
+        torch.testing.assert_close(after[key], expected[key], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match=f"no {fusion}-level fusion"):
+        knock_out(without, fusion)
+    with pytest.raises(ValueError, match="must be one of"):
+        knock_out(model, "both")
