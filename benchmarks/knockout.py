@@ -127,12 +127,16 @@ def main(argv: Optional[list[str]] = None) -> None:
             parser.error(f"{weights} ({variant}) has none of the fusions {', '.join(args.fusions)}")
     if args.jobs > 1:
         run_missing(plans, args)  # then the loop below only reads the cached evaluations
+    # a run by its folder's name (frame_seed0), or by the whole folder where two runs share a name
+    names = {weights: weights.parent.name for weights in plans}
+    if len(set(names.values())) < len(names):
+        names = {weights: str(weights.parent) for weights in plans}
     results = {}
     for weights, (variant, fusions) in plans.items():
         scores = {tag: evaluate_run(weights, dataset, tag, knockout=fusion)
                   for tag, fusion in evaluations(fusions)}
-        results[weights.parent.name] = {"variant": variant, "with": scores[TAG],
-                                        "without": {fusion: scores[knocked_tag(fusion)] for fusion in fusions}}
+        results[names[weights]] = {"variant": variant, "with": scores[TAG],
+                                   "without": {fusion: scores[knocked_tag(fusion)] for fusion in fusions}}
     table = summary(results, args.fusions)
     print(markdown(results, table))
     if args.out is not None:

@@ -50,9 +50,13 @@ def test_each_fusion_knocked_out_alone_in_two_workers_then_cached(held_out, tmp_
         assert drops["all"] == [pytest.approx(100 * (run["with"]["all"] - cached["all"]))]
     # the bundled model's fusions are not identities: knocking both out changes what it finds
     assert run["without"]["frame"] != run["with"] or run["without"]["instance"] != run["with"]
-    main([str(weights), "--data", str(held_out), "--jobs", "2", "--threads", "1", "--fusions", "instance"])
+    copy = tmp_path / "other" / "dsfnet_seed0"  # a second run of the same name, its evaluations copied with it
+    shutil.copytree(weights.parent, copy)
+    main([str(weights), str(copy / "final.pth"), "--data", str(held_out), "--jobs", "2", "--threads", "1",
+          "--fusions", "instance", "--out", str(out)])
     again = capsys.readouterr().out
-    assert "evaluated" not in again and "| dsfnet without instance | 1 |" in again  # read from the caches
+    assert "evaluated" not in again and "| dsfnet without instance | 2 |" in again  # read from the caches
+    assert set(json.loads(out.read_text())["runs"]) == {str(weights.parent), str(copy)}  # told apart
 
 
 def test_a_checkpoint_without_the_fusion_is_a_one_line_error(held_out, capsys):
