@@ -178,8 +178,10 @@ def knock_out(model, fusion: str) -> None:
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
-    projections = ([model.frame_fusion.theta] if model.frame_fusion is not None else []) if fusion == "frame" \
-        else [stage.gamma for stage in model.instance_fusions or ()]
+    if fusion == "frame":
+        projections = [model.frame_fusion.theta] if model.frame_fusion is not None else []
+    else:
+        projections = [stage.gamma for stage in model.instance_fusions or ()]
     if not projections:
         raise ValueError(f"the model has no {fusion}-level fusion to knock out")
     for projection in projections:
