@@ -27,7 +27,7 @@ from ablation import COLUMNS, eval_cache, evaluate_run
 from dsfnet.atomic import atomic_write_text
 from dsfnet.data.vid import read_vid_split
 from dsfnet.diagnostics import FUSIONS
-from dsfnet.engine.checkpoint import load_model
+from dsfnet.engine.checkpoint import config_from_checkpoint, load_checkpoint
 from paired_stats import paired_t_test
 from pinned_jobs import check_cores, pin_to, run_pinned
 
@@ -39,8 +39,8 @@ def knocked_tag(fusion: str) -> str:
 
 
 def fusions_of(weights: Path, wanted: list[str]) -> tuple[str, list[str]]:
-    """The checkpoint's variant and which of ``wanted`` fusions it has (read from its config, not its weights)."""
-    _, config = load_model(weights)
+    """The checkpoint's variant and which of ``wanted`` fusions it has (read from its config: no model is built)."""
+    config = config_from_checkpoint(load_checkpoint(weights))
     has = {"frame": config.model.uses_frame_fusion, "instance": config.model.uses_instance_fusion}
     return config.model.variant, [fusion for fusion in wanted if has[fusion]]
 
