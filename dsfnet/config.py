@@ -75,6 +75,9 @@ class FrameFusionConfig:
     scale_by_sqrt_hw: bool = True  # divide logits by sqrt(h*w) (DESIGN 2.1)
     chunk_size: int = 0  # queries per chunk at inference (0 = all at once)
     normalize_tokens: bool = False  # phi / varphi tokens at unit RMS before the dot product (not in the paper)
+    # phi / varphi start as the identity (1x1 convs with eye weights, zero bias) instead of PyTorch's random init,
+    # so that each channel first attends to the same channel of every frame (the paper states no initialisation)
+    identity_projections: bool = False
 
 
 @dataclass

@@ -39,7 +39,8 @@ def _build_fusions(config: ModelConfig, conv4_channels: int
     frame_fusion = None
     if config.uses_frame_fusion:
         frame = config.frame_fusion
-        frame_fusion = FrameFusion(conv4_channels, frame.scale_by_sqrt_hw, frame.chunk_size, frame.normalize_tokens)
+        frame_fusion = FrameFusion(conv4_channels, frame.scale_by_sqrt_hw, frame.chunk_size, frame.normalize_tokens,
+                                   frame.identity_projections)
     instance_fusions = None
     fusion = config.instance_fusion
     if config.uses_instance_fusion:

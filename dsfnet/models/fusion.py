@@ -159,10 +159,15 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             with ``scale_by_sqrt_hw`` a logit is sqrt(h·w)·cos(ϕ_i, φ_j) whatever the features' magnitude
             (not in the paper: the 1/sqrt(h·w) scale assumes unit-scale entries, and ImageNet features of
             root-mean-square 5-15 make the softmax one-hot; docs/results.md, "Ablation with the light backbone").
+        identity_projections: ϕ and φ start as the identity (weights eye, biases zero) instead of PyTorch's random
+            initialisation, so that a channel's query first matches the same channel of every frame best (the
+            paper states no initialisation). With random ϕ, φ the attention starts unrelated to channels; as θ
+            starts at zero, ϕ and φ get no gradient until θ has grown, and a near-uniform attention adds the same
+            map to every channel.
     """
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,
-                 normalize_tokens: bool = False):
+                 normalize_tokens: bool = False, identity_projections: bool = False):
         super().__init__()
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
         self.chunk_size = chunk_size
@@ -170,6 +175,10 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
         self.phi = nn.Conv2d(channels, channels, 1)
         self.varphi = nn.Conv2d(channels, channels, 1)
         self.theta = nn.Conv2d(channels, channels, 1)
+        if identity_projections:
+            for projection in (self.phi, self.varphi):
+                nn.init.dirac_(projection.weight)
+                nn.init.zeros_(projection.bias)
         nn.init.zeros_(self.theta.weight)
         nn.init.zeros_(self.theta.bias)
         self._statistics = torch.zeros(4, dtype=torch.float64)  # sums, see attention_statistics
