@@ -237,6 +237,29 @@ def test_frame_fusion_is_identity_at_init():
     assert torch.equal(module(feats, query_frames=[1]), feats[1:2])
 
 
+@pytest.mark.parametrize("identity", [False, True])
+def test_identity_projections_make_each_channel_attend_to_itself_across_frames(identity):
+    """With ϕ = φ = identity and unit-RMS tokens, a logit is sqrt(h·w)·cos(F_i, F_j): each channel's best key is
+    itself, and in a slightly changed copy of its frame the same channel beats every other one. Random ϕ, φ
+    (PyTorch's initialisation) put no such weight on the same channel."""
+    torch.manual_seed(0)
+    d, h, w = 16, 6, 8
+    frame = torch.randn(1, d, h, w)
+    clip = torch.cat([frame, frame + 0.3 * torch.randn(1, d, h, w)])  # [2, d, h, w]
+    module = FrameFusion(d, normalize_tokens=True, identity_projections=identity)
+    with torch.no_grad():
+        weights = module.attention_weights(clip, query_frames=[0])  # [d, 2·d]
+    same_channel = weights[:, :d].diagonal() + weights[:, d:].diagonal()  # [d]
+    if identity:
+        assert torch.equal(module.phi.weight[:, :, 0, 0], torch.eye(d)) and not module.varphi.bias.any()
+        assert torch.equal(weights[:, :d].argmax(dim=1), torch.arange(d))
+        assert torch.equal(weights[:, d:].argmax(dim=1), torch.arange(d))
+        assert same_channel.min() > 0.5  # against 2 / (2·d) = 0.0625 for uniform attention
+    else:
+        assert same_channel.mean() < 0.2
+    assert torch.equal(module(clip), clip)  # θ still starts at zero: the module is the identity either way
+
+
 def test_frame_fusion_gradients():
     module = FrameFusion(4)
     feats = torch.randn(3, 4, 5, 3)
