@@ -494,6 +494,15 @@ def load_config(path: str | Path, overrides: Optional[list[str]] = None) -> Conf
         raise ConfigError(f"config file {path}: {error}") from None
 
 
+def with_overrides(config: Config, overrides: list[str]) -> Config:
+    """A new :class:`Config`: ``config`` with ``key=value`` overrides applied, validated again.
+
+    Raises:
+        ConfigError: one line naming the override's key.
+    """
+    return config_from_dict(_deep_merge(config.to_dict(), parse_overrides(overrides)))
+
+
 def _is_valid(values: dict) -> bool:
     try:
         config_from_dict(values)
