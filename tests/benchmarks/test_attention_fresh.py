@@ -31,8 +31,8 @@ def test_fresh_frame_fusion_on_a_baseline_with_random_and_identity_projections(h
     shares = {}
     for name, identity in (("random", "false"), ("identity", "true")):
         out = tmp_path / f"{name}.json"
-        run = attention(held_out, "--fresh", "frame", "--out", out, "--opts",
-                        "model.frame_fusion.normalize_tokens=true", f"model.frame_fusion.identity_projections={identity}")
+        opts = ["model.frame_fusion.normalize_tokens=true", f"model.frame_fusion.identity_projections={identity}"]
+        run = attention(held_out, "--fresh", "frame", "--out", out, "--opts", *opts)
         assert run.returncode == 0, run.stderr
         (report,) = json.loads(out.read_text()).values()
         assert report["variant"] == "frame" and report["frame"]["relative_change"] == 0.0  # θ is still zero
