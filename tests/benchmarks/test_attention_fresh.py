@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.demo import BUNDLED
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "attention.py"
-
-
-@pytest.fixture(scope="module")
-def held_out(tmp_path_factory) -> Path:
-    return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", 0, seed=2020, num_val_videos=2,
-                                  num_frames=6, num_det_images=0)
+from tests.benchmarks.scripthelpers import run_script
 
 
 def attention(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), BUNDLED["tiny"]["baseline"], "--data", *map(str, args),
-                           "--frames-per-video", "1", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    """attention.py on the bundled tiny baseline, one test frame per video, ``--data`` first of ``args``."""
+    return run_script("attention.py", BUNDLED["tiny"]["baseline"], "--data", *args, "--frames-per-video", "1",
+                      "--threads", "1")
 
 
 def test_fresh_frame_fusion_on_a_baseline_with_random_and_identity_projections(held_out, tmp_path):

@@ -7,29 +7,20 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from tests.benchmarks.scripthelpers import BENCHMARKS, run_script
+
+sys.path.insert(0, str(BENCHMARKS))
 
 from knockout import main  # noqa: E402
 
-from dsfnet.data.synth import generate_synthetic_vid  # noqa: E402
 from dsfnet.demo import BUNDLED  # noqa: E402
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "knockout.py"
-
-
-@pytest.fixture(scope="module")
-def held_out(tmp_path_factory) -> Path:
-    return generate_synthetic_vid(tmp_path_factory.mktemp("synth") / "vid", 0, seed=2020, num_val_videos=2,
-                                  num_frames=6, num_det_images=0)
 
 
 def knockout(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    return run_script("knockout.py", *args)
 
 
 def test_each_fusion_knocked_out_alone_in_two_workers_then_cached(held_out, tmp_path, capsys):
