@@ -124,12 +124,14 @@ def train_run(variant: str, seed: int, args) -> Path:
 
 
 def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knockout: Optional[str] = None,
-                 **test_options) -> dict:
+                 average: Optional[float] = None, **test_options) -> dict:
     """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video;
-    ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``); cached in
-    ``<run>/eval_<tag>.json``, its detections in ``<run>/detections_<tag>.npz``."""
+    ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``; ``average``: a
+    model without frame fusion given the same-position average of the clip's frames at that weight,
+    ``dsfnet.diagnostics.average_frames``); cached in ``<run>/eval_<tag>.json``, its detections in
+    ``<run>/detections_<tag>.npz``."""
     from dsfnet.atomic import atomic_write_text
-    from dsfnet.diagnostics import knock_out
+    from dsfnet.diagnostics import average_frames, knock_out
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.evaluation.vid_map import evaluate
     from dsfnet.inference.evaluate import predict_dataset
@@ -140,6 +142,8 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     model, config = load_model(weights)
     if knockout is not None:
         knock_out(model, knockout)
+    if average is not None:
+        average_frames(model, average)
     for field, value in test_options.items():
         setattr(config.test, field, value)
     if control:

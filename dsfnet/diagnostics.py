@@ -14,7 +14,9 @@ of the calls measured (root of the summed squares): 0 is a fusion that learned t
 projection stays at its zero initialisation), whatever its attention looks like.
 
 Knocked out (:func:`knock_out`): a fusion's value projection zeroed in a trained model, which then detects as
-if that fusion were the identity; the mAP it loses is what the fusion contributes at test time.
+if that fusion were the identity; the mAP it loses is what the fusion contributes at test time. Averaged frames
+(:func:`average_frames`): a baseline's conv4 map moved towards the same-position average of the clip's frames,
+with nothing learned; what that gains is what a plain same-position mixture of the frames gives that detector.
 
 The weights are recomputed from each module's own projections on exactly the inputs of its call in the ``exact``
 path (captured by forward hooks), so the model's detections are not touched.
@@ -26,6 +28,7 @@ path (captured by forward hooks), so the model's detections are not touched.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
@@ -33,7 +36,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
@@ -41,6 +44,7 @@ from dsfnet.config import Config
 from dsfnet.data.images import load_frame, resize_scale, resized_size
 from dsfnet.data.records import DatasetRecord, FrameRecord
 from dsfnet.data.sampling import support_frames
+from dsfnet.models.fusion import FrameFusion, KeyBlock
 
 MATCH_IOU = 0.5  # a proposal belongs to the ground-truth object it overlaps at IoU >= 0.5 (the VID protocol's)
 
@@ -187,6 +191,45 @@ def knock_out(model, fusion: str) -> None:
     for projection in projections:
         projection.weight.zero_()
         projection.bias.zero_()
+
+
+class TemporalAverage(FrameFusion):
+    """A frame-level fusion without attention, for a model trained without one: each query frame's conv4 map moves
+    towards the same-position average of the clip's frames, ``F_c + weight · (mean_f F_f − F_c)`` (``[q, d, h, w]``;
+    the mean over the memory's frames, but the excluded one, and the query frames themselves).
+
+    Installed in a trained baseline by :func:`average_frames`, it asks whether a same-channel mixture of the
+    conv4 maps of a video's frames carries anything the key frame's own map lacks, with nothing learned (a
+    learned fusion could weigh frames and channels; this one cannot).
+    """
+
+    def __init__(self, channels: int, weight: float):
+        super().__init__(channels)
+        self.weight = weight
+        nn.init.dirac_(self.theta.weight)  # values are the raw maps
+
+    def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
+        channels, height, width = query_feats.shape[1:]
+        total = sum(values.view(-1, channels, height * width).sum(dim=0) for _, values in blocks)  # [d, h·w]
+        frames = sum(len(values) for _, values in blocks) // channels
+        mean = (total / frames).view(1, channels, height, width)
+        return query_feats + self.weight * (mean - query_feats)
+
+
+@torch.no_grad()
+def average_frames(model, weight: float) -> None:
+    """Give a model without frame-level fusion a :class:`TemporalAverage` of ``weight`` (0: the model as it was,
+    1: the plain average of the clip's frames) in place of one; the detector then reads its support frames'
+    conv4 maps as the frame variant does.
+
+    Raises:
+        ValueError: the model has a frame-level fusion of its own, or ``weight`` is outside [0, 1].
+    """
+    if model.frame_fusion is not None:
+        raise ValueError("the model has a frame-level fusion of its own; average the frames of one without")
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must lie in [0, 1], got {weight}")
+    model.frame_fusion = TemporalAverage(model.backbone.conv4_channels, weight).to(model.pixel_mean.device).eval()
 
 
 def _clip(frames: list[FrameRecord], config: Config) -> tuple[Tensor, float]:

@@ -1,6 +1,6 @@
 """Attention diagnostics: shares on hand-built attention, the weights are those the modules apply, a model whose
 attention is made uniform shows exactly the random shares without its detections changing, and a knocked-out
-fusion detects as the same weights without that module."""
+fusion detects as the same weights without that module; averaged frames detect on the clip's mean conv4 map."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import torch
 from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
 from dsfnet.demo import BUNDLED
-from dsfnet.diagnostics import (attention_report, capture_fusion_inputs, change_sums, format_report, format_summary,
-                                frame_attention_stats, instance_attention_shares, knock_out, relative_change)
+from dsfnet.diagnostics import (attention_report, average_frames, capture_fusion_inputs, change_sums, format_report,
+                                format_summary, frame_attention_stats, instance_attention_shares, knock_out,
+                                relative_change)
 from dsfnet.engine.checkpoint import load_model
 from dsfnet.models.build import build_model
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
@@ -185,3 +186,29 @@ def test_knocked_out_fusion_detects_as_the_model_without_it(tiny_config, fusion,
         knock_out(without, fusion)
     with pytest.raises(ValueError, match="must be one of"):
         knock_out(model, "both")
+
+
+def test_averaged_frames_detect_on_the_weighted_mean_of_the_clips_conv4(tiny_config):
+    torch.manual_seed(0)
+    baseline = build_model(tiny_config("model.variant=baseline").model).eval()
+    clip = torch.rand(3, 3, 96, 128)
+    size = tuple(clip.shape[-2:])
+    with torch.no_grad():
+        conv4 = baseline.conv4(clip)
+        plain = baseline(clip, key=1)[0][0]
+        expected = {weight: baseline.detect_exact(conv4[[1]] + weight * (conv4.mean(dim=0, keepdim=True) - conv4[[1]]),
+                                                  size) for weight in (1.0, 0.5)}
+    assert not torch.equal(expected[1.0]["scores"], plain["scores"])  # the mean map detects differently
+    for weight in (0.0, 0.5, 1.0):
+        averaged = copy.deepcopy(baseline)
+        average_frames(averaged, weight)
+        with torch.no_grad():
+            got = averaged(clip, key=1)[0][0]
+        want = plain if weight == 0.0 else expected[weight]
+        assert torch.equal(got["labels"], want["labels"])
+        for key in ("boxes", "scores"):
+            torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        average_frames(copy.deepcopy(baseline), 1.5)
+    with pytest.raises(ValueError, match="of its own"):
+        average_frames(build_model(tiny_config("model.variant=frame").model), 0.5)
