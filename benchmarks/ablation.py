@@ -58,12 +58,21 @@ FINETUNE_OPTS = ("data.augment.photometric=true", "data.augment.crop=true", "dat
 COLUMNS = ("all", "slow", "medium", "fast", "degraded", "clean")
 
 
-def ensure_data(root: Path, seed: int, train_videos: int, val_videos: int, frames: int = 40) -> Path:
-    from dsfnet.data.synth import generate_synthetic_vid
+def ensure_data(root: Path, seed: int, train_videos: int, val_videos: int, frames: int = 40,
+                motion_groups: Optional[list[str]] = None) -> Path:
+    """The synthetic dataset at ``root``, generated first if it is not there (``motion_groups``: the speeds the
+    objects take, all three for ``None``)."""
+    from dsfnet.data.synth import MOTION_SPEEDS, generate_synthetic_vid
 
     if not (root / "ImageSets" / "VID_val_videos.txt").is_file():
-        generate_synthetic_vid(root, train_videos, seed, num_val_videos=val_videos, num_frames=frames)
+        generate_synthetic_vid(root, train_videos, seed, num_val_videos=val_videos, num_frames=frames,
+                               motion_groups=motion_groups or MOTION_SPEEDS)
     return root
+
+
+def data_suffix(motion_groups: Optional[list[str]]) -> str:
+    """What the data folders' names add for ``--motion-groups`` (nothing for all three speeds)."""
+    return "_" + "-".join(motion_groups) if motion_groups else ""
 
 
 def degraded_groups(dataset) -> dict[str, np.ndarray]:
@@ -294,6 +303,7 @@ def run_in_parallel(args) -> None:
               "--finetune-lr", str(args.finetune_lr), "--train-videos", str(args.train_videos),
               "--val-videos", str(args.val_videos), "--val-frames", str(args.val_frames),
               "--val-seed", str(args.val_seed), "--threads", str(args.threads),
+              *(["--motion-groups", *args.motion_groups] if args.motion_groups else []),
               "--attention-frames", str(args.attention_frames), *(["--attention"] if args.attention else []),
               *([] if args.control else ["--no-control"]), "--control-variants", *args.control_variants,
               *(["--opts", *args.opts] if args.opts else [])]
@@ -347,6 +357,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--val-frames", type=int, default=None,
                         help="frames per held-out video (40, finetune 20: more videos for the same time)")
     parser.add_argument("--val-seed", type=int, default=2020, help="seed of the held-out videos")
+    parser.add_argument("--motion-groups", nargs="+", choices=("slow", "medium", "fast"), default=None,
+                        help="speeds of the synthetic objects, training and held-out (default all three; the "
+                             "data folders' names then end in the groups, e.g. _slow-medium)")
     parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides for every run")
     parser.add_argument("--recipe", default="",
                         help="finetune: a name for what --opts change; the paired results are saved as "
@@ -427,9 +440,11 @@ def main() -> None:
     from dsfnet.data.vid import read_vid_split
 
     args.out.mkdir(parents=True, exist_ok=True)
-    args.train_data = ensure_data(args.out / f"synth_train_v{args.train_videos}", 0, args.train_videos, 0)
-    held_out = ensure_data(args.out / f"synth_heldout_s{args.val_seed}_v{args.val_videos}_f{args.val_frames}",
-                           args.val_seed, 0, args.val_videos, args.val_frames)
+    suffix = data_suffix(args.motion_groups)
+    args.train_data = ensure_data(args.out / f"synth_train_v{args.train_videos}{suffix}", 0, args.train_videos, 0,
+                                  motion_groups=args.motion_groups)
+    held_out = ensure_data(args.out / f"synth_heldout_s{args.val_seed}_v{args.val_videos}_f{args.val_frames}{suffix}",
+                           args.val_seed, 0, args.val_videos, args.val_frames, args.motion_groups)
     args.held_out = held_out
     dataset = read_vid_split(held_out, "VID_val_videos")  # also writes the split's index before any job reads it
     if args.jobs > 1:

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--det-images", type=int, default=20, help="DET-style still images (default 20)")
     parser.add_argument("--size", type=_size, default=(160, 128), help="frame size WIDTHxHEIGHT (default 160x128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
+    parser.add_argument("--motion-groups", nargs="+", choices=("slow", "medium", "fast"),
+                        default=["slow", "medium", "fast"],
+                        help="speeds the objects take in turn (default all three; e.g. 'slow medium' for videos "
+                             "without fast objects)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing non-empty OUT whole (the new dataset is built in a temporary "
                              "sibling folder and swapped in); without it such an OUT is refused")
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, desc="synth", unit="item") as bar:
         root = generate_synthetic_vid(args.out, args.videos, args.seed, num_val_videos=args.val_videos,
                                       num_frames=args.frames, num_det_images=args.det_images, size=args.size,
+                                      motion_groups=args.motion_groups,
                                       progress=lambda done, _: bar.update(done - bar.n), overwrite=args.overwrite)
     print(f"wrote {args.videos} train + {args.val_videos} val snippets and {args.det_images} still images to {root}")
     return 0

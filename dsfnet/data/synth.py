@@ -12,7 +12,8 @@ Content, chosen so that a single frame is sometimes ambiguous while other frames
   has its own silhouette and pattern, painted in two random colours per object (colour is no cue).
 - 1-3 objects per video, ~25-60 px, over a textured background. Each object moves with one of three speeds,
   assigned in turn so that the slow / medium / fast motion groups of DESIGN §6 are all populated (roughly a
-  third each, measured by motion IoU); fast objects also change scale.
+  third each, measured by motion IoU); fast objects also change scale. ``motion_groups`` keeps a subset of the
+  speeds (e.g. a benchmark without fast objects).
 - Transient degradations in ~40 % of the frames of each object, in runs of 1-4 frames, strong enough to erase
   the class texture in that frame: 13-px motion blur along the motion, defocus (Gaussian radius 2.5-4 px), low
   contrast (85 % local background), occlusion of 45-70 % of the box by a patch of background texture, or a rare
@@ -31,7 +32,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -51,7 +52,8 @@ _ASPECT = {"airplane": 1.4, "bird": 1.2, "car": 1.8, "dog": 1.4, "horse": 1.15, 
 _SPEED = {"slow": (0.0, 0.004), "medium": (0.012, 0.02), "fast": (0.045, 0.07)}
 #: Amplitude of the periodic scale change.
 _SCALE_SWING = {"slow": 0.0, "medium": 0.04, "fast": 0.25}
-_GROUPS = ("slow", "medium", "fast")
+#: The motion speeds, which a video's objects take in turn (``motion_groups`` of :func:`generate_synthetic_vid`).
+MOTION_SPEEDS = ("slow", "medium", "fast")
 _DEGRADATIONS = ("motion_blur", "defocus", "low_contrast", "occlusion", "rare_pose")
 _DEGRADATION_WEIGHTS = (0.25, 0.25, 0.15, 0.2, 0.15)
 _SPRITE = 64  # canonical sprite height in pixels
@@ -348,12 +350,13 @@ def _save(image: np.ndarray, path: Path, quality: int) -> None:
     Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path, "JPEG", quality=quality)
 
 
-def _write_video(root: Path, name: str, rng: np.random.Generator, first_group: int, frames: int,
-                 width: int, height: int, quality: int) -> None:
-    """Render and write one snippet: ``Data/VID/<name>/%06d.JPEG`` and ``Annotations/VID/<name>/%06d.xml``."""
+def _write_video(root: Path, name: str, rng: np.random.Generator, first_group: int, groups: tuple[str, ...],
+                 frames: int, width: int, height: int, quality: int) -> None:
+    """Render and write one snippet: ``Data/VID/<name>/%06d.JPEG`` and ``Annotations/VID/<name>/%06d.xml``; its
+    objects take the motion ``groups`` in turn, from the ``first_group``-th on."""
     background = _background(rng, width, height)
     count = int(rng.integers(1, 4))
-    tracks = [_make_track(rng, _GROUPS[(first_group + i) % 3], frames, width, height, degrade=True)
+    tracks = [_make_track(rng, groups[(first_group + i) % len(groups)], frames, width, height, degrade=True)
               for i in range(count)]
     folder = name.split("/", 1)[1]
     for t in range(frames):
@@ -427,6 +430,7 @@ def _available_memory() -> Optional[int]:
 def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, seed: int = 0, *,
                            num_val_videos: int = 10, num_frames: int = 40, num_det_images: int = 20,
                            size: tuple[int, int] = (160, 128), jpeg_quality: int = 90,
+                           motion_groups: Sequence[str] = MOTION_SPEEDS,
                            progress: Optional[Callable[[int, int], None]] = None, overwrite: bool = False) -> Path:
     """Write a synthetic dataset in the ImageNet VID layout under ``out_root`` (see the module docstring).
 
@@ -439,6 +443,8 @@ def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, se
         num_frames: frames per snippet.
         num_det_images: DET-style still images (train only).
         size: frame (width, height) in pixels.
+        motion_groups: the speeds (of :data:`MOTION_SPEEDS`) that the videos' objects take in turn; all three by
+            default, a subset for a benchmark without, e.g., fast objects. The default's files do not change.
         progress: optional ``callable(done, total)`` called after each video or image.
     Returns the dataset root.
     """
@@ -446,14 +452,25 @@ def generate_synthetic_vid(out_root: str | os.PathLike, num_videos: int = 40, se
     if min(num_videos, num_val_videos, num_det_images) < 0 or num_frames < 1:
         raise InputError("video, image and frame counts must be >= 0 (frames >= 1)")
     _check_frame_size(width, height)
+    groups = _checked_groups(motion_groups)
     with replaced_directory(out_root, overwrite) as build:
         _write_dataset(build, num_videos, seed, num_val_videos, num_frames, num_det_images, width, height,
-                       jpeg_quality, progress)
+                       jpeg_quality, groups, progress)
     return Path(out_root)
 
 
+def _checked_groups(motion_groups: Sequence[str]) -> tuple[str, ...]:
+    """``motion_groups`` as a tuple, or a one-line error for an empty, repeated or unknown group."""
+    groups = tuple(motion_groups)
+    unknown = [group for group in groups if group not in MOTION_SPEEDS]
+    if not groups or unknown or len(set(groups)) < len(groups):
+        raise InputError(f"motion groups must be distinct names among {', '.join(MOTION_SPEEDS)}, got "
+                         f"{', '.join(groups) or 'none'}")
+    return groups
+
+
 def _write_dataset(root: Path, num_videos: int, seed: int, num_val_videos: int, num_frames: int,
-                   num_det_images: int, width: int, height: int, jpeg_quality: int,
+                   num_det_images: int, width: int, height: int, jpeg_quality: int, groups: tuple[str, ...],
                    progress: Optional[Callable[[int, int], None]]) -> None:
     """The body of :func:`generate_synthetic_vid`, writing into ``root``."""
     total, done = num_videos + num_val_videos + num_det_images, 0
@@ -468,7 +485,7 @@ def _write_dataset(root: Path, num_videos: int, seed: int, num_val_videos: int, 
                 name = f"val/ILSVRC2015_val_{index:08d}"
                 val_lines.append(f"{name} {len(frame_lines) + 1} 0 {num_frames}")
                 frame_lines += [f"{name}/{f:06d} {len(frame_lines) + f + 1}" for f in range(num_frames)]
-            _write_video(root, name, rng, index + part, num_frames, width, height, jpeg_quality)
+            _write_video(root, name, rng, index + part, groups, num_frames, width, height, jpeg_quality)
             done += 1
             if progress:
                 progress(done, total)

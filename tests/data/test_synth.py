@@ -13,6 +13,7 @@ from dsfnet.commands import synth as synth_command
 from dsfnet.data.synth import SYNTH_CLASSES, generate_synthetic_vid, train_key_frames
 from dsfnet.data.classes import NAME_TO_LABEL
 from dsfnet.data.vid import read_vid_split
+from dsfnet.errors import InputError
 from dsfnet.evaluation.motion import MOTION_GROUPS, motion_ious
 
 
@@ -90,3 +91,34 @@ def test_cli(tmp_path, capsys):
     for action in parser._actions[1:]:
         assert action.help
     assert synth_command.HELP
+
+
+def _net_speeds(dataset) -> np.ndarray:
+    """Per object: the distance its box centre travels from the first frame to the last, per frame, over its mean
+    size (rare poses and occlusion change a box's size and motion IoU, not where it is)."""
+    speeds = []
+    for video in dataset.videos:
+        for track in np.unique(video.frames[0].track_ids):
+            boxes = np.stack([frame.boxes[frame.track_ids == track][0] for frame in video.frames])
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            sizes = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+            speeds.append(np.linalg.norm(centres[-1] - centres[0]) / len(boxes) / sizes.mean())
+    return np.asarray(speeds)
+
+
+def test_motion_groups_keep_a_subset_of_the_speeds(tmp_path):
+    parser = argparse.ArgumentParser()
+    synth_command.add_arguments(parser)
+    args = parser.parse_args([str(tmp_path / "slow"), "--videos", "4", "--val-videos", "0", "--frames", "21",
+                              "--det-images", "0", "--size", "96x80", "--motion-groups", "slow"])
+    assert synth_command.run(args) == 0
+    slow = _net_speeds(read_vid_split(tmp_path / "slow", "VID_train_15frames", cache_dir=tmp_path))
+    default = generate_synthetic_vid(tmp_path / "all", 4, 0, num_val_videos=0, num_frames=21, num_det_images=0,
+                                     size=(96, 80))
+    every = _net_speeds(read_vid_split(default, "VID_train_15frames", cache_dir=tmp_path))
+    # slow objects move at most 0.004 of their size per frame, medium ones at least 0.012
+    assert len(slow) >= 4 and slow.max() < 0.005 and every.max() > 0.01
+    for bad in ([], ["slow", "slow"], ["sideways"]):
+        with pytest.raises(InputError, match="motion groups must be distinct names among slow, medium, fast"):
+            generate_synthetic_vid(tmp_path / "bad", 1, 0, num_val_videos=0, num_frames=2, motion_groups=bad)
+    assert not (tmp_path / "bad").exists()
