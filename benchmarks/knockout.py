@@ -14,22 +14,18 @@ different training, not from the fusion. Each evaluation is cached beside its ch
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from ablation import COLUMNS, eval_cache, evaluate_run
-from dsfnet.atomic import atomic_write_text
+from checkpoint_jobs import add_common_arguments, evaluate_in_workers, save_report
 from dsfnet.data.vid import read_vid_split
 from dsfnet.diagnostics import FUSIONS
 from dsfnet.engine.checkpoint import config_from_checkpoint, load_checkpoint
 from paired_stats import paired_t_test
-from pinned_jobs import check_cores, pin_to, run_pinned
+from pinned_jobs import check_cores
 
 TAG = "default"  # the ablation's evaluation of a checkpoint as trained
 
@@ -56,17 +52,7 @@ def run_missing(plans: dict[Path, tuple[str, list[str]]], args) -> None:
     todo = [weights for weights, (_, fusions) in plans.items()
             if not all(eval_cache(weights, tag).is_file() for tag, _ in evaluations(fusions))]
 
-    def one(weights: Path, cores) -> None:
-        started = time.perf_counter()
-        command = [sys.executable, __file__, str(weights), "--data", str(args.data), "--split", args.split,
-                   "--threads", str(args.threads), "--fusions", *args.fusions]
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=pin_to(cores))
-        if done.returncode != 0:
-            raise SystemExit(f"{weights} failed (exit status {done.returncode}):\n{done.stderr}")
-        print(f"{time.strftime('%H:%M:%S')} evaluated {weights} in {time.perf_counter() - started:.0f} s", flush=True)
-
-    run_pinned(todo, args.jobs, args.threads, one)
+    evaluate_in_workers(__file__, todo, args, ["--fusions", *args.fusions])
 
 
 def summary(results: dict, fusions: list[str]) -> dict:
@@ -105,15 +91,9 @@ def markdown(results: dict, table: dict) -> str:
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights", type=Path, nargs="+", help="checkpoints (final.pth) of fused variants")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="VID-layout root of the labelled held-out videos (the ablation's synth_heldout_*)")
-    parser.add_argument("--split", default="VID_val_videos", help="ImageSets split of --data")
     parser.add_argument("--fusions", nargs="+", choices=FUSIONS, default=list(FUSIONS),
                         help="fusions to knock out, each alone (a checkpoint without one is skipped for it)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of each evaluation")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="evaluations at once, each in its own process on its own --threads cores")
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON to this file")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     check_cores(parser, args.jobs, args.threads)
     for weights in args.weights:
@@ -139,11 +119,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                                    "without": {fusion: scores[knocked_tag(fusion)] for fusion in fusions}}
     table = summary(results, args.fusions)
     print(markdown(results, table))
-    if args.out is not None:
-        atomic_write_text(args.out, json.dumps({"runs": results, "summary": table,
-                                                "settings": {"data": str(args.data), "split": args.split}},
-                                               indent=1))
-        print(f"\nsaved {args.out}")
+    save_report(args, results, table)
 
 
 if __name__ == "__main__":

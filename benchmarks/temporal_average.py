@@ -17,10 +17,6 @@ evaluated from the saved detections. Every evaluation is cached beside its check
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -28,13 +24,13 @@ import numpy as np
 import torch
 
 from ablation import COLUMNS, degraded_groups, detections_cache, eval_cache, evaluate_run, load_detections
-from dsfnet.atomic import atomic_write_text
+from checkpoint_jobs import add_common_arguments, evaluate_in_workers, save_report
 from dsfnet.data.vid import read_vid_split
 from dsfnet.engine.checkpoint import config_from_checkpoint, load_checkpoint
 from dsfnet.evaluation.motion import dataset_motion_ious, group_mask
 from dsfnet.evaluation.vid_map import evaluate
 from paired_stats import paired_t_test
-from pinned_jobs import check_cores, pin_to, run_pinned
+from pinned_jobs import check_cores
 
 TAG = "default"  # the ablation's evaluation of a checkpoint as trained
 CROSS = tuple(f"{motion} {state}" for motion in ("slow", "fast") for state in ("degraded", "clean"))
@@ -58,17 +54,7 @@ def run_missing(weights_list: list[Path], args) -> None:
     tags = [TAG] + [averaged_tag(weight) for weight in args.weights]
     todo = [weights for weights in weights_list if not all(eval_cache(weights, tag).is_file() for tag in tags)]
 
-    def one(weights: Path, cores) -> None:
-        started = time.perf_counter()
-        command = [sys.executable, __file__, str(weights), "--data", str(args.data), "--split", args.split,
-                   "--threads", str(args.threads), "--weights", *map(str, args.weights)]
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=pin_to(cores))
-        if done.returncode != 0:
-            raise SystemExit(f"{weights} failed (exit status {done.returncode}):\n{done.stderr}")
-        print(f"{time.strftime('%H:%M:%S')} evaluated {weights} in {time.perf_counter() - started:.0f} s", flush=True)
-
-    run_pinned(todo, args.jobs, args.threads, one)
+    evaluate_in_workers(__file__, todo, args, ["--weights", *map(str, args.weights)])
 
 
 def columns_of(weights: Path, dataset, tag: str, groups: dict[str, np.ndarray], average: Optional[float]) -> dict:
@@ -105,16 +91,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights_files", type=Path, nargs="+", metavar="weights",
                         help="checkpoints (final.pth) of baselines: models without a frame-level fusion")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="VID-layout root of the labelled held-out videos (the ablation's synth_heldout_*)")
-    parser.add_argument("--split", default="VID_val_videos", help="ImageSets split of --data")
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.5],
                         help="how far the key frame's map moves towards the clip's average (0: not at all, 1: the "
                              "plain average of the n frames), each evaluated")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of each evaluation")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="evaluations at once, each in its own process on its own --threads cores")
-    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON to this file")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     check_cores(parser, args.jobs, args.threads)
     for weight in args.weights:
@@ -138,11 +118,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                          for weight in args.weights}}
     table = summary(results, args.weights)
     print(markdown(table))
-    if args.out is not None:
-        atomic_write_text(args.out, json.dumps({"runs": results, "summary": table,
-                                                "settings": {"data": str(args.data), "split": args.split}},
-                                               indent=1))
-        print(f"\nsaved {args.out}")
+    save_report(args, results, table)
 
 
 if __name__ == "__main__":
