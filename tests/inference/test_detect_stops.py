@@ -107,8 +107,10 @@ def assert_in_step(out: Path) -> int:
 @pytest.mark.parametrize("signum, code, message", [(TERM, 143, "stopped by SIGTERM"), (INT, 130, "interrupted")])
 def test_a_signal_stops_a_file_and_keeps_the_earlier_outputs(checkpoint, tmp_path, signum, code, message):
     """SIGTERM takes Ctrl-C's path: one line, and the partial outputs (``.detections.jsonl.*.tmp``,
-    ``.annotated.mp4.*.tmp.mp4``) removed; the earlier run's outputs stay as they were."""
-    video = write_video(tmp_path / "clip.mp4", 300)
+    ``.annotated.mp4.*.tmp.mp4``) removed; the earlier run's outputs stay as they were. The video is long: the
+    detections file first gets bytes when its 8 KB buffer fills, and the signal must still find frames to stop
+    (with 300 frames, a loaded machine once saw the run finish first: exit 0)."""
+    video = write_video(tmp_path / "clip.mp4", 3000)
     out = tmp_path / "out"
     out.mkdir()
     (out / "detections.jsonl").write_text('{"video": "old.mp4", "frame_index": 0, "detections": []}\n')
