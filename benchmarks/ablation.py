@@ -332,6 +332,8 @@ def run_in_parallel(args) -> None:
 
 
 def parse_args() -> argparse.Namespace:
+    from dsfnet.data.synth import MOTION_SPEEDS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder for runs and results")
     parser.add_argument("--configs", default="synth", choices=("synth", "synth_light"),
@@ -357,7 +359,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--val-frames", type=int, default=None,
                         help="frames per held-out video (40, finetune 20: more videos for the same time)")
     parser.add_argument("--val-seed", type=int, default=2020, help="seed of the held-out videos")
-    parser.add_argument("--motion-groups", nargs="+", choices=("slow", "medium", "fast"), default=None,
+    parser.add_argument("--motion-groups", nargs="+", choices=MOTION_SPEEDS, default=None,
                         help="speeds of the synthetic objects, training and held-out (default all three; the "
                              "data folders' names then end in the groups, e.g. _slow-medium)")
     parser.add_argument("--opts", nargs="*", default=[], help="extra config overrides for every run")

@@ -36,7 +36,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
@@ -206,7 +206,12 @@ class TemporalAverage(FrameFusion):
     def __init__(self, channels: int, weight: float):
         super().__init__(channels)
         self.weight = weight
-        nn.init.dirac_(self.theta.weight)  # values are the raw maps
+
+    def keys_values(self, feats: Tensor) -> tuple[Tensor, Tensor]:
+        """The raw maps ``[n, d, h, w]`` as ``[n·d, h·w]`` tokens, for keys and values alike: nothing is projected
+        (the inherited ϕ, φ and θ stay unused)."""
+        tokens = feats.flatten(0, 1).flatten(1)
+        return tokens, tokens
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         channels, height, width = query_feats.shape[1:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dsfnet.data.synth import MOTION_SPEEDS
+
 HELP = "write a synthetic video dataset in the ImageNet VID layout (frames, XML, split files)"
 
 
@@ -24,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--det-images", type=int, default=20, help="DET-style still images (default 20)")
     parser.add_argument("--size", type=_size, default=(160, 128), help="frame size WIDTHxHEIGHT (default 160x128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    parser.add_argument("--motion-groups", nargs="+", choices=("slow", "medium", "fast"),
-                        default=["slow", "medium", "fast"],
+    parser.add_argument("--motion-groups", nargs="+", choices=MOTION_SPEEDS, default=list(MOTION_SPEEDS),
                         help="speeds the objects take in turn (default all three; e.g. 'slow medium' for videos "
                              "without fast objects)")
     parser.add_argument("--overwrite", action="store_true",
