@@ -78,6 +78,9 @@ class FrameFusionConfig:
     # phi / varphi start as the identity (1x1 convs with eye weights, zero bias) instead of PyTorch's random init,
     # so that each channel first attends to the same channel of every frame (the paper states no initialisation)
     identity_projections: bool = False
+    # theta starts as this multiple of the identity instead of zero (the design's 0 makes a fresh model equal the
+    # baseline; > 0 starts it as a mixture of the frames, which the light ablation needed to probe; not in the paper)
+    value_init: float = 0.0
 
 
 @dataclass

@@ -72,6 +72,7 @@ def test_overrides_and_inheritance(tmp_path):
     ("data.augment.crop=1", "'data.augment.crop' must be bool"),
     ("data.augment.colour=true", "unknown config key 'data.augment.colour'"),
     ("data.augment=true", "config key 'data.augment' must be a mapping"),
+    ("model.frame_fusion.value_init=nan", r"'model.frame_fusion.value_init' must be float \(finite\)"),
 ])
 def test_bad_values_are_rejected(tmp_path, override, message):
     path = tmp_path / "empty.yaml"

@@ -147,8 +147,8 @@ class FrameFusion(nn.Module):
         S[i, :] = softmax_j(<ϕ(F_c)[i], φ(F_c)[j]> / sqrt(h·w))
 
     ϕ (``phi``), φ (``varphi``) and θ (``theta``) are 1×1 convolutions d→d shared by all frames, so the token
-    count is n·d whatever the image size. θ is zero-initialised (weight and bias). In training mode every call
-records the attention's entropy and logit spread (:meth:`pop_statistics`).
+    count is n·d whatever the image size. θ is zero-initialised (weight and bias; see ``value_init``). In training
+    mode every call records the attention's entropy and logit spread (:meth:`pop_statistics`).
 
     Args:
         channels: d, the conv4 channel count.
@@ -164,10 +164,13 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             paper states no initialisation). With random ϕ, φ the attention starts unrelated to channels; as θ
             starts at zero, ϕ and φ get no gradient until θ has grown, and a near-uniform attention adds the same
             map to every channel.
+        value_init: θ starts as this multiple of the identity (weights ``value_init·I``, bias zero) instead of
+            zero. At 0 (the design's) a freshly built model equals the baseline; otherwise it starts by adding
+            ``value_init`` times the attention-weighted mixture of the frames' maps (not in the paper).
     """
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,
-                 normalize_tokens: bool = False, identity_projections: bool = False):
+                 normalize_tokens: bool = False, identity_projections: bool = False, value_init: float = 0.0):
         super().__init__()
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
         self.chunk_size = chunk_size
@@ -179,7 +182,9 @@ records the attention's entropy and logit spread (:meth:`pop_statistics`).
             for projection in (self.phi, self.varphi):
                 nn.init.dirac_(projection.weight)
                 nn.init.zeros_(projection.bias)
-        nn.init.zeros_(self.theta.weight)
+        nn.init.dirac_(self.theta.weight)
+        with torch.no_grad():
+            self.theta.weight.mul_(value_init)
         nn.init.zeros_(self.theta.bias)
         self._statistics = torch.zeros(4, dtype=torch.float64)  # sums, see attention_statistics
 

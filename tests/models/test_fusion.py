@@ -260,6 +260,20 @@ def test_identity_projections_make_each_channel_attend_to_itself_across_frames(i
     assert torch.equal(module(clip), clip)  # θ still starts at zero: the module is the identity either way
 
 
+def test_value_init_starts_theta_as_a_multiple_of_the_identity():
+    """``value_init = w``: θ is w·I, so the module adds w times its attention-weighted mixture of the clip's raw
+    maps, computed here from the attention weights by hand."""
+    torch.manual_seed(0)
+    d, h, w = 8, 4, 5
+    clip = torch.randn(3, d, h, w)
+    module = FrameFusion(d, normalize_tokens=True, identity_projections=True, value_init=0.5)
+    assert torch.equal(module.theta.weight[:, :, 0, 0], 0.5 * torch.eye(d)) and not module.theta.bias.any()
+    with torch.no_grad():
+        weights = module.attention_weights(clip, query_frames=[1])  # [d, 3·d]
+        mixture = (weights @ clip.flatten(0, 1).flatten(1)).view(1, d, h, w)
+        torch.testing.assert_close(module(clip, query_frames=[1]), clip[1:2] + 0.5 * mixture)
+
+
 def test_frame_fusion_gradients():
     module = FrameFusion(4)
     feats = torch.randn(3, 4, 5, 3)

@@ -89,13 +89,15 @@ def test_every_variant_starts_from_the_same_shared_weights_under_one_seed(tiny_c
     assert not torch.equal(other["rpn.head.conv.0.0.weight"], shared["baseline"]["rpn.head.conv.0.0.weight"])
 
 
-def test_identity_projections_option_reaches_the_built_frame_fusion(tiny_config):
-    """``model.frame_fusion.identity_projections`` builds ϕ, φ as identity 1×1 convolutions (θ still zero); the
-    shared weights and the random state after building are those of the default (paired seeds stay paired)."""
+def test_identity_projections_and_value_init_reach_the_built_frame_fusion(tiny_config):
+    """``model.frame_fusion.identity_projections`` builds ϕ, φ as identity 1×1 convolutions and
+    ``model.frame_fusion.value_init`` θ as that multiple of the identity (zero by default); the shared weights and
+    the random state after building are those of the default (paired seeds stay paired)."""
     built = {}
     for option in ("false", "true"):
         torch.manual_seed(3)
-        config = tiny_config("model.variant=frame", f"model.frame_fusion.identity_projections={option}")
+        config = tiny_config("model.variant=frame", f"model.frame_fusion.identity_projections={option}",
+                             f"model.frame_fusion.value_init={0.25 if option == 'true' else 0}")
         model = build_model(config.model)
         built[option] = (model, torch.get_rng_state())
     fusion = built["true"][0].frame_fusion
@@ -103,7 +105,8 @@ def test_identity_projections_option_reaches_the_built_frame_fusion(tiny_config)
     for projection in (fusion.phi, fusion.varphi):
         assert torch.equal(projection.weight[:, :, 0, 0], eye) and not projection.bias.any()
     assert not torch.equal(built["false"][0].frame_fusion.phi.weight[:, :, 0, 0], eye)
-    assert not fusion.theta.weight.any() and not fusion.theta.bias.any()
+    assert torch.equal(fusion.theta.weight[:, :, 0, 0], 0.25 * eye) and not fusion.theta.bias.any()
+    assert not built["false"][0].frame_fusion.theta.weight.any()
     assert torch.equal(built["true"][1], built["false"][1])
     assert torch.equal(built["true"][0].rpn.head.conv[0][0].weight, built["false"][0].rpn.head.conv[0][0].weight)
 
