@@ -96,6 +96,13 @@ def eval_cache(weights: Path, tag: str) -> Path:
     return weights.parent / f"eval_{tag}.json"
 
 
+def data_identity(dataset) -> dict:
+    """What an evaluation cache records of the split it was computed on: its first frame's file and its frame
+    count, so that the same checkpoint evaluated on other data is not answered from the cache."""
+    frames = dataset.frames()
+    return {"first_frame": str(Path(frames[0].image_path).resolve()) if frames else None, "frames": len(frames)}
+
+
 def attention_cache(weights: Path, frames: int) -> Path:
     return weights.parent / f"attention_n{frames}.json"
 
@@ -137,7 +144,8 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video;
     ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``; ``average``: a
     model without frame fusion given the same-position average of the clip's frames at that weight,
-    ``dsfnet.diagnostics.average_frames``); cached in ``<run>/eval_<tag>.json``, its detections in
+    ``dsfnet.diagnostics.average_frames``); cached in ``<run>/eval_<tag>.json`` with the data it was computed on
+    (:func:`data_identity`: a cache of other data stops the benchmark), its detections in
     ``<run>/detections_<tag>.npz``."""
     from dsfnet.atomic import atomic_write_text
     from dsfnet.diagnostics import average_frames, knock_out
@@ -146,8 +154,14 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     from dsfnet.inference.evaluate import predict_dataset
 
     cache = eval_cache(weights, tag)
+    data = data_identity(dataset)
     if cache.is_file():
-        return json.loads(cache.read_text())
+        result = json.loads(cache.read_text())
+        cached_data = result.pop("data", data)  # caches written before the data were recorded are trusted
+        if cached_data != data:
+            raise SystemExit(f"error: {cache} is an evaluation of other data ({cached_data['frames']} frames from "
+                             f"{cached_data['first_frame']}); evaluate a copy of the checkpoint in another folder")
+        return result
     model, config = load_model(weights)
     if knockout is not None:
         knock_out(model, knockout)
@@ -164,7 +178,7 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
         detections = predict_dataset(model, dataset, config, "cpu", progress=False)
     save_detections(detections_cache(weights, tag), detections)
     result = scores(evaluate(dataset, detections, extra_groups=degraded_groups(dataset)))
-    atomic_write_text(cache, json.dumps(result))
+    atomic_write_text(cache, json.dumps({**result, "data": data}))
     return result
 
 

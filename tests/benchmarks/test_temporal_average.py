@@ -33,6 +33,7 @@ def test_each_weight_evaluated_in_two_workers_then_read_from_the_caches(held_out
     run = report["runs"][str(runs[0].parent)]
     for weight in ("1", "0.5"):
         cached = json.loads((runs[0].parent / f"eval_default_average{weight}.json").read_text())
+        assert cached.pop("data")["frames"] == 12
         assert {column: run["averaged"][weight][column] for column in cached} == cached
         assert set(run["averaged"][weight]) == set(cached) | set(CROSS)
         gains = report["summary"][weight]["gains"]["all"]
