@@ -208,7 +208,8 @@ class DSFNet(nn.Module):
     def pop_attention_statistics(self) -> dict[str, float]:
         """What the fusions recorded in training since the last call, averaged over their queries:
         ``attention/<fusion>_entropy`` (nats), ``_max_entropy`` (log of the key count: a uniform attention) and
-        ``_logit_std`` (a query's logits over its keys), for ``frame``, ``instance1`` and ``instance2``."""
+        ``_logit_std`` (a query's logits over its keys), for ``frame``, ``instance1`` and ``instance2``; and where
+        the frame fusion's value projection θ stands, ``attention/frame_value_diagonal`` and ``_value_norm``."""
         fusions = [("frame", self.frame_fusion)] if self.frame_fusion is not None else []
         fusions += [(f"instance{stage + 1}", fusion) for stage, fusion in enumerate(self.instance_fusions or ())]
         return {f"attention/{name}_{statistic}": value for name, fusion in fusions

@@ -189,8 +189,14 @@ class FrameFusion(nn.Module):
         self._statistics = torch.zeros(4, dtype=torch.float64)  # sums, see attention_statistics
 
     def pop_statistics(self) -> dict[str, float]:
-        """The attention recorded in training since the last call (:func:`attention_statistics`)."""
-        return attention_statistics(self._statistics)
+        """The attention recorded in training since the last call (:func:`attention_statistics`), and where θ
+        stands then: ``value_diagonal``, the mean of its diagonal (what a same-channel mixture of the frames
+        needs), and ``value_norm``, its Frobenius norm (0 at the design's start)."""
+        statistics = attention_statistics(self._statistics)
+        if statistics:
+            weight = self.theta.weight.detach()[:, :, 0, 0]
+            statistics.update(value_diagonal=weight.diagonal().mean().item(), value_norm=weight.norm().item())
+        return statistics
 
     def keys_values(self, feats: Tensor) -> tuple[Tensor, Tensor]:
         """Project the frames that serve as keys/values.

@@ -117,8 +117,9 @@ def test_training_logs_each_fusions_attention_entropy_and_logit_spread(tiny_conf
     from dsfnet.engine.trainer import train
     from tests.engine.enginehelpers import FakeClips, collate
 
-    config = tiny_config("model.variant=dsfnet", "train.iterations=4", "train.log_interval=2")
-    train(config, tmp_path / "run", device="cpu", dataset=FakeClips(4), collate_fn=collate, progress=False)
+    config = tiny_config("model.variant=dsfnet", "train.iterations=4", "train.log_interval=2",
+                         "model.frame_fusion.value_init=0.5")
+    result = train(config, tmp_path / "run", device="cpu", dataset=FakeClips(4), collate_fn=collate, progress=False)
     records = [json.loads(line)["train"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
                if "train" in json.loads(line)]
     assert len(records) == 2
@@ -126,4 +127,9 @@ def test_training_logs_each_fusions_attention_entropy_and_logit_spread(tiny_conf
         for fusion in ("frame", "instance1", "instance2"):
             entropy, top = record[f"attention/{fusion}_entropy"], record[f"attention/{fusion}_max_entropy"]
             assert 0 < entropy <= top + 1e-6 and record[f"attention/{fusion}_logit_std"] >= 0
+    # and where θ stands: it moved from 0.5·I, and the last record is the trained model's
+    theta = result.model.frame_fusion.theta.weight.detach()[:, :, 0, 0]
+    assert records[-1]["attention/frame_value_diagonal"] == pytest.approx(theta.diagonal().mean().item())
+    assert records[-1]["attention/frame_value_norm"] == pytest.approx(theta.norm().item())
+    assert records[-1]["attention/frame_value_diagonal"] != 0.5
     assert list((tmp_path / "run" / "tb").glob("events.*"))
