@@ -97,10 +97,31 @@ def eval_cache(weights: Path, tag: str) -> Path:
 
 
 def data_identity(dataset) -> dict:
-    """What an evaluation cache records of the split it was computed on: its first frame's file and its frame
-    count, so that the same checkpoint evaluated on other data is not answered from the cache."""
+    """What a cache beside a checkpoint records of the split it was computed on: its first frame's file and its
+    frame count, so that the same checkpoint measured on other data is not answered from the cache."""
     frames = dataset.frames()
     return {"first_frame": str(Path(frames[0].image_path).resolve()) if frames else None, "frames": len(frames)}
+
+
+def read_cache(cache: Path, dataset) -> Optional[dict]:
+    """The result cached in ``cache`` for ``dataset`` (``None`` if there is none); a cache of other data
+    (:func:`data_identity`) stops the benchmark with one line. Caches written before the data were recorded are
+    trusted."""
+    if not cache.is_file():
+        return None
+    result, data = json.loads(cache.read_text()), data_identity(dataset)
+    cached_data = result.pop("data", data)
+    if cached_data != data:
+        raise SystemExit(f"error: {cache} was computed on other data ({cached_data['frames']} frames from "
+                         f"{cached_data['first_frame']}); measure a copy of the checkpoint in another folder")
+    return result
+
+
+def write_cache(cache: Path, dataset, result: dict) -> None:
+    """``result`` and the data it was computed on (:func:`data_identity`), written whole to ``cache``."""
+    from dsfnet.atomic import atomic_write_text
+
+    atomic_write_text(cache, json.dumps({**result, "data": data_identity(dataset)}))
 
 
 def attention_cache(weights: Path, frames: int) -> Path:
@@ -145,23 +166,15 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``; ``average``: a
     model without frame fusion given the same-position average of the clip's frames at that weight,
     ``dsfnet.diagnostics.average_frames``); cached in ``<run>/eval_<tag>.json`` with the data it was computed on
-    (:func:`data_identity`: a cache of other data stops the benchmark), its detections in
-    ``<run>/detections_<tag>.npz``."""
-    from dsfnet.atomic import atomic_write_text
+    (:func:`read_cache`), its detections in ``<run>/detections_<tag>.npz``."""
     from dsfnet.diagnostics import average_frames, knock_out
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.evaluation.vid_map import evaluate
     from dsfnet.inference.evaluate import predict_dataset
 
-    cache = eval_cache(weights, tag)
-    data = data_identity(dataset)
-    if cache.is_file():
-        result = json.loads(cache.read_text())
-        cached_data = result.pop("data", data)  # caches written before the data were recorded are trusted
-        if cached_data != data:
-            raise SystemExit(f"error: {cache} is an evaluation of other data ({cached_data['frames']} frames from "
-                             f"{cached_data['first_frame']}); evaluate a copy of the checkpoint in another folder")
-        return result
+    cached = read_cache(eval_cache(weights, tag), dataset)
+    if cached is not None:
+        return cached
     model, config = load_model(weights)
     if knockout is not None:
         knock_out(model, knockout)
@@ -178,7 +191,7 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
         detections = predict_dataset(model, dataset, config, "cpu", progress=False)
     save_detections(detections_cache(weights, tag), detections)
     result = scores(evaluate(dataset, detections, extra_groups=degraded_groups(dataset)))
-    atomic_write_text(cache, json.dumps({**result, "data": data}))
+    write_cache(eval_cache(weights, tag), dataset, result)
     return result
 
 
@@ -202,17 +215,17 @@ def load_detections(path: Path):
 
 
 def attention_run(weights: Path, dataset, frames: int) -> dict:
-    """:func:`dsfnet.diagnostics.attention_report` of a checkpoint; cached in ``<run>/attention_n<frames>.json``."""
-    from dsfnet.atomic import atomic_write_text
+    """:func:`dsfnet.diagnostics.attention_report` of a checkpoint; cached in ``<run>/attention_n<frames>.json``
+    with the data it was computed on (:func:`read_cache`)."""
     from dsfnet.diagnostics import attention_report
     from dsfnet.engine.checkpoint import load_model
 
-    cache = attention_cache(weights, frames)
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    cached = read_cache(attention_cache(weights, frames), dataset)
+    if cached is not None:
+        return cached
     model, config = load_model(weights)
     report = attention_report(model, dataset, config, num_frames=frames)
-    atomic_write_text(cache, json.dumps(report))
+    write_cache(attention_cache(weights, frames), dataset, report)
     return report
 
 
