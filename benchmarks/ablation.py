@@ -75,6 +75,13 @@ def data_suffix(motion_groups: Optional[list[str]]) -> str:
     return "_" + "-".join(motion_groups) if motion_groups else ""
 
 
+def results_path(configs: str, protocol: str, motion_groups: Optional[list[str]], recipe: Optional[str]) -> Path:
+    """Where a paired report is saved: ``ablation_<configs>_<protocol>[_<motion groups>][_<recipe>].json`` under
+    benchmarks/results, so that a run on other data or with another recipe never replaces the main table's file."""
+    recipe_suffix = f"_{recipe}" if recipe else ""
+    return REPO / "benchmarks" / "results" / f"ablation_{configs}_{protocol}{data_suffix(motion_groups)}{recipe_suffix}.json"
+
+
 def degraded_groups(dataset) -> dict[str, np.ndarray]:
     """GT masks (split order) of objects the generator degraded in that frame, and of the others."""
     flags = [frame.flags("degraded") for frame in dataset.frames()]
@@ -393,7 +400,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recipe", default="",
                         help="finetune: a name for what --opts change; the paired results are saved as "
                              "benchmarks/results/ablation_<configs>_finetune_<recipe>.json instead of "
-                             "ablation_<configs>_finetune.json")
+                             "ablation_<configs>_finetune.json (with --motion-groups, the groups come before it: "
+                             "ablation_<configs>_finetune_slow-medium_<recipe>.json)")
     parser.add_argument("--attention", action="store_true",
                         help="also run the attention diagnostics of the frame / instance / dsfnet checkpoints")
     parser.add_argument("--attention-frames", type=int, default=5, help="n of the attention diagnostics")
@@ -457,8 +465,7 @@ def finetune_summary(args, dataset, weights: dict, results: dict) -> None:
     print("\nattention in training (last logged step, mean over seeds):")
     for variant, values in report["attention_in_training"].items():
         print(f"  {variant}: " + ", ".join(f"{k.split('/')[1]} {v:.2f}" for k, v in sorted(values.items())))
-    suffix = f"_{args.recipe}" if args.recipe else ""
-    out = REPO / "benchmarks" / "results" / f"ablation_{args.configs}_{args.protocol}{suffix}.json"
+    out = results_path(args.configs, args.protocol, args.motion_groups, args.recipe)
     atomic_write_text(out, json.dumps(report, indent=1, default=float))
     print(f"\nsaved {out}")
 

@@ -81,6 +81,9 @@ class FrameFusionConfig:
     # theta starts as this multiple of the identity instead of zero (the design's 0 makes a fresh model equal the
     # baseline; > 0 starts it as a mixture of the frames, which the light ablation needed to probe; not in the paper)
     value_init: float = 0.0
+    # eq. 1 less each query token's own value, F + S theta(F) - theta(F): the fusion moves a map towards the frames'
+    # mixture instead of adding the mixture to it (a probe of the additive form, docs/results.md; not in the paper)
+    subtract_own_value: bool = False
 
 
 @dataclass

@@ -167,12 +167,18 @@ class FrameFusion(nn.Module):
         value_init: θ starts as this multiple of the identity (weights ``value_init·I``, bias zero) instead of
             zero. At 0 (the design's) a freshly built model equals the baseline; otherwise it starts by adding
             ``value_init`` times the attention-weighted mixture of the frames' maps (not in the paper).
+        subtract_own_value: eq. 1 becomes ``F_e = F_c + S·θ(F_c) − θ(F_c)`` (each query token less its own value,
+            not in the paper): the fusion then moves a map *towards* the mixture of the frames instead of adding the
+            mixture to it, so that with identity ϕ, φ and θ = w·I it is ``F_c + w·(S·F_c − F_c)``, the form of a
+            same-position average that keeps the maps' scale. θ = 0 still makes it the identity.
     """
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,
-                 normalize_tokens: bool = False, identity_projections: bool = False, value_init: float = 0.0):
+                 normalize_tokens: bool = False, identity_projections: bool = False, value_init: float = 0.0,
+                 subtract_own_value: bool = False):
         super().__init__()
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
+        self.subtract_own_value = subtract_own_value
         self.chunk_size = chunk_size
         self.normalize_tokens = normalize_tokens
         self.phi = nn.Conv2d(channels, channels, 1)
@@ -241,7 +247,7 @@ class FrameFusion(nn.Module):
                 scored.
         Returns:
             ``[q, d, h, w]`` (or ``[len(query_frames), d, h, w]`` in the order given): ``F_c + S @ θ`` for the
-            query tokens, one softmax over all keys.
+            query tokens, one softmax over all keys (less ``θ(F_c)`` with ``subtract_own_value``).
         """
         return self._enhance(self.query_feats(feats, query_frames), self._key_blocks(feats, memory, exclude, own))
 
@@ -283,7 +289,8 @@ class FrameFusion(nn.Module):
         return torch.softmax(_softmax_precision(self._queries(self.query_feats(feats, query_frames)) @ keys.T), dim=-1)
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
-        """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
+        """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks, less ``θ(F_c)`` with
+        ``subtract_own_value`` (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
         q, d, h, w = query_feats.shape
         queries = self._queries(query_feats)
         if self.training:
@@ -291,7 +298,8 @@ class FrameFusion(nn.Module):
         statistics = self._statistics if self.training else None
         fused = _in_chunks(len(queries), self.chunk_size,
                            lambda rows: blockwise_attention(queries[rows], blocks, statistics))  # [q·d, h·w]
-        return query_feats + fused.view(q, d, h, w)
+        enhanced = query_feats + fused.view(q, d, h, w)
+        return enhanced - self.theta(query_feats) if self.subtract_own_value else enhanced
 
 
 @dataclass

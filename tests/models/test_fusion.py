@@ -274,6 +274,26 @@ def test_value_init_starts_theta_as_a_multiple_of_the_identity():
         torch.testing.assert_close(module(clip, query_frames=[1]), clip[1:2] + 0.5 * mixture)
 
 
+def test_subtract_own_value_moves_each_map_towards_the_frames_mixture():
+    """``subtract_own_value``: eq. 1 less each query token's own value, ``F + S·θ(F) − θ(F)``, checked against the
+    attention weights by hand for a random θ (bias included); with θ = w·I it is ``F + w·(S·F − F)``, and at the
+    design's θ = 0 the module is still the identity."""
+    torch.manual_seed(1)
+    d, h, w = 6, 3, 4
+    clip = torch.randn(3, d, h, w)
+    assert torch.equal(FrameFusion(d, subtract_own_value=True)(clip), clip)
+    module = FrameFusion(d, normalize_tokens=True, identity_projections=True, value_init=0.5, subtract_own_value=True)
+    with torch.no_grad():
+        weights = module.attention_weights(clip, query_frames=[2])  # [d, 3·d]
+        mixture = (weights @ clip.flatten(0, 1).flatten(1)).view(1, d, h, w)
+        torch.testing.assert_close(module(clip, query_frames=[2]), clip[2:3] + 0.5 * (mixture - clip[2:3]))
+        randomise(module)
+        values = module.theta(clip)  # [3, d, h, w], bias included
+        weights = module.attention_weights(clip)  # [3·d, 3·d]
+        expected = clip + (weights @ values.flatten(0, 1).flatten(1)).view_as(clip) - values
+        torch.testing.assert_close(module(clip), expected)
+
+
 def test_frame_fusion_gradients():
     module = FrameFusion(4)
     feats = torch.randn(3, 4, 5, 3)

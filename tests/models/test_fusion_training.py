@@ -89,10 +89,11 @@ def test_every_variant_starts_from_the_same_shared_weights_under_one_seed(tiny_c
     assert not torch.equal(other["rpn.head.conv.0.0.weight"], shared["baseline"]["rpn.head.conv.0.0.weight"])
 
 
-def test_identity_projections_and_value_init_reach_the_built_frame_fusion(tiny_config):
+def test_frame_fusion_options_reach_the_built_frame_fusion(tiny_config):
     """``model.frame_fusion.identity_projections`` builds ϕ, φ as identity 1×1 convolutions and
     ``model.frame_fusion.value_init`` θ as that multiple of the identity (zero by default); the shared weights and
-    the random state after building are those of the default (paired seeds stay paired)."""
+    the random state after building are those of the default (paired seeds stay paired).
+    ``model.frame_fusion.subtract_own_value`` (off by default) reaches the module."""
     built = {}
     for option in ("false", "true"):
         torch.manual_seed(3)
@@ -109,6 +110,9 @@ def test_identity_projections_and_value_init_reach_the_built_frame_fusion(tiny_c
     assert not built["false"][0].frame_fusion.theta.weight.any()
     assert torch.equal(built["true"][1], built["false"][1])
     assert torch.equal(built["true"][0].rpn.head.conv[0][0].weight, built["false"][0].rpn.head.conv[0][0].weight)
+    assert built["true"][0].frame_fusion.subtract_own_value is False
+    config = tiny_config("model.variant=frame", "model.frame_fusion.subtract_own_value=true")
+    assert build_model(config.model).frame_fusion.subtract_own_value is True
 
 
 def test_training_logs_each_fusions_attention_entropy_and_logit_spread(tiny_config, tmp_path):
