@@ -79,7 +79,8 @@ def results_path(configs: str, protocol: str, motion_groups: Optional[list[str]]
     """Where a paired report is saved: ``ablation_<configs>_<protocol>[_<motion groups>][_<recipe>].json`` under
     benchmarks/results, so that a run on other data or with another recipe never replaces the main table's file."""
     recipe_suffix = f"_{recipe}" if recipe else ""
-    return REPO / "benchmarks" / "results" / f"ablation_{configs}_{protocol}{data_suffix(motion_groups)}{recipe_suffix}.json"
+    name = f"ablation_{configs}_{protocol}{data_suffix(motion_groups)}{recipe_suffix}.json"
+    return REPO / "benchmarks" / "results" / name
 
 
 def degraded_groups(dataset) -> dict[str, np.ndarray]:
@@ -179,7 +180,8 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     from dsfnet.evaluation.vid_map import evaluate
     from dsfnet.inference.evaluate import predict_dataset
 
-    cached = read_cache(eval_cache(weights, tag), dataset)
+    cache = eval_cache(weights, tag)
+    cached = read_cache(cache, dataset)
     if cached is not None:
         return cached
     model, config = load_model(weights)
@@ -198,7 +200,7 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
         detections = predict_dataset(model, dataset, config, "cpu", progress=False)
     save_detections(detections_cache(weights, tag), detections)
     result = scores(evaluate(dataset, detections, extra_groups=degraded_groups(dataset)))
-    write_cache(eval_cache(weights, tag), dataset, result)
+    write_cache(cache, dataset, result)
     return result
 
 
@@ -227,12 +229,13 @@ def attention_run(weights: Path, dataset, frames: int) -> dict:
     from dsfnet.diagnostics import attention_report
     from dsfnet.engine.checkpoint import load_model
 
-    cached = read_cache(attention_cache(weights, frames), dataset)
+    cache = attention_cache(weights, frames)
+    cached = read_cache(cache, dataset)
     if cached is not None:
         return cached
     model, config = load_model(weights)
     report = attention_report(model, dataset, config, num_frames=frames)
-    write_cache(attention_cache(weights, frames), dataset, report)
+    write_cache(cache, dataset, report)
     return report
 
 
