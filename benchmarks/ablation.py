@@ -169,11 +169,11 @@ def train_run(variant: str, seed: int, args) -> Path:
 
 
 def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knockout: Optional[str] = None,
-                 average: Optional[float] = None, **test_options) -> dict:
+                 average: Optional[float] = None, similarity: bool = False, **test_options) -> dict:
     """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video;
     ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``; ``average``: a
     model without frame fusion given the same-position average of the clip's frames at that weight,
-    ``dsfnet.diagnostics.average_frames``); cached in ``<run>/eval_<tag>.json`` with the data it was computed on
+    ``dsfnet.diagnostics.average_frames``, weighed by eq. 2's same-channel similarity with ``similarity``); cached in ``<run>/eval_<tag>.json`` with the data it was computed on
     (:func:`read_cache`), its detections in ``<run>/detections_<tag>.npz``."""
     from dsfnet.diagnostics import average_frames, knock_out
     from dsfnet.engine.checkpoint import load_model
@@ -188,7 +188,7 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     if knockout is not None:
         knock_out(model, knockout)
     if average is not None:
-        average_frames(model, average)
+        average_frames(model, average, similarity, config.model.frame_fusion.normalize_tokens)
     for field, value in test_options.items():
         setattr(config.test, field, value)
     if control:

@@ -12,6 +12,11 @@ same-channel mixture can repair them at all; fast objects, which move away, are 
 something. Besides the ablation's columns it reports slow / fast objects split into degraded and clean ones,
 evaluated from the saved detections. Every evaluation is cached beside its checkpoint
 (``eval_default_average<w>.json``), so a stopped run continues.
+
+``--similarity`` weighs each channel's n maps by a softmax of eq. 2's logits among that channel's tokens instead of
+equally (the frame fusion's attention at its identity start, less its share on other channels; cached as
+``eval_default_similarity<w>.json``): with the plain average and the fusion itself at the same weight, it tells
+whether the fusion's cross-channel share or its weights over the frames separate it from the average.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ TAG = "default"  # the ablation's evaluation of a checkpoint as trained
 CROSS = tuple(f"{motion} {state}" for motion in ("slow", "fast") for state in ("degraded", "clean"))
 
 
-def averaged_tag(weight: float) -> str:
-    return f"{TAG}_average{weight:g}"
+def averaged_tag(weight: float, similarity: bool) -> str:
+    return f"{TAG}_{'similarity' if similarity else 'average'}{weight:g}"
 
 
 def cross_groups(dataset) -> dict[str, np.ndarray]:
@@ -51,15 +56,17 @@ def cross_groups(dataset) -> dict[str, np.ndarray]:
 def run_missing(weights_list: list[Path], args) -> None:
     """Each checkpoint with an uncached evaluation in a process of its own (this script on that checkpoint),
     ``--jobs`` at a time on disjoint cores."""
-    tags = [TAG] + [averaged_tag(weight) for weight in args.weights]
+    tags = [TAG] + [averaged_tag(weight, args.similarity) for weight in args.weights]
     todo = [weights for weights in weights_list if not all(eval_cache(weights, tag).is_file() for tag in tags)]
 
-    evaluate_in_workers(__file__, todo, args, ["--weights", *map(str, args.weights)])
+    evaluate_in_workers(__file__, todo, args,
+                        ["--weights", *map(str, args.weights)] + (["--similarity"] if args.similarity else []))
 
 
-def columns_of(weights: Path, dataset, tag: str, groups: dict[str, np.ndarray], average: Optional[float]) -> dict:
+def columns_of(weights: Path, dataset, tag: str, groups: dict[str, np.ndarray], average: Optional[float],
+               similarity: bool = False) -> dict:
     """The ablation's columns of one evaluation and the cross groups, from its saved detections (mAP, 0-1)."""
-    result = dict(evaluate_run(weights, dataset, tag, average=average))
+    result = dict(evaluate_run(weights, dataset, tag, average=average, similarity=similarity))
     motion_map = evaluate(dataset, load_detections(detections_cache(weights, tag)), extra_groups=groups).motion_map
     result.update({name: motion_map[name] for name in groups})
     return result
@@ -94,6 +101,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.5],
                         help="how far the key frame's map moves towards the clip's average (0: not at all, 1: the "
                              "plain average of the n frames), each evaluated")
+    parser.add_argument("--similarity", action="store_true",
+                        help="weigh each channel's maps in the n frames by a softmax of eq. 2's logits among that "
+                             "channel's tokens (identity projections, the checkpoint's token normalisation) "
+                             "instead of equally: the frame fusion's attention at its identity start without its "
+                             "share on other channels")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     check_cores(parser, args.jobs, args.threads)
@@ -114,7 +126,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     for weights in args.weights_files:
         results[str(weights.parent)] = {
             "as trained": columns_of(weights, dataset, TAG, groups, None),
-            "averaged": {f"{weight:g}": columns_of(weights, dataset, averaged_tag(weight), groups, weight)
+            "averaged": {f"{weight:g}": columns_of(weights, dataset, averaged_tag(weight, args.similarity), groups,
+                                                   weight, args.similarity)
                          for weight in args.weights}}
     table = summary(results, args.weights)
     print(markdown(table))

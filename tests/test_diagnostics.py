@@ -13,9 +13,9 @@ import torch
 from dsfnet.data.synth import generate_synthetic_vid
 from dsfnet.data.vid import read_vid_split
 from dsfnet.demo import BUNDLED
-from dsfnet.diagnostics import (attention_report, average_frames, capture_fusion_inputs, change_sums, format_report,
-                                format_summary, frame_attention_stats, instance_attention_shares, knock_out,
-                                relative_change)
+from dsfnet.diagnostics import (TemporalAverage, attention_report, average_frames, capture_fusion_inputs,
+                                change_sums, format_report, format_summary, frame_attention_stats,
+                                instance_attention_shares, knock_out, relative_change)
 from dsfnet.engine.checkpoint import load_model
 from dsfnet.models.build import build_model
 from dsfnet.models.fusion import FrameFusion, InstanceFusion
@@ -186,6 +186,26 @@ def test_knocked_out_fusion_detects_as_the_model_without_it(tiny_config, fusion,
         knock_out(without, fusion)
     with pytest.raises(ValueError, match="must be one of"):
         knock_out(model, "both")
+
+
+@pytest.mark.parametrize("normalize_tokens", [False, True])
+def test_similarity_mixture_weighs_each_channels_frames_by_their_same_channel_logits(normalize_tokens):
+    torch.manual_seed(0)
+    maps = torch.randn(3, 2, 4, 5) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)  # [n, d, h, w]
+    fusion = TemporalAverage(channels=2, weight=0.5, similarity=True, normalize_tokens=normalize_tokens)
+    expected = torch.empty(2, 4, 5)
+    for channel in range(2):  # a slow reference from eq. 2 with identity projections, one channel at a time
+        tokens = maps[:, channel].flatten(1).double()  # [n, h·w]
+        keys = tokens / tokens.pow(2).mean(dim=1, keepdim=True).sqrt() if normalize_tokens else tokens
+        logits = torch.stack([keys[1] @ keys[frame] for frame in range(3)]) / math.sqrt(20)
+        mixture = sum(weight * maps[frame, channel].double() for frame, weight in enumerate(logits.softmax(0)))
+        expected[channel] = maps[1, channel] + 0.5 * (mixture.float() - maps[1, channel])
+    torch.testing.assert_close(fusion(maps, query_frames=[1])[0], expected, rtol=1e-5, atol=1e-5)
+    uniform = TemporalAverage(channels=2, weight=0.5)(maps, query_frames=[1])[0]
+    torch.testing.assert_close(uniform, maps[1] + 0.5 * (maps.mean(dim=0) - maps[1]))
+    assert not torch.allclose(uniform, expected, atol=1e-3)  # the frames are not weighed equally
+    still = maps[[1, 1, 1]]  # a clip of one repeated map: any same-channel mixture is that map
+    torch.testing.assert_close(fusion(still, query_frames=[0])[0], maps[1])
 
 
 def test_averaged_frames_detect_on_the_weighted_mean_of_the_clips_conv4(tiny_config):

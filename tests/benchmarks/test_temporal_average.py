@@ -47,6 +47,18 @@ def test_each_weight_evaluated_in_two_workers_then_read_from_the_caches(held_out
     assert again.startswith("| weight | all |")
 
 
+def test_similarity_weighted_mixture_is_cached_under_its_own_tag(held_out, tmp_path, capsys):
+    weights = tmp_path / "baseline_seed0" / "final.pth"
+    weights.parent.mkdir()
+    shutil.copy(BUNDLED["tiny"]["baseline"], weights)
+    for similarity in ([], ["--similarity"]):
+        main([str(weights), "--data", str(held_out), "--weights", "1", "--threads", "1", *similarity])
+    capsys.readouterr()
+    averaged, weighed = (json.loads((weights.parent / f"eval_default_{tag}1.json").read_text())
+                         for tag in ("average", "similarity"))
+    assert averaged["data"] == weighed["data"] and averaged != weighed  # same frames, frames weighed differently
+
+
 def test_a_checkpoint_with_a_frame_fusion_is_a_one_line_error(held_out, capsys):
     with pytest.raises(SystemExit) as stopped:
         main([str(BUNDLED["tiny"]["dsfnet"]), "--data", str(held_out)])
