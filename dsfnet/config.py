@@ -84,6 +84,10 @@ class FrameFusionConfig:
     # eq. 1 less each query token's own value, F + S theta(F) - theta(F): the fusion moves a map towards the frames'
     # mixture instead of adding the mixture to it (a probe of the additive form, docs/results.md; not in the paper)
     subtract_own_value: bool = False
+    # each channel token's softmax over the same channel of the n frames only, not eq. 2's all n*d channel tokens:
+    # the attention weighs frames, never channels (a probe of eq. 2's cross-channel share, docs/results.md; not in
+    # the paper)
+    same_channel: bool = False
 
 
 @dataclass

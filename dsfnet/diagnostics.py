@@ -194,49 +194,42 @@ def knock_out(model, fusion: str) -> None:
 
 
 class TemporalAverage(FrameFusion):
-    """A frame-level fusion without learned weights, for a model trained without one: each query frame's conv4 map
-    moves towards a same-channel mixture of the clip's frames, ``F_c + weight · (M − F_c)`` (``[q, d, h, w]``; the
-    frames are the memory's, but the excluded one, and the query frames themselves).
-
-    ``similarity=False``: M is the same-position average of those frames. ``similarity=True``: M weighs each
-    channel's maps in the n frames by a softmax of eq. 2's logits with identity ϕ, φ, taken among that channel's
-    n tokens only (``<F_c[i], F_f[i]> / sqrt(h·w)``, on unit-RMS tokens with ``normalize_tokens``): the frame
-    fusion's own attention at its identity start, with its share on other channels removed.
+    """A frame-level fusion without attention, for a model trained without one: each query frame's conv4 map moves
+    towards the same-position average of the clip's frames, ``F_c + weight · (mean_f F_f − F_c)`` (``[q, d, h, w]``;
+    the mean over the memory's frames, but the excluded one, and the query frames themselves).
 
     Installed in a trained baseline by :func:`average_frames`, it asks whether a same-channel mixture of the
     conv4 maps of a video's frames carries anything the key frame's own map lacks, with nothing learned (a
     learned fusion could weigh frames and channels; this one cannot).
     """
 
-    def __init__(self, channels: int, weight: float, similarity: bool = False, normalize_tokens: bool = False):
-        super().__init__(channels, normalize_tokens=normalize_tokens, identity_projections=True)
+    def __init__(self, channels: int, weight: float):
+        super().__init__(channels)
         self.weight = weight
-        self.similarity = similarity
 
     def keys_values(self, feats: Tensor) -> tuple[Tensor, Tensor]:
-        """The maps ``[n, d, h, w]`` as ``[n·d, h·w]`` tokens: keys (normalised if configured) and values are the
-        raw maps, nothing projected (θ stays unused; ϕ, φ are the identity)."""
+        """The raw maps ``[n, d, h, w]`` as ``[n·d, h·w]`` tokens, for keys and values alike: nothing is projected
+        (the inherited ϕ, φ and θ stay unused)."""
         tokens = feats.flatten(0, 1).flatten(1)
-        return self._normalized(tokens), tokens
+        return tokens, tokens
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
-        queries, channels, height, width = query_feats.shape
-        values = torch.cat([block_values for _, block_values in blocks]).view(-1, channels, height * width)
-        if self.similarity:
-            keys = torch.cat([block_keys for block_keys, _ in blocks]).view(-1, channels, height * width)
-            logits = torch.einsum("qcp,fcp->qcf", self._queries(query_feats).view(queries, channels, -1), keys)
-            mixture = torch.einsum("qcf,fcp->qcp", logits.softmax(dim=-1), values)  # softmax over the frames
-        else:
-            mixture = values.mean(dim=0, keepdim=True)
-        return query_feats + self.weight * (mixture.view(-1, channels, height, width) - query_feats)
+        channels, height, width = query_feats.shape[1:]
+        total = sum(values.view(-1, channels, height * width).sum(dim=0) for _, values in blocks)  # [d, h·w]
+        frames = sum(len(values) for _, values in blocks) // channels
+        mean = (total / frames).view(1, channels, height, width)
+        return query_feats + self.weight * (mean - query_feats)
 
 
 @torch.no_grad()
 def average_frames(model, weight: float, similarity: bool = False, normalize_tokens: bool = False) -> None:
-    """Give a model without frame-level fusion a :class:`TemporalAverage` of ``weight`` (0: the model as it was,
-    1: the mixture of the clip's frames alone) in place of one; the detector then reads its support frames'
-    conv4 maps as the frame variant does. ``similarity`` and ``normalize_tokens``: see :class:`TemporalAverage`
-    (pass the checkpoint's ``model.frame_fusion.normalize_tokens`` for the logits its frame variant would have).
+    """Give a model without frame-level fusion a same-channel mixture of the clip's frames at ``weight`` (0: the
+    model as it was, 1: the mixture alone) in place of one; the detector then reads its support frames' conv4
+    maps as the frame variant does. The mixture is the same-position average (:class:`TemporalAverage`), or with
+    ``similarity`` a softmax over each channel's n maps of eq. 2's logits among that channel's tokens: a
+    :class:`FrameFusion` with ``same_channel``, identity ϕ, φ, θ = weight·I and ``subtract_own_value``, so
+    ``F + weight·(S·F − F)`` (``normalize_tokens``: pass the checkpoint's ``model.frame_fusion.normalize_tokens``
+    for the logits its frame variant would have).
 
     Raises:
         ValueError: the model has a frame-level fusion of its own, or ``weight`` is outside [0, 1].
@@ -245,7 +238,12 @@ def average_frames(model, weight: float, similarity: bool = False, normalize_tok
         raise ValueError("the model has a frame-level fusion of its own; average the frames of one without")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must lie in [0, 1], got {weight}")
-    fusion = TemporalAverage(model.backbone.conv4_channels, weight, similarity, normalize_tokens)
+    channels = model.backbone.conv4_channels
+    if similarity:
+        fusion = FrameFusion(channels, normalize_tokens=normalize_tokens, identity_projections=True,
+                             value_init=weight, subtract_own_value=True, same_channel=True)
+    else:
+        fusion = TemporalAverage(channels, weight)
     model.frame_fusion = fusion.to(model.pixel_mean.device).eval()
 
 

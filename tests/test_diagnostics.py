@@ -189,23 +189,27 @@ def test_knocked_out_fusion_detects_as_the_model_without_it(tiny_config, fusion,
 
 
 @pytest.mark.parametrize("normalize_tokens", [False, True])
-def test_similarity_mixture_weighs_each_channels_frames_by_their_same_channel_logits(normalize_tokens):
+def test_similarity_mixture_weighs_each_channels_frames_by_their_same_channel_logits(tiny_config, normalize_tokens):
     torch.manual_seed(0)
-    maps = torch.randn(3, 2, 4, 5) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)  # [n, d, h, w]
-    fusion = TemporalAverage(channels=2, weight=0.5, similarity=True, normalize_tokens=normalize_tokens)
-    expected = torch.empty(2, 4, 5)
-    for channel in range(2):  # a slow reference from eq. 2 with identity projections, one channel at a time
+    baseline = build_model(tiny_config("model.variant=baseline").model).eval()
+    d = baseline.backbone.conv4_channels
+    maps = torch.randn(3, d, 4, 5) * torch.linspace(0.5, 3.0, d).view(1, d, 1, 1)  # [n, d, h, w]
+    average_frames(baseline, 0.5, similarity=True, normalize_tokens=normalize_tokens)
+    expected = torch.empty(d, 4, 5)
+    for channel in range(d):  # a slow reference from eq. 2 with identity projections, one channel at a time
         tokens = maps[:, channel].flatten(1).double()  # [n, h·w]
         keys = tokens / tokens.pow(2).mean(dim=1, keepdim=True).sqrt() if normalize_tokens else tokens
         logits = torch.stack([keys[1] @ keys[frame] for frame in range(3)]) / math.sqrt(20)
         mixture = sum(weight * maps[frame, channel].double() for frame, weight in enumerate(logits.softmax(0)))
         expected[channel] = maps[1, channel] + 0.5 * (mixture.float() - maps[1, channel])
-    torch.testing.assert_close(fusion(maps, query_frames=[1])[0], expected, rtol=1e-5, atol=1e-5)
-    uniform = TemporalAverage(channels=2, weight=0.5)(maps, query_frames=[1])[0]
+    with torch.no_grad():
+        weighed = baseline.frame_fusion(maps, query_frames=[1])[0]
+        uniform = TemporalAverage(d, weight=0.5)(maps, query_frames=[1])[0]
+        still = baseline.frame_fusion(maps[[1, 1, 1]], query_frames=[0])[0]
+    torch.testing.assert_close(weighed, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(uniform, maps[1] + 0.5 * (maps.mean(dim=0) - maps[1]))
     assert not torch.allclose(uniform, expected, atol=1e-3)  # the frames are not weighed equally
-    still = maps[[1, 1, 1]]  # a clip of one repeated map: any same-channel mixture is that map
-    torch.testing.assert_close(fusion(still, query_frames=[0])[0], maps[1])
+    torch.testing.assert_close(still, maps[1])  # a clip of one repeated map: any same-channel mixture is that map
 
 
 def test_averaged_frames_detect_on_the_weighted_mean_of_the_clips_conv4(tiny_config):

@@ -40,7 +40,8 @@ def _build_fusions(config: ModelConfig, conv4_channels: int
     if config.uses_frame_fusion:
         frame = config.frame_fusion
         frame_fusion = FrameFusion(conv4_channels, frame.scale_by_sqrt_hw, frame.chunk_size, frame.normalize_tokens,
-                                   frame.identity_projections, frame.value_init, frame.subtract_own_value)
+                                   frame.identity_projections, frame.value_init, frame.subtract_own_value,
+                                   frame.same_channel)
     instance_fusions = None
     fusion = config.instance_fusion
     if config.uses_instance_fusion:

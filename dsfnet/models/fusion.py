@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from dsfnet.models.support import FrameRows, concat_into, gather_rows
 
 __all__ = ["FrameFusion", "FrameMemory", "InstanceFusion", "InstanceMemory", "KeyBlock", "attention_statistics",
-           "blockwise_attention"]
+           "blockwise_attention", "same_channel_attention", "same_channel_logits"]
 
 #: ``(keys [N, L], values [N, V])``: one block of an attention's keys and values.
 KeyBlock = tuple[Tensor, Tensor]
@@ -92,6 +92,38 @@ def _add_block_statistics(statistics: Tensor, weights: Sequence[Tensor], total: 
     mean = sum(log.sum(-1) for log in log_weights) / keys  # [c]
     variance = sum(log.pow(2).sum(-1) for log in log_weights) / keys - mean.pow(2)
     statistics += _statistics_row(entropy, rows * math.log(keys), variance.clamp_min(0).sqrt().sum(), rows)
+
+
+def same_channel_logits(queries: Tensor, keys: Tensor, channels: int) -> Tensor:
+    """Each query token's dot product with the same channel's token of every key frame: ``[q·d, k]`` from queries
+    ``[q·d, L]`` and keys ``[k·d, L]`` (both frame-major: token f·d + c is channel c of frame f; d = ``channels``)."""
+    length = queries.shape[-1]
+    logits = torch.einsum("qcl,kcl->qck", queries.view(-1, channels, length), keys.view(-1, channels, length))
+    return _softmax_precision(logits).flatten(0, 1)
+
+
+def same_channel_attention(queries: Tensor, blocks: Sequence[KeyBlock], channels: int,
+                           statistics: Optional[Tensor] = None) -> Tensor:
+    """:func:`blockwise_attention` with each query token's softmax over the same channel of the k key frames only.
+
+    Args:
+        queries: ``[q·d, L]`` (already scaled), frame-major.
+        blocks: key blocks ``[N_b, L]`` and value blocks ``[N_b, V]`` of whole frames (N_b a multiple of d),
+            frame-major.
+        channels: d.
+        statistics: as in :func:`blockwise_attention` (log(keys) is then log k).
+    Returns:
+        ``[q·d, V]``.
+    """
+    keys = torch.cat([block_keys for block_keys, _ in blocks])
+    values = torch.cat([block_values for _, block_values in blocks])
+    logits = same_channel_logits(queries, keys, channels)  # [q·d, k]
+    weights = (logits - logits.amax(dim=-1, keepdim=True).detach()).clamp(min=-80.0).exp()  # see blockwise_attention
+    total = weights.sum(dim=-1, keepdim=True)
+    if statistics is not None:
+        _add_block_statistics(statistics, [weights], total)
+    weights = (weights / total).to(values.dtype).view(-1, channels, weights.shape[-1])  # [q, d, k]
+    return torch.einsum("qck,kcv->qcv", weights, values.view(-1, channels, values.shape[-1])).flatten(0, 1)
 
 
 def _statistics_row(entropy: Tensor, max_entropy: float, spread: Tensor, rows: int) -> Tensor:
@@ -171,14 +203,18 @@ class FrameFusion(nn.Module):
             not in the paper): the fusion then moves a map *towards* the mixture of the frames instead of adding the
             mixture to it, so that with identity ϕ, φ and θ = w·I it is ``F_c + w·(S·F_c − F_c)``, the form of a
             same-position average that keeps the maps' scale. θ = 0 still makes it the identity.
+        same_channel: each query token's softmax runs over the same channel of the n frames only (n keys instead
+            of eq. 2's n·d; not in the paper): S[i, j] is zero unless tokens i and j are one channel, so that the
+            attention weighs frames, never channels (θ can still mix channels).
     """
 
     def __init__(self, channels: int, scale_by_sqrt_hw: bool = True, chunk_size: int = 0,
                  normalize_tokens: bool = False, identity_projections: bool = False, value_init: float = 0.0,
-                 subtract_own_value: bool = False):
+                 subtract_own_value: bool = False, same_channel: bool = False):
         super().__init__()
         self.scale_by_sqrt_hw = scale_by_sqrt_hw
         self.subtract_own_value = subtract_own_value
+        self.same_channel = same_channel
         self.chunk_size = chunk_size
         self.normalize_tokens = normalize_tokens
         self.phi = nn.Conv2d(channels, channels, 1)
@@ -283,10 +319,20 @@ class FrameFusion(nn.Module):
         Returns:
             ``[q·d, k·d]``: row f·d + c is channel c of the f-th query frame; the columns are the keys in
             :meth:`forward`'s order, the memory's frames (but ``exclude``) then ``feats``' frames, column g·d + c'
-            channel c' of the g-th of them; rows sum to 1.
+            channel c' of the g-th of them; rows sum to 1 (with ``same_channel`` only columns with c' = c are
+            non-zero).
         """
         keys = torch.cat([block_keys for block_keys, _ in self._key_blocks(feats, memory, exclude, own)])
-        return torch.softmax(_softmax_precision(self._queries(self.query_feats(feats, query_frames)) @ keys.T), dim=-1)
+        queries = self._queries(self.query_feats(feats, query_frames))
+        if not self.same_channel:
+            return torch.softmax(_softmax_precision(queries @ keys.T), dim=-1)
+        channels = feats.shape[1]
+        weights = torch.softmax(same_channel_logits(queries, keys, channels), dim=-1)
+        weights = weights.view(-1, channels, weights.shape[-1])  # [q, d, k]
+        dense = weights.new_zeros(len(weights), channels, weights.shape[-1], channels)  # [q, d, k, d]
+        index = torch.arange(channels, device=weights.device)
+        dense[:, index, :, index] = weights.permute(1, 0, 2)  # channel c of every key frame, for query channel c
+        return dense.flatten(0, 1).flatten(1)
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
         """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks, less ``θ(F_c)`` with
@@ -296,8 +342,11 @@ class FrameFusion(nn.Module):
         if self.training:
             self._statistics = self._statistics.to(queries.device)
         statistics = self._statistics if self.training else None
-        fused = _in_chunks(len(queries), self.chunk_size,
-                           lambda rows: blockwise_attention(queries[rows], blocks, statistics))  # [q·d, h·w]
+        if self.same_channel:  # q·d·n logits, never many: no chunks
+            fused = same_channel_attention(queries, blocks, d, statistics)  # [q·d, h·w]
+        else:
+            fused = _in_chunks(len(queries), self.chunk_size,
+                               lambda rows: blockwise_attention(queries[rows], blocks, statistics))
         enhanced = query_feats + fused.view(q, d, h, w)
         return enhanced - self.theta(query_feats) if self.subtract_own_value else enhanced
 

@@ -37,7 +37,8 @@ def random_boxes(m: int, seed: int = 0) -> torch.Tensor:
 
 
 def reference_frame_fusion(module: FrameFusion, feats: torch.Tensor) -> torch.Tensor:
-    """Eq. 1-3 with explicit loops over the n·d channel tokens i, j."""
+    """Eq. 1-3 with explicit loops over the n·d channel tokens i, j (with ``same_channel``, over the j of token i's
+    channel only; with ``subtract_own_value``, less token i's own value)."""
     n, d, h, w = feats.shape
 
     def tokens(conv: nn.Conv2d | None) -> list[torch.Tensor]:
@@ -55,13 +56,14 @@ def reference_frame_fusion(module: FrameFusion, feats: torch.Tensor) -> torch.Te
     scale = 1 / math.sqrt(h * w) if module.scale_by_sqrt_hw else 1.0
     enhanced = []
     for i in range(n * d):
-        a = [float(phi[i] @ varphi[j]) * scale for j in range(n * d)]
+        keys = [j for j in range(n * d) if not module.same_channel or j % d == i % d]
+        a = [float(phi[i] @ varphi[j]) * scale for j in keys]
         top = max(a)
         e = [math.exp(a_j - top) for a_j in a]
         total = sum(e)
-        f_e = f_c[i].clone()
-        for j in range(n * d):
-            f_e += e[j] / total * theta[j]
+        f_e = f_c[i] - theta[i] if module.subtract_own_value else f_c[i].clone()
+        for e_j, j in zip(e, keys):
+            f_e += e_j / total * theta[j]
         enhanced.append(f_e)
     return torch.stack(enhanced).reshape(n, d, h, w)
 
@@ -292,6 +294,48 @@ def test_subtract_own_value_moves_each_map_towards_the_frames_mixture():
         weights = module.attention_weights(clip)  # [3·d, 3·d]
         expected = clip + (weights @ values.flatten(0, 1).flatten(1)).view_as(clip) - values
         torch.testing.assert_close(module(clip), expected)
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+def test_same_channel_attention_matches_reference_and_weighs_only_frames(subtract):
+    """``same_channel``: each token's softmax over the same channel of the n frames (eq. 2 restricted), against the
+    loop reference for random ϕ, φ, θ; the weights it reports are zero off the token's channel and are the ones
+    applied; the memory (cached) path and the test-frame rows equal the clip's own computation."""
+    n, d, h, w = 3, 4, 3, 5
+    module = randomise(FrameFusion(d, normalize_tokens=True, subtract_own_value=subtract, same_channel=True).double(),
+                       seed=7)
+    feats = torch.randn(n, d, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = reference_frame_fusion(module, feats)
+        assert (module(feats) - expected).abs().max() < TOL
+        assert (module(feats[[2]], module.memory(feats[[0, 1]])) - expected[2:]).abs().max() < TOL
+        assert (module(feats, query_frames=[1]) - expected[1:2]).abs().max() < TOL
+        weights = module.attention_weights(feats)  # [n·d, n·d]
+        same = torch.arange(n * d)[:, None] % d == torch.arange(n * d)[None, :] % d
+        assert not weights[~same].any() and torch.allclose(weights.sum(-1), torch.ones(n * d, dtype=torch.float64))
+        values = module.theta(feats).flatten(0, 1).flatten(1)
+        fused = feats + (weights @ values).view_as(feats) - (module.theta(feats) if subtract else 0)
+        assert (fused - expected).abs().max() < TOL
+    full = FrameFusion(d, normalize_tokens=True, subtract_own_value=subtract).double()
+    full.load_state_dict(module.state_dict())
+    with torch.no_grad():
+        assert (full(feats) - expected).abs().max() > 1e-3  # eq. 2 over all channels weighs differently
+
+
+def test_same_channel_attention_records_statistics_over_the_frames_and_trains_every_projection():
+    module = randomise(FrameFusion(3, same_channel=True).double(), seed=8, std=0.4)
+    feats = torch.randn(3, 3, 2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    module.train()
+    module(feats[:1], module.memory(feats[1:])).sum().backward()
+    stats = module.pop_statistics()
+    with torch.no_grad():
+        weights = module.attention_weights(torch.cat([feats[1:], feats[:1]]), query_frames=[2])
+    weights = weights[weights > 0].view(3, 3)  # each query channel's three frames
+    assert stats["entropy"] == pytest.approx(float(-(weights * weights.log()).sum(-1).mean()), rel=1e-9)
+    assert stats["logit_std"] == pytest.approx(float(weights.log().std(-1, correction=0).mean()), rel=1e-9)
+    assert stats["max_entropy"] == pytest.approx(math.log(3))  # three frames, not nine tokens
+    for name, parameter in module.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
 def test_frame_fusion_gradients():

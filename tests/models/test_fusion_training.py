@@ -93,7 +93,8 @@ def test_frame_fusion_options_reach_the_built_frame_fusion(tiny_config):
     """``model.frame_fusion.identity_projections`` builds ϕ, φ as identity 1×1 convolutions and
     ``model.frame_fusion.value_init`` θ as that multiple of the identity (zero by default); the shared weights and
     the random state after building are those of the default (paired seeds stay paired).
-    ``model.frame_fusion.subtract_own_value`` (off by default) reaches the module."""
+    ``model.frame_fusion.subtract_own_value`` and ``model.frame_fusion.same_channel`` (off by default) reach the
+    module."""
     built = {}
     for option in ("false", "true"):
         torch.manual_seed(3)
@@ -110,9 +111,10 @@ def test_frame_fusion_options_reach_the_built_frame_fusion(tiny_config):
     assert not built["false"][0].frame_fusion.theta.weight.any()
     assert torch.equal(built["true"][1], built["false"][1])
     assert torch.equal(built["true"][0].rpn.head.conv[0][0].weight, built["false"][0].rpn.head.conv[0][0].weight)
-    assert built["true"][0].frame_fusion.subtract_own_value is False
-    config = tiny_config("model.variant=frame", "model.frame_fusion.subtract_own_value=true")
-    assert build_model(config.model).frame_fusion.subtract_own_value is True
+    for option in ("subtract_own_value", "same_channel"):
+        assert getattr(built["true"][0].frame_fusion, option) is False
+        config = tiny_config("model.variant=frame", f"model.frame_fusion.{option}=true")
+        assert getattr(build_model(config.model).frame_fusion, option) is True
 
 
 def test_training_logs_each_fusions_attention_entropy_and_logit_spread(tiny_config, tmp_path):
