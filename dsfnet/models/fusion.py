@@ -335,8 +335,9 @@ class FrameFusion(nn.Module):
         return dense.flatten(0, 1).flatten(1)
 
     def _enhance(self, query_feats: Tensor, blocks: Sequence[KeyBlock]) -> Tensor:
-        """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks, less ``θ(F_c)`` with
-        ``subtract_own_value`` (``[q, d, h, w]`` -> ``[q, d, h, w]``)."""
+        """``F_c + softmax(ϕ(F_c) K^T / sqrt(h·w)) V`` over key blocks (with ``same_channel`` each token's softmax
+        over its own channel's keys only), less ``θ(F_c)`` with ``subtract_own_value`` (``[q, d, h, w]`` ->
+        ``[q, d, h, w]``)."""
         q, d, h, w = query_feats.shape
         queries = self._queries(query_feats)
         if self.training:
