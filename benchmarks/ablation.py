@@ -173,8 +173,9 @@ def evaluate_run(weights: Path, dataset, tag: str, control: bool = False, knocko
     """mAP of a checkpoint on the held-out split (``control``: with support frames from the next video;
     ``knockout``: with that fusion's value projection zeroed, ``dsfnet.diagnostics.knock_out``; ``average``: a
     model without frame fusion given the same-position average of the clip's frames at that weight,
-    ``dsfnet.diagnostics.average_frames``, weighed by eq. 2's same-channel similarity with ``similarity``); cached in ``<run>/eval_<tag>.json`` with the data it was computed on
-    (:func:`read_cache`), its detections in ``<run>/detections_<tag>.npz``."""
+    ``dsfnet.diagnostics.average_frames``, weighed by eq. 2's same-channel similarity with ``similarity``); cached
+    in ``<run>/eval_<tag>.json`` with the data it was computed on (:func:`read_cache`), its detections in
+    ``<run>/detections_<tag>.npz``."""
     from dsfnet.diagnostics import average_frames, knock_out
     from dsfnet.engine.checkpoint import load_model
     from dsfnet.evaluation.vid_map import evaluate

@@ -66,16 +66,25 @@ def blockwise_attention(queries: Tensor, blocks: Sequence[KeyBlock], statistics:
         ``[c, V]``. The row maximum subtracted before ``exp`` is detached: the softmax does not depend on it,
         so gradients are unchanged.
     """
-    logits = [_softmax_precision(queries @ keys.T) for keys, _ in blocks]  # [c, N_b] each
+    weights, total = _softmax_numerators([_softmax_precision(queries @ keys.T) for keys, _ in blocks], statistics)
+    return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
+
+
+def _softmax_numerators(logits: list[Tensor], statistics: Optional[Tensor]) -> tuple[list[Tensor], Tensor]:
+    """One softmax's logits in blocks (``[c, N_b]`` each, overwritten) as ``exp(logit − row maximum)`` and their
+    row sums ``[c, 1]``; the attention's statistics added to ``statistics`` unless ``None``.
+
+    The row maximum is detached: the softmax does not depend on it, so gradients are unchanged.
+    """
     top = torch.stack([block.amax(dim=-1) for block in logits]).amax(dim=0).detach()[:, None]  # [c, 1]
     # Clamped at -80 before exp: keys that far below the best get e^-80 instead of a denormal weight (which
     # makes exp several times slower on x86); the difference to the exact softmax is below 1e-34 per key.
-    # In place, as the matmuls' backward does not need their outputs.
+    # In place, as the products' backward does not need their outputs.
     weights = [block.sub_(top).clamp_(min=-80.0).exp_() for block in logits]
     total = sum(weight.sum(dim=-1, keepdim=True) for weight in weights)
     if statistics is not None:
         _add_block_statistics(statistics, weights, total)
-    return sum(weight @ values for weight, (_, values) in zip(weights, blocks)) / total
+    return weights, total
 
 
 @torch.no_grad()
@@ -96,7 +105,7 @@ def _add_block_statistics(statistics: Tensor, weights: Sequence[Tensor], total: 
 
 def same_channel_logits(queries: Tensor, keys: Tensor, channels: int) -> Tensor:
     """Each query token's dot product with the same channel's token of every key frame: ``[q·d, k]`` from queries
-    ``[q·d, L]`` and keys ``[k·d, L]`` (both frame-major: token f·d + c is channel c of frame f; d = ``channels``)."""
+    ``[q·d, L]`` and keys ``[k·d, L]`` (frame-major: token f·d + c is channel c of frame f; d = ``channels``)."""
     length = queries.shape[-1]
     logits = torch.einsum("qcl,kcl->qck", queries.view(-1, channels, length), keys.view(-1, channels, length))
     return _softmax_precision(logits).flatten(0, 1)
@@ -118,10 +127,7 @@ def same_channel_attention(queries: Tensor, blocks: Sequence[KeyBlock], channels
     keys = torch.cat([block_keys for block_keys, _ in blocks])
     values = torch.cat([block_values for _, block_values in blocks])
     logits = same_channel_logits(queries, keys, channels)  # [q·d, k]
-    weights = (logits - logits.amax(dim=-1, keepdim=True).detach()).clamp(min=-80.0).exp()  # see blockwise_attention
-    total = weights.sum(dim=-1, keepdim=True)
-    if statistics is not None:
-        _add_block_statistics(statistics, [weights], total)
+    (weights,), total = _softmax_numerators([logits], statistics)
     weights = (weights / total).to(values.dtype).view(-1, channels, weights.shape[-1])  # [q, d, k]
     return torch.einsum("qck,kcv->qcv", weights, values.view(-1, channels, values.shape[-1])).flatten(0, 1)
 
